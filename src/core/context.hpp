@@ -1,0 +1,22 @@
+// The context behind the opaque llmk_context handle. It is immutable once created, which is what
+// makes one context safe to use from several threads at once.
+#pragma once
+
+#include "llmk.h"
+
+struct llmk_context {
+  llmk_backend backend;
+  int device;    // CUDA ordinal; -1 for the CPU
+  int sm_count;  // multiprocessors of that device (0 for the CPU)
+  int cc_major;  // compute capability
+  int cc_minor;
+};
+
+namespace llmk {
+
+// ctx itself, or a LLMK_ERROR_NULL_POINTER failure naming the op.
+const llmk_context& require_context(const char* op, const llmk_context* ctx);
+
+inline bool is_cuda(const llmk_context& ctx) { return ctx.backend == LLMK_BACKEND_CUDA; }
+
+}  // namespace llmk
