@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Everything that needs the GPU, in one call: build for sm_90a, run the GPU tests (and the CPU
+# ones), compute-sanitizer over the GPU vectors, the three bindings' vectors on the CUDA context,
+# and the benchmarks. Writes logs and summary.md under $OUT (default: ./gpu-out).
+#
+# The Rust and Go test binaries are built elsewhere (the GPU machine has neither toolchain) by
+# scripts/build_binding_tests.sh into .carry/, which this script runs if present.
+#
+# Usage: OUT=/some/dir scripts/gpu_check.sh [--no-bench]
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${OUT:-$root/gpu-out}
+build=$root/build-gpu
+bench=1
+[ "${1:-}" = "--no-bench" ] && bench=0
+mkdir -p "$out"
+cd "$root"
+
+failures=()
+step() {  # step NAME COMMAND...: runs COMMAND, logs to $out/NAME.log, records a failure
+  local name=$1
+  shift
+  echo "== $name"
+  local start=$SECONDS
+  if "$@" >"$out/$name.log" 2>&1; then
+    echo "   ok ($((SECONDS - start)) s)"
+  else
+    echo "   FAILED ($((SECONDS - start)) s); last lines:"
+    tail -n 25 "$out/$name.log" | sed 's/^/   | /'
+    failures+=("$name")
+  fi
+}
+
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv \
+  >"$out/device.txt" 2>&1
+cat "$out/device.txt"
+
+step build bash -c "cmake -S . -B '$build' -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90a-real \
+  && cmake --build '$build' -j 16"
+export LD_LIBRARY_PATH=$build${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LLMK_LIBRARY=$build/libllmk.so
+export LLMK_VECTORS_DIR=$root/tests/vectors
+
+step ctest ctest --test-dir "$build" --output-on-failure
+step sanitizer compute-sanitizer --tool memcheck --error-exitcode 1 \
+  "$build/tests/llmk_gpu_tests" --gtest_filter='GpuVectors.*:Graphs.*'
+step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 \
+  "$build/tests/llmk_gpu_tests" --gtest_filter='GpuVectors.*bf16*'
+step python env PYTHONPATH="$root/bindings/python" python3 -m pytest -rs -q bindings/python/tests
+if [ -d .carry/rust ]; then
+  step rust bash -c 'for t in .carry/rust/*; do echo "## $t"; "$t" --nocapture || exit 1; done'
+else
+  echo "== rust: no test binaries in .carry/rust"; failures+=("rust(missing)")
+fi
+if [ -x .carry/go/llmk.test ]; then
+  step go .carry/go/llmk.test -test.v
+else
+  echo "== go: no test binary in .carry/go"; failures+=("go(missing)")
+fi
+
+if [ $bench = 1 ]; then
+  step latency "$build/bench/bench_latency"
+  step bench env PYTHONPATH="$root/bindings/python" PYTHONUNBUFFERED=1 \
+    python3 bench/bench_norms.py --json "$out/bench_norms.json" --markdown "$out/bench_norms.md"
+fi
+
+{
+  echo "# GPU check, $(date -u +%Y-%m-%d)"
+  echo
+  echo '```'
+  cat "$out/device.txt"
+  echo '```'
+  echo
+  echo "## Tests"
+  echo
+  grep -hE "tests passed|tests failed" "$out/ctest.log" || true
+  grep -hE "ERROR SUMMARY" "$out/sanitizer.log" "$out/racecheck.log" || true
+  tail -n 1 "$out/python.log" 2>/dev/null || true
+  grep -hE "^test result" "$out/rust.log" 2>/dev/null | sort | uniq -c || true
+  grep -hE "^(PASS|FAIL|ok)" "$out/go.log" 2>/dev/null || true
+  grep -hcE "^--- SKIP" "$out/go.log" 2>/dev/null | sed 's/^/go skipped tests: /' || true
+  if [ $bench = 1 ]; then
+    echo
+    echo "## Single row, host-timed (us)"
+    echo
+    echo '```'
+    cat "$out/latency.log"
+    echo '```'
+    echo
+    echo "## Bandwidth"
+    echo
+    cat "$out/bench_norms.md" 2>/dev/null
+  fi
+  echo
+  if [ ${#failures[@]} -eq 0 ]; then echo "All steps passed."; else echo "FAILED: ${failures[*]}"; fi
+} >"$out/summary.md"
+cat "$out/summary.md"
+[ ${#failures[@]} -eq 0 ]
