@@ -28,13 +28,7 @@ TEST_P(CpuVectors, MatchesExpected) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Manifest, CpuVectors, testing::ValuesIn(load_manifest(vectors_dir())),
-                         [](const testing::TestParamInfo<VectorCase>& info) {
-                           std::string name = info.param.name;
-                           for (char& ch : name) {
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return name;
-                         });
+                         [](const auto& info) { return test_identifier(info.param); });
 
 // --- basics ------------------------------------------------------------------------------------
 

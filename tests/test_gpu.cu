@@ -58,13 +58,7 @@ TEST_P(GpuVectors, MatchesExpected) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Manifest, GpuVectors, testing::ValuesIn(load_manifest(vectors_dir())),
-                         [](const testing::TestParamInfo<VectorCase>& info) {
-                           std::string name = info.param.name;
-                           for (char& ch : name) {
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return name;
-                         });
+                         [](const auto& info) { return test_identifier(info.param); });
 
 // --- the randomized sweep against the CPU backend ----------------------------------------------
 

@@ -1,5 +1,6 @@
 #include "vectors.hpp"
 
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -104,6 +105,14 @@ const std::string& VectorCase::get(const std::string& key) const {
   const auto it = fields.find(key);
   if (it == fields.end()) throw std::runtime_error(name + ": no key " + key);
   return it->second;
+}
+
+std::string test_identifier(const VectorCase& c) {
+  std::string name = c.name;
+  for (char& ch : name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return name;
 }
 
 std::string vectors_dir() {

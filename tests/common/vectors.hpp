@@ -26,6 +26,9 @@ std::vector<VectorCase> load_manifest(const std::string& vectors_dir);
 std::vector<std::string> run_vector_case(llmk_context* ctx, const VectorCase& c,
                                          const std::string& vectors_dir);
 
+// The case name as a test identifier: letters, digits and underscores.
+std::string test_identifier(const VectorCase& c);
+
 // The vectors directory: $LLMK_VECTORS_DIR, else the source tree's (compiled in).
 std::string vectors_dir();
 
