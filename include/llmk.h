@@ -91,7 +91,9 @@ typedef enum llmk_status {
   LLMK_ERROR_WRONG_MEMORY_SPACE = 11,
   /* Device memory, or a stream, of another device than the context's. */
   LLMK_ERROR_WRONG_DEVICE = 12,
-  /* A scalar argument out of its range (eps, device ordinal, enum value, stream handle). */
+  /* A scalar argument out of its range (eps, device ordinal, enum value), or a stream the CUDA
+   * runtime reports as invalid. A stream must be NULL or a live stream: a dangling handle is
+   * undefined behaviour, as everywhere in CUDA. */
   LLMK_ERROR_INVALID_VALUE = 13,
   /* A valid request this backend cannot serve. */
   LLMK_ERROR_UNSUPPORTED = 14,
@@ -193,8 +195,9 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_malloc(llmk_context* ctx, size_t bytes,
 LLMK_API LLMK_NODISCARD llmk_status llmk_free(llmk_context* ctx, void* ptr);
 
 /* Copies `bytes` between any two of host and device memory, ordered on `stream`; the CUDA runtime
- * tells the direction from the pointers. Reading a host destination is safe only after
- * llmk_synchronize on that stream. On a CPU context this is memcpy. */
+ * tells the direction from the pointers. The two ranges must not overlap. Reading a host
+ * destination is safe only after llmk_synchronize on that stream. On a CPU context this is
+ * memcpy. */
 LLMK_API LLMK_NODISCARD llmk_status llmk_memcpy(llmk_context* ctx, void* dst, const void* src,
                                                 size_t bytes, void* stream);
 
@@ -207,7 +210,9 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_synchronize(llmk_context* ctx, void* st
  *
  * x has shape [..., hidden]: every index of the leading dimensions is one row, normalized over
  * the last dimension. The last dimension of x, y and residual must be contiguous (stride 1); the
- * leading dimensions may have any strides, on each tensor its own. weight (and bias) have shape
+ * leading dimensions may have any strides, on each tensor its own, as long as they merge into at
+ * most 3 strided dimensions (a [batch, seq, hidden] view always does; more is refused with
+ * LLMK_ERROR_UNSUPPORTED). weight (and bias) have shape
  * [hidden], contiguous. Activations and parameters share one dtype: F32, F16 or BF16;
  * accumulation is in f32 on CUDA (f64 on the CPU), and each output element is rounded once.
  * eps must be finite and >= 0. Zero rows is a successful no-op.

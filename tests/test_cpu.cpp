@@ -275,6 +275,36 @@ TEST(Layouts, ColumnBlocksOfOneBufferDoNotOverlap) {
   llmk_context_destroy(ctx);
 }
 
+TEST(Layouts, ShiftedRowsOfOneFusedBufferOverlap) {
+  // Rows of 24 floats (a fused [tokens, 3 * hidden] buffer), hidden 8: x is rows 0-3 and y rows
+  // 1-4 of the same columns, so y's row i is x's row i + 1. The period is not a power of two and
+  // y starts after x: the case a wrapped unsigned remainder once let through.
+  llmk_context* ctx = nullptr;
+  ASSERT_EQ(llmk_context_create(LLMK_BACKEND_CPU, 0, &ctx), LLMK_SUCCESS);
+  std::mt19937_64 rng(4);
+  std::vector<uint8_t> buffer = random_buffer(LLMK_DTYPE_F32, 5 * 24, rng);
+  std::vector<uint8_t> weight = random_buffer(LLMK_DTYPE_F32, 8, rng, 1.0, 0.1);
+  float* base = reinterpret_cast<float*>(buffer.data());
+  const llmk_tensor x = make_view(base, LLMK_DTYPE_F32, {4, 8}, {24, 1});
+  const llmk_tensor y = make_view(base + 24, LLMK_DTYPE_F32, {4, 8}, {24, 1});
+  const llmk_tensor w = make_view(weight.data(), LLMK_DTYPE_F32, {8});
+  EXPECT_EQ(llmk_rms_norm(ctx, &x, &w, 1e-6f, &y, nullptr), LLMK_ERROR_OVERLAP);
+  EXPECT_EQ(llmk_rms_norm(ctx, &y, &w, 1e-6f, &x, nullptr), LLMK_ERROR_OVERLAP);
+  llmk_context_destroy(ctx);
+}
+
+TEST(Layouts, EmptyInputWithUnmergeableDimensionsIsANoOp) {
+  llmk_context* ctx = nullptr;
+  ASSERT_EQ(llmk_context_create(LLMK_BACKEND_CPU, 0, &ctx), LLMK_SUCCESS);
+  float w[8] = {1, 1, 1, 1, 1, 1, 1, 1}, storage[1];
+  const llmk_tensor x =
+      make_view(storage, LLMK_DTYPE_F32, {2, 2, 2, 0, 8}, {5000, 1000, 100, 10, 1});
+  const llmk_tensor weight = make_view(w, LLMK_DTYPE_F32, {8});
+  EXPECT_EQ(llmk_rms_norm(ctx, &x, &weight, 1e-6f, &x, nullptr), LLMK_SUCCESS)
+      << llmk_last_error_message();
+  llmk_context_destroy(ctx);
+}
+
 TEST(Layouts, EmptyInputIsANoOp) {
   llmk_context* ctx = nullptr;
   ASSERT_EQ(llmk_context_create(LLMK_BACKEND_CPU, 0, &ctx), LLMK_SUCCESS);

@@ -66,7 +66,7 @@ LLMK_API llmk_status llmk_memcpy(llmk_context* ctx, void* dst, const void* src, 
           cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, static_cast<cudaStream_t>(stream)),
           "memcpy");
     } else {
-      std::memmove(dst, src, bytes);
+      std::memcpy(dst, src, bytes);
     }
   });
 }

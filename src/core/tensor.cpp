@@ -50,7 +50,9 @@ bool may_overlap(const llmk_tensor& a, const llmk_tensor& b) {
   if (period == 0) return true;
   const int64_t width_a = a.shape[a.ndim - 1] * (dtype_bits(a.dtype) / 8);
   const int64_t width_b = b.shape[b.ndim - 1] * (dtype_bits(b.dtype) / 8);
-  const int64_t shift = static_cast<int64_t>((sb.begin - sa.begin) % static_cast<uint64_t>(period));
+  // b's start relative to a's, reduced into [0, period): the difference is signed.
+  const int64_t distance = static_cast<int64_t>(sb.begin - sa.begin);
+  const int64_t shift = (distance % period + period) % period;
   return !(width_a <= shift && shift + width_b <= period);
 }
 

@@ -74,11 +74,12 @@ void run_norm(const char* op, NormKind kind, llmk_context* ctx_handle, const llm
     check_stream(ctx, op, stream);
   }
 
+  if (numel(*x_view) == 0) return;
+
   NormParams p{};
   const llmk_tensor* row_tensors[] = {x_view, y_view, has_residual ? residual_view : x_view};
   RowStrides strides[3];
   p.rows = merge_rows(op, row_tensors, strides, 3);
-  if (p.rows.count == 0 || hidden == 0) return;
   p.kind = kind;
   p.dtype = static_cast<llmk_dtype>(x_view->dtype);
   p.hidden = hidden;
