@@ -1,0 +1,26 @@
+"""llmk: CUDA kernels for LLM inference, through libllmk's C API (ctypes, no compiled extension).
+
+    import numpy as np, llmk
+    x = np.random.rand(4, 4096).astype(np.float32)
+    with llmk.Context.cpu() as ctx:
+        y = llmk.rms_norm(ctx, x, np.ones(4096, np.float32), 1e-6, out=np.empty_like(x))
+
+libllmk is looked up, in order: $LLMK_LIBRARY (and only there when set), libllmk.so.0 or
+libllmk.so beside this package, then the dynamic loader (libllmk.so.0, ctypes.util.find_library).
+Importing fails with LibraryLoadError (an ImportError) if none loads or if its ABI version is not
+the one this binding was written for.
+
+Failed calls raise LlmkError with .status (a Status) and .message (llmk's detail, which names
+the argument at fault). Shapes and strides are counted in elements throughout.
+"""
+from ._context import Backend, Context, DeviceBuffer, cuda_device_count
+from ._errors import LlmkError, Status
+from ._library import LibraryLoadError, abi_version, library_path, version
+from ._ops import add_rms_norm, layer_norm, rms_norm
+from ._tensor import DType, Tensor, as_tensor
+
+__all__ = [
+    "Backend", "Context", "DeviceBuffer", "DType", "LibraryLoadError", "LlmkError", "Status",
+    "Tensor", "abi_version", "add_rms_norm", "as_tensor", "cuda_device_count", "layer_norm",
+    "library_path", "rms_norm", "version",
+]
