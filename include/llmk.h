@@ -111,8 +111,9 @@ typedef enum llmk_status {
 /* A static, human-readable name for a status ("shape mismatch"); never NULL. */
 LLMK_API const char* llmk_status_string(llmk_status status);
 
-/* The detail message of the last llmk call on the calling thread that failed, or "" if that call
- * succeeded. Valid until the next llmk call on the same thread. Never NULL. */
+/* The detail message of the calling thread's most recent llmk call that returns an llmk_status:
+ * what went wrong, or "" if it succeeded. Functions that return no status leave it alone. Valid
+ * until the next such call on the same thread. Never NULL. */
 LLMK_API const char* llmk_last_error_message(void);
 
 /* ---------------------------------------------------------------------------------------------

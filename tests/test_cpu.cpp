@@ -305,6 +305,18 @@ TEST(Layouts, EmptyInputWithUnmergeableDimensionsIsANoOp) {
   llmk_context_destroy(ctx);
 }
 
+TEST(Layouts, EmptyViewWithHugeExtentsIsANoOp) {
+  // The extents before the zero multiply past 2^63; the view is still empty, not too large.
+  llmk_context* ctx = nullptr;
+  ASSERT_EQ(llmk_context_create(LLMK_BACKEND_CPU, 0, &ctx), LLMK_SUCCESS);
+  float w[4] = {1, 1, 1, 1}, storage[1];
+  const llmk_tensor x = make_view(storage, LLMK_DTYPE_F32, {int64_t{1} << 62, 4, 0, 4});
+  const llmk_tensor weight = make_view(w, LLMK_DTYPE_F32, {4});
+  EXPECT_EQ(llmk_rms_norm(ctx, &x, &weight, 1e-6f, &x, nullptr), LLMK_SUCCESS)
+      << llmk_last_error_message();
+  llmk_context_destroy(ctx);
+}
+
 TEST(Layouts, EmptyInputIsANoOp) {
   llmk_context* ctx = nullptr;
   ASSERT_EQ(llmk_context_create(LLMK_BACKEND_CPU, 0, &ctx), LLMK_SUCCESS);

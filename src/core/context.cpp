@@ -66,7 +66,7 @@ LLMK_API llmk_status llmk_context_create(llmk_backend backend, int32_t device, l
   return api_call([&] {
     if (out == nullptr) fail(LLMK_ERROR_NULL_POINTER, "context_create: out is NULL");
     llmk_context ctx{};
-    switch (backend) {
+    switch (static_cast<int>(backend)) {  // an int: callers may pass values beyond the enum's
       case LLMK_BACKEND_CPU: ctx = llmk_context{LLMK_BACKEND_CPU, -1, 0, 0, 0}; break;
       case LLMK_BACKEND_CUDA: ctx = make_cuda_context(device); break;
       default:

@@ -33,7 +33,7 @@ extern "C" {
 LLMK_API const char* llmk_last_error_message(void) { return llmk::error_message; }
 
 LLMK_API const char* llmk_status_string(llmk_status status) {
-  switch (status) {
+  switch (static_cast<int>(status)) {  // an int: callers may pass values beyond the enum's
     case LLMK_SUCCESS: return "success";
     case LLMK_ERROR_NULL_POINTER: return "null pointer";
     case LLMK_ERROR_UNSUPPORTED_DTYPE: return "unsupported dtype";

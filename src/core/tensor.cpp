@@ -76,7 +76,8 @@ const llmk_tensor& check_view(const char* op, Arg a) {
          LLMK_MAX_DIMS);
   }
   int64_t count = 1, furthest = 0;
-  bool overflow = false;
+  bool overflow = false, empty = false;
+  for (int d = 0; d < t.ndim; ++d) empty |= t.shape[d] == 0;
   for (int d = 0; d < t.ndim; ++d) {
     if (t.shape[d] < 0) {
       fail(LLMK_ERROR_INVALID_SHAPE, "%s: %s has a negative extent %lld in dimension %d", op,
@@ -86,10 +87,10 @@ const llmk_tensor& check_view(const char* op, Arg a) {
       fail(LLMK_ERROR_INVALID_STRIDE, "%s: %s has a negative stride %lld in dimension %d", op,
            a.name, static_cast<long long>(t.strides[d]), d);
     }
-    overflow |= __builtin_mul_overflow(count, t.shape[d], &count);
+    if (!empty) overflow |= __builtin_mul_overflow(count, t.shape[d], &count);
   }
+  if (empty) return t;
   if (overflow) fail(LLMK_ERROR_INVALID_SHAPE, "%s: %s has more than 2^63 elements", op, a.name);
-  if (count == 0) return t;
   for (int d = 0; d < t.ndim; ++d) {
     int64_t step;
     overflow |= __builtin_mul_overflow(t.shape[d] - 1, t.strides[d], &step);
@@ -240,8 +241,13 @@ void check_memory(const llmk_context& ctx, const char* op, Arg a) {
 
 void check_stream(const llmk_context& ctx, const char* op, void* stream) {
   if (!is_cuda(ctx) || stream == nullptr) return;
+  // A capturing stream refuses cudaStreamGetDevice, and the refusal would invalidate the capture.
+  // Such a stream skips the device check; a stream of another device then fails at launch.
+  cudaStreamCaptureStatus capture;
+  cudaError_t error = cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &capture);
+  if (error == cudaSuccess && capture != cudaStreamCaptureStatusNone) return;
   int device = -1;
-  const cudaError_t error = cudaStreamGetDevice(static_cast<cudaStream_t>(stream), &device);
+  if (error == cudaSuccess) error = cudaStreamGetDevice(static_cast<cudaStream_t>(stream), &device);
   if (error != cudaSuccess) {
     if (status_from_cuda(error) == LLMK_ERROR_CUDA_CONTEXT_LOST) fail_cuda(op, error);
     cudaGetLastError();

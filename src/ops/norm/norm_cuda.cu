@@ -13,10 +13,10 @@ namespace {
 
 using norm_kernels::kMaxBlockThreads;
 
-constexpr int kMaxChunks = 8;
-// Packs per thread that the launch shape aims for: four 16-byte loads in flight per thread is
-// enough to cover memory latency at full occupancy without spilling.
-constexpr int kTargetChunks = 4;
+// Packs per thread: four 16-byte loads of x in flight per thread (with the weights', about 120
+// registers) cover memory latency; eight no longer fit in registers. Rows longer than
+// kMaxBlockThreads * kMaxChunks packs (16384 bf16/f16, 8192 f32) take the two-pass kernel.
+constexpr int kMaxChunks = 4;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -54,9 +54,9 @@ unsigned grid_size(int64_t blocks) {
 
 template <NormKind K, class T, int VEC>
 void launch_rows(const NormParams& p, int64_t packs, cudaStream_t stream) {
-  // The fewest threads per row (a whole number of warps) that hold the row in kTargetChunks packs.
+  // The fewest threads per row (a whole number of warps) that hold the row in kMaxChunks packs.
   const int threads_per_row = static_cast<int>(
-      std::clamp<int64_t>(ceil_div(ceil_div(packs, kTargetChunks), 32) * 32, 32, kMaxBlockThreads));
+      std::clamp<int64_t>(ceil_div(ceil_div(packs, kMaxChunks), 32) * 32, 32, kMaxBlockThreads));
   const int chunks = static_cast<int>(ceil_div(packs, threads_per_row));
   const int rows_per_block = std::max(1, 256 / threads_per_row);
   const dim3 block(threads_per_row * rows_per_block);
@@ -65,10 +65,8 @@ void launch_rows(const NormParams& p, int64_t packs, cudaStream_t stream) {
     norm_kernels::norm_rows_kernel<K, T, VEC, 1><<<grid, block, 0, stream>>>(p, threads_per_row);
   } else if (chunks <= 2) {
     norm_kernels::norm_rows_kernel<K, T, VEC, 2><<<grid, block, 0, stream>>>(p, threads_per_row);
-  } else if (chunks <= 4) {
-    norm_kernels::norm_rows_kernel<K, T, VEC, 4><<<grid, block, 0, stream>>>(p, threads_per_row);
   } else {
-    norm_kernels::norm_rows_kernel<K, T, VEC, 8><<<grid, block, 0, stream>>>(p, threads_per_row);
+    norm_kernels::norm_rows_kernel<K, T, VEC, 4><<<grid, block, 0, stream>>>(p, threads_per_row);
   }
 }
 

@@ -7,16 +7,23 @@
 //
 // The trick: these ops are memory-bound, so the only goal is to touch each byte once. A group of
 // threads_per_row threads (a multiple of 32) owns a row; each thread loads its CHUNKS packs of
-// VEC elements (16 bytes each when the layout is aligned) with all loads issued before any use,
-// keeps them in registers, reduces across the warp with shuffles and across the group's warps
-// through shared memory, then normalizes from registers and stores. x (and residual) is read once
-// and y (and residual) written once; layer_norm's variance is a second pass over registers, not
-// over memory. Rows too long for the registers take norm_long_rows_kernel, which reads x again
-// (mostly from L2).
+// VEC elements (16 bytes each when the layout is aligned), weights included, with all loads issued
+// before any use, converts each element to f32 once, reduces across the warp with shuffles and
+// across the group's warps through shared memory, then normalizes from registers and stores.
+// x (and residual) is read once and y (and residual) written once; layer_norm's variance is a
+// second pass over registers, not over memory. Rows too long for the registers take
+// norm_long_rows_kernel, which reads x again (mostly from L2).
+//
+// Conversions matter as much as bytes here: at 4 TB/s an H100/H200 SM must retire about 4 bf16
+// elements per clock, and the f32 <-> 16-bit conversion unit cannot do several per element. So
+// bf16 widens by an integer shift and f32 narrows two elements per instruction (cvt.rn.bf16x2).
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
 
 #include "norm.hpp"
 
@@ -48,6 +55,55 @@ struct alignas(sizeof(T) * N) Pack {
   T v[N];
 };
 
+// The N elements of a pack as f32.
+template <class T, int N>
+__device__ __forceinline__ void unpack(const Pack<T, N>& p, float (&out)[N]) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16> && N % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < N; i += 2) {
+      uint32_t bits;
+      memcpy(&bits, &p.v[i], 4);
+      out[i] = __uint_as_float(bits << 16);
+      out[i + 1] = __uint_as_float(bits & 0xffff0000u);
+    }
+  } else if constexpr (std::is_same_v<T, __half> && N % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < N; i += 2) {
+      __half2 pair;
+      memcpy(&pair, &p.v[i], 4);
+      const float2 f = __half22float2(pair);
+      out[i] = f.x;
+      out[i + 1] = f.y;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < N; ++i) out[i] = to_float(p.v[i]);
+  }
+}
+
+// N f32 values rounded (to nearest even) into a pack.
+template <class T, int N>
+__device__ __forceinline__ Pack<T, N> pack(const float (&in)[N]) {
+  Pack<T, N> p;
+  if constexpr (std::is_same_v<T, __nv_bfloat16> && N % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < N; i += 2) {
+      const __nv_bfloat162 pair = __floats2bfloat162_rn(in[i], in[i + 1]);
+      memcpy(&p.v[i], &pair, 4);
+    }
+  } else if constexpr (std::is_same_v<T, __half> && N % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < N; i += 2) {
+      const __half2 pair = __floats2half2_rn(in[i], in[i + 1]);
+      memcpy(&p.v[i], &pair, 4);
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < N; ++i) p.v[i] = from_float<T>(in[i]);
+  }
+  return p;
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
@@ -77,13 +133,14 @@ template <NormKind K, class T, int VEC, int CHUNKS>
 __global__ void __launch_bounds__(kMaxBlockThreads)
     norm_rows_kernel(const NormParams p, const int threads_per_row) {
   using P = Pack<T, VEC>;
+  constexpr bool kAdd = K == NormKind::add_rms;
+  constexpr bool kLayer = K == NormKind::layer;
   const int rows_per_block = blockDim.x / threads_per_row;
   const int slot = threadIdx.x / threads_per_row;
   const int lane = threadIdx.x % threads_per_row;
   const int64_t packs = p.hidden / VEC;
   const float inv_n = 1.0f / static_cast<float>(p.hidden);
-  const P* weight = static_cast<const P*>(p.weight);
-  const P* bias = static_cast<const P*>(p.bias);
+  const bool has_bias = kLayer && p.bias != nullptr;
 
   // The loop bound is uniform across the block, so row_sum's barriers are reached by all threads.
   for (int64_t first_row = int64_t{blockIdx.x} * rows_per_block; first_row < p.rows.count;
@@ -93,42 +150,52 @@ __global__ void __launch_bounds__(kMaxBlockThreads)
     bool valid[CHUNKS];
 #pragma unroll
     for (int c = 0; c < CHUNKS; ++c) valid[c] = row_valid && lane + c * threads_per_row < packs;
+    const int64_t x_offset = row_valid ? row_offset(p.rows, p.x_strides, row) : 0;
+    const int64_t y_offset = row_valid ? row_offset(p.rows, p.y_strides, row) : 0;
+    const int64_t r_offset = kAdd && row_valid ? row_offset(p.rows, p.residual_strides, row) : 0;
+    const P* x = static_cast<const P*>(p.x) + x_offset / VEC;
+    P* residual = static_cast<P*>(p.residual) + r_offset / VEC;
+    P* y = static_cast<P*>(p.y) + y_offset / VEC;
+    const P* weight = static_cast<const P*>(p.weight);
+    const P* bias = static_cast<const P*>(p.bias);
 
-    P v[CHUNKS];
-    const P* x =
-        static_cast<const P*>(p.x) + (row_valid ? row_offset(p.rows, p.x_strides, row) / VEC : 0);
+    // Every load in flight before the first use, the parameters too: a lone row would otherwise
+    // wait for them in a second round trip after the reduction.
+    P x_packs[CHUNKS], r_packs[CHUNKS], w_packs[CHUNKS], b_packs[CHUNKS];
 #pragma unroll
     for (int c = 0; c < CHUNKS; ++c) {
-      if (valid[c]) v[c] = x[lane + c * threads_per_row];
+      if (!valid[c]) continue;
+      const int j = lane + c * threads_per_row;
+      x_packs[c] = x[j];
+      if constexpr (kAdd) r_packs[c] = residual[j];
+      w_packs[c] = weight[j];
+      if (has_bias) b_packs[c] = bias[j];
     }
 
-    if constexpr (K == NormKind::add_rms) {
-      P* residual = static_cast<P*>(p.residual) +
-                    (row_valid ? row_offset(p.rows, p.residual_strides, row) / VEC : 0);
-      P r[CHUNKS];
+    float v[CHUNKS][VEC];
 #pragma unroll
-      for (int c = 0; c < CHUNKS; ++c) {
-        if (valid[c]) r[c] = residual[lane + c * threads_per_row];
-      }
+    for (int c = 0; c < CHUNKS; ++c) {
+      if (!valid[c]) continue;
+      unpack(x_packs[c], v[c]);
+      if constexpr (kAdd) {
+        float r[VEC];
+        unpack(r_packs[c], r);
 #pragma unroll
-      for (int c = 0; c < CHUNKS; ++c) {
-        if (!valid[c]) continue;
-#pragma unroll
-        for (int i = 0; i < VEC; ++i) {
-          v[c].v[i] = from_float<T>(to_float(v[c].v[i]) + to_float(r[c].v[i]));
-        }
-        residual[lane + c * threads_per_row] = v[c];
+        for (int i = 0; i < VEC; ++i) r[i] += v[c][i];
+        const P sum = pack<T>(r);  // the rounded sum is both the new residual and what is normed
+        residual[lane + c * threads_per_row] = sum;
+        unpack(sum, v[c]);
       }
     }
 
     float mean = 0.0f;
-    if constexpr (K == NormKind::layer) {
+    if constexpr (kLayer) {
       float sum = 0.0f;
 #pragma unroll
       for (int c = 0; c < CHUNKS; ++c) {
         if (!valid[c]) continue;
 #pragma unroll
-        for (int i = 0; i < VEC; ++i) sum += to_float(v[c].v[i]);
+        for (int i = 0; i < VEC; ++i) sum += v[c][i];
       }
       mean = row_sum(sum, threads_per_row) * inv_n;
     }
@@ -139,28 +206,26 @@ __global__ void __launch_bounds__(kMaxBlockThreads)
       if (!valid[c]) continue;
 #pragma unroll
       for (int i = 0; i < VEC; ++i) {
-        const float d = to_float(v[c].v[i]) - mean;
+        const float d = v[c][i] - mean;
         sum_squares += d * d;
       }
     }
     const float scale = rsqrtf(row_sum(sum_squares, threads_per_row) * inv_n + p.eps);
 
-    P* y = static_cast<P*>(p.y) + (row_valid ? row_offset(p.rows, p.y_strides, row) / VEC : 0);
 #pragma unroll
     for (int c = 0; c < CHUNKS; ++c) {
       if (!valid[c]) continue;
-      const int64_t j = lane + c * threads_per_row;
-      const P w = weight[j];
-      P b;
-      if (K == NormKind::layer && bias != nullptr) b = bias[j];
-      P out;
+      float w[VEC], out[VEC];
+      unpack(w_packs[c], w);
 #pragma unroll
-      for (int i = 0; i < VEC; ++i) {
-        float o = (to_float(v[c].v[i]) - mean) * scale * to_float(w.v[i]);
-        if (K == NormKind::layer && bias != nullptr) o += to_float(b.v[i]);
-        out.v[i] = from_float<T>(o);
+      for (int i = 0; i < VEC; ++i) out[i] = (v[c][i] - mean) * scale * w[i];
+      if (has_bias) {
+        float b[VEC];
+        unpack(b_packs[c], b);
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) out[i] += b[i];
       }
-      y[j] = out;
+      y[lane + c * threads_per_row] = pack<T>(out);
     }
   }
 }

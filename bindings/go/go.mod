@@ -1,0 +1,3 @@
+module llmk.dev/llmk
+
+go 1.19

@@ -1,0 +1,56 @@
+// The C half of the Go binding, included by the cgo preamble of every file that calls llmk.
+#ifndef LLMKGO_H
+#define LLMKGO_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <llmk.h>
+
+// The Go side mirrors this ABI's enums and tensor layout: building against another header must
+// fail here instead of misbehaving at run time. (The loaded library is checked at run time too.)
+_Static_assert(LLMK_ABI_VERSION == 0, "the llmk Go binding is written for LLMK_ABI_VERSION 0");
+
+// The status of one llmk call and, if it failed, its detail message. llmk keeps that message in
+// thread-local storage, and a goroutine may be on another OS thread by its next cgo call, so the
+// message is copied out by the same C call that failed: every fallible call goes through
+// llmkgo_result_of.
+typedef struct llmkgo_result {
+  llmk_status status;
+  char message[512];  // the size of llmk's own message buffer
+} llmkgo_result;
+
+static inline llmkgo_result llmkgo_result_of(llmk_status status) {
+  llmkgo_result r;
+  r.status = status;
+  r.message[0] = '\0';
+  if (status != LLMK_SUCCESS) {
+    snprintf(r.message, sizeof r.message, "%s", llmk_last_error_message());
+  }
+  return r;
+}
+
+// The helpers' arguments are shaped so that calls allocate nothing on the Go heap. cgo checks each
+// argument that may hold a Go pointer by boxing it in an interface, which allocates for a struct
+// and for a pointer to an incomplete C type (cgo makes those not-in-heap word types); an
+// unsafe.Pointer and a pointer-free struct cross as they are. So contexts travel as void*, and
+// tensors as a void* data pointer plus this llmk_tensor without its pointer.
+typedef struct llmkgo_view {
+  int32_t dtype;
+  int32_t ndim;
+  int64_t shape[LLMK_MAX_DIMS];
+  int64_t strides[LLMK_MAX_DIMS];
+} llmkgo_view;
+
+static inline llmk_tensor llmkgo_tensor(void* data, llmkgo_view view) {
+  llmk_tensor t;
+  t.data = data;
+  t.dtype = view.dtype;
+  t.ndim = view.ndim;
+  memcpy(t.shape, view.shape, sizeof t.shape);
+  memcpy(t.strides, view.strides, sizeof t.strides);
+  return t;
+}
+
+#endif  // LLMKGO_H
