@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything that needs the GPU, in one call: build for sm_90a, run the GPU tests (and the CPU
 # ones), compute-sanitizer over the GPU vectors, the three bindings' vectors on the CUDA context,
-# and the benchmarks. Writes logs and summary.md under $OUT (default: ./gpu-out).
+# and the benchmarks. Writes summary.md, the benchmark tables and logs.tar.gz (every step's log)
+# under $OUT (default: ./gpu-out).
 #
 # The Rust and Go test binaries are built elsewhere (the GPU machine has neither toolchain) by
 # scripts/build_binding_tests.sh into .carry/, which this script runs if present.
@@ -11,10 +12,11 @@ set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$root/gpu-out}
+logs=$out/logs
 build=$root/build-gpu
 bench=1
 [ "${1:-}" = "--no-bench" ] && bench=0
-mkdir -p "$out"
+mkdir -p "$logs"
 cd "$root"
 
 failures=()
@@ -23,18 +25,18 @@ step() {  # step NAME COMMAND...: runs COMMAND, logs to $out/NAME.log, records a
   shift
   echo "== $name"
   local start=$SECONDS
-  if "$@" >"$out/$name.log" 2>&1; then
+  if "$@" >"$logs/$name.log" 2>&1; then
     echo "   ok ($((SECONDS - start)) s)"
   else
     echo "   FAILED ($((SECONDS - start)) s); last lines:"
-    tail -n 25 "$out/$name.log" | sed 's/^/   | /'
+    tail -n 25 "$logs/$name.log" | sed 's/^/   | /'
     failures+=("$name")
   fi
 }
 
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv \
-  >"$out/device.txt" 2>&1
-cat "$out/device.txt"
+  >"$logs/device.txt" 2>&1
+cat "$logs/device.txt"
 
 step build bash -c "cmake -S . -B '$build' -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90a-real \
   && cmake --build '$build' -j 16"
@@ -69,23 +71,23 @@ fi
   echo "# GPU check, $(date -u +%Y-%m-%d)"
   echo
   echo '```'
-  cat "$out/device.txt"
+  cat "$logs/device.txt"
   echo '```'
   echo
   echo "## Tests"
   echo
-  grep -hE "tests passed|tests failed" "$out/ctest.log" || true
-  grep -hE "ERROR SUMMARY" "$out/sanitizer.log" "$out/racecheck.log" || true
-  tail -n 1 "$out/python.log" 2>/dev/null || true
-  grep -hE "^test result" "$out/rust.log" 2>/dev/null | sort | uniq -c || true
-  grep -hE "^(PASS|FAIL|ok)" "$out/go.log" 2>/dev/null || true
-  grep -hcE "^--- SKIP" "$out/go.log" 2>/dev/null | sed 's/^/go skipped tests: /' || true
+  grep -hE "tests passed|tests failed" "$logs/ctest.log" || true
+  grep -hE "ERROR SUMMARY" "$logs/sanitizer.log" "$logs/racecheck.log" || true
+  tail -n 1 "$logs/python.log" 2>/dev/null || true
+  grep -hE "^test result" "$logs/rust.log" 2>/dev/null | sort | uniq -c || true
+  grep -hE "^(PASS|FAIL|ok)" "$logs/go.log" 2>/dev/null || true
+  grep -hcE "^--- SKIP" "$logs/go.log" 2>/dev/null | sed 's/^/go skipped tests: /' || true
   if [ $bench = 1 ]; then
     echo
     echo "## Single row, host-timed (us)"
     echo
     echo '```'
-    cat "$out/latency.log"
+    cat "$logs/latency.log"
     echo '```'
     echo
     echo "## Bandwidth"
@@ -96,4 +98,5 @@ fi
   if [ ${#failures[@]} -eq 0 ]; then echo "All steps passed."; else echo "FAILED: ${failures[*]}"; fi
 } >"$out/summary.md"
 cat "$out/summary.md"
+tar -czf "$out/logs.tar.gz" -C "$out" logs && rm -rf "$logs"
 [ ${#failures[@]} -eq 0 ]

@@ -52,13 +52,26 @@ unsigned grid_size(int64_t blocks) {
   return static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
 }
 
+// Row groups fill the GPU once there are at least this many blocks per multiprocessor.
+constexpr int kBlocksToFill = 2;
+
 template <NormKind K, class T, int VEC>
-void launch_rows(const NormParams& p, int64_t packs, cudaStream_t stream) {
-  // The fewest threads per row (a whole number of warps) that hold the row in kMaxChunks packs.
-  const int threads_per_row = static_cast<int>(
-      std::clamp<int64_t>(ceil_div(ceil_div(packs, kMaxChunks), 32) * 32, 32, kMaxBlockThreads));
+void launch_rows(const NormParams& p, int64_t packs, int sm_count, cudaStream_t stream) {
+  // Streaming many rows: the fewest threads per row (whole warps) that hold a row in kMaxChunks
+  // packs each, so every thread keeps several loads in flight. Too few rows to fill the GPU: one
+  // pack per thread, so each row is spread over as many threads as possible and its latency is
+  // one load, one reduction and one store.
+  auto threads_for = [&](int chunks) {
+    return static_cast<int>(
+        std::clamp<int64_t>(ceil_div(ceil_div(packs, chunks), 32) * 32, 32, kMaxBlockThreads));
+  };
+  auto rows_per_block_for = [](int threads) { return std::max(1, 256 / threads); };
+  int threads_per_row = threads_for(kMaxChunks);
+  if (ceil_div(p.rows.count, rows_per_block_for(threads_per_row)) < kBlocksToFill * sm_count) {
+    threads_per_row = threads_for(1);
+  }
   const int chunks = static_cast<int>(ceil_div(packs, threads_per_row));
-  const int rows_per_block = std::max(1, 256 / threads_per_row);
+  const int rows_per_block = rows_per_block_for(threads_per_row);
   const dim3 block(threads_per_row * rows_per_block);
   const dim3 grid(grid_size(ceil_div(p.rows.count, rows_per_block)));
   if (chunks <= 1) {
@@ -71,7 +84,7 @@ void launch_rows(const NormParams& p, int64_t packs, cudaStream_t stream) {
 }
 
 template <NormKind K, class T>
-void launch(const NormParams& p, cudaStream_t stream) {
+void launch(const NormParams& p, int sm_count, cudaStream_t stream) {
   constexpr int kPack = 16 / sizeof(T);
   const int width = pack_width(p, sizeof(T));
   const int64_t packs = p.hidden / width;
@@ -79,18 +92,18 @@ void launch(const NormParams& p, cudaStream_t stream) {
     norm_kernels::norm_long_rows_kernel<K, T>
         <<<grid_size(p.rows.count), kMaxBlockThreads, 0, stream>>>(p);
   } else if (width == kPack) {
-    launch_rows<K, T, kPack>(p, packs, stream);
+    launch_rows<K, T, kPack>(p, packs, sm_count, stream);
   } else {
-    launch_rows<K, T, 1>(p, packs, stream);
+    launch_rows<K, T, 1>(p, packs, sm_count, stream);
   }
 }
 
 template <class T>
-void launch_kind(const NormParams& p, cudaStream_t stream) {
+void launch_kind(const NormParams& p, int sm_count, cudaStream_t stream) {
   switch (p.kind) {
-    case NormKind::rms: return launch<NormKind::rms, T>(p, stream);
-    case NormKind::add_rms: return launch<NormKind::add_rms, T>(p, stream);
-    case NormKind::layer: return launch<NormKind::layer, T>(p, stream);
+    case NormKind::rms: return launch<NormKind::rms, T>(p, sm_count, stream);
+    case NormKind::add_rms: return launch<NormKind::add_rms, T>(p, sm_count, stream);
+    case NormKind::layer: return launch<NormKind::layer, T>(p, sm_count, stream);
   }
 }
 
@@ -105,12 +118,12 @@ const char* op_name(NormKind kind) {
 
 }  // namespace
 
-void norm_cuda(const NormParams& p, void* stream_handle) {
+void norm_cuda(const NormParams& p, const llmk_context& ctx, void* stream_handle) {
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (p.dtype) {
-    case LLMK_DTYPE_F32: launch_kind<float>(p, stream); break;
-    case LLMK_DTYPE_F16: launch_kind<__half>(p, stream); break;
-    case LLMK_DTYPE_BF16: launch_kind<__nv_bfloat16>(p, stream); break;
+    case LLMK_DTYPE_F32: launch_kind<float>(p, ctx.sm_count, stream); break;
+    case LLMK_DTYPE_F16: launch_kind<__half>(p, ctx.sm_count, stream); break;
+    case LLMK_DTYPE_BF16: launch_kind<__nv_bfloat16>(p, ctx.sm_count, stream); break;
     default: fail(LLMK_ERROR_INTERNAL, "norm_cuda: dtype %d reached the backend", p.dtype);
   }
   check_launch(op_name(p.kind));

@@ -104,25 +104,58 @@ __device__ __forceinline__ Pack<T, N> pack(const float (&in)[N]) {
   return p;
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
+// What a row reduces: a plain sum (rms_norm) or the moments of its values (layer_norm).
+// Moments hold count, mean and M2 (the sum of squared deviations from the mean) and combine by
+// Chan et al.'s pairwise formula, which is stable where E[x^2] - mean^2 cancels catastrophically.
+struct Moments {
+  float count, mean, m2;
+};
+
+__device__ __forceinline__ float combine(float a, float b) { return a + b; }
+
+__device__ __forceinline__ Moments combine(const Moments& a, const Moments& b) {
+  const float count = a.count + b.count;
+  if (count == 0.0f) return a;
+  const float delta = b.mean - a.mean, b_share = b.count / count;
+  return {count, a.mean + delta * b_share, a.m2 + b.m2 + delta * delta * a.count * b_share};
 }
 
-// Sum of v over the threads_per_row threads that share this thread's row. Block-uniform control
-// flow: every thread of the block calls it the same number of times.
-__device__ __forceinline__ float row_sum(float v, int threads_per_row) {
-  __shared__ float warp_partials[32];
-  v = warp_sum(v);
-  if (threads_per_row == 32) return v;
+__device__ __forceinline__ float shuffle_xor(float v, int offset) {
+  return __shfl_xor_sync(0xffffffffu, v, offset);
+}
+
+__device__ __forceinline__ Moments shuffle_xor(const Moments& m, int offset) {
+  return {shuffle_xor(m.count, offset), shuffle_xor(m.mean, offset), shuffle_xor(m.m2, offset)};
+}
+
+template <class S>
+__device__ __forceinline__ S warp_reduce(S s) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const S other = shuffle_xor(s, offset);
+    // The lower lane's value first, so both partners compute the very same bits.
+    s = (lane & offset) ? combine(other, s) : combine(s, other);
+  }
+  return s;
+}
+
+// Reduces s over the threads_per_row threads that share this thread's row; every one of them
+// gets the same result. Block-uniform control flow: every thread of the block calls it once per
+// row iteration, with parity alternating between iterations. The two halves of the shared buffer
+// alternate, so one barrier suffices: a thread writes a half again only after the next
+// iteration's barrier, by which time everyone has read it.
+template <class S>
+__device__ __forceinline__ S row_reduce(S s, int threads_per_row, int parity) {
+  __shared__ S warp_partials[2][32];
+  s = warp_reduce(s);
+  if (threads_per_row == 32) return s;
   const int warp = threadIdx.x / 32, warps_per_row = threads_per_row / 32;
-  if (threadIdx.x % 32 == 0) warp_partials[warp] = v;
+  if (threadIdx.x % 32 == 0) warp_partials[parity][warp] = s;
   __syncthreads();
   const int first = warp / warps_per_row * warps_per_row;
-  float total = 0.0f;
-  for (int w = 0; w < warps_per_row; ++w) total += warp_partials[first + w];
-  __syncthreads();  // warp_partials is reused by the next call
+  S total = warp_partials[parity][first];
+  for (int w = 1; w < warps_per_row; ++w) total = combine(total, warp_partials[parity][first + w]);
   return total;
 }
 
@@ -135,109 +168,136 @@ __global__ void __launch_bounds__(kMaxBlockThreads)
   using P = Pack<T, VEC>;
   constexpr bool kAdd = K == NormKind::add_rms;
   constexpr bool kLayer = K == NormKind::layer;
+  // With one pack per thread (the launcher's shape for few rows, where latency rules) the
+  // parameters are loaded with x, so a lone row pays one memory round trip instead of two. With
+  // more, they are loaded after the reduction: holding them would cost the registers that keep
+  // enough loads in flight when many rows stream through.
+  constexpr bool kEarlyParams = CHUNKS == 1;
   const int rows_per_block = blockDim.x / threads_per_row;
   const int slot = threadIdx.x / threads_per_row;
   const int lane = threadIdx.x % threads_per_row;
   const int64_t packs = p.hidden / VEC;
   const float inv_n = 1.0f / static_cast<float>(p.hidden);
   const bool has_bias = kLayer && p.bias != nullptr;
+  const P* weight = static_cast<const P*>(p.weight);
+  const P* bias = static_cast<const P*>(p.bias);
 
-  // The loop bound is uniform across the block, so row_sum's barriers are reached by all threads.
+  // The loop bound is uniform across the block, so row_reduce's barrier is reached by all threads.
+  int parity = 0;
   for (int64_t first_row = int64_t{blockIdx.x} * rows_per_block; first_row < p.rows.count;
-       first_row += int64_t{gridDim.x} * rows_per_block) {
+       first_row += int64_t{gridDim.x} * rows_per_block, parity ^= 1) {
     const int64_t row = first_row + slot;
     const bool row_valid = row < p.rows.count;
     bool valid[CHUNKS];
+    int valid_packs = 0;
 #pragma unroll
-    for (int c = 0; c < CHUNKS; ++c) valid[c] = row_valid && lane + c * threads_per_row < packs;
-    const int64_t x_offset = row_valid ? row_offset(p.rows, p.x_strides, row) : 0;
-    const int64_t y_offset = row_valid ? row_offset(p.rows, p.y_strides, row) : 0;
-    const int64_t r_offset = kAdd && row_valid ? row_offset(p.rows, p.residual_strides, row) : 0;
-    const P* x = static_cast<const P*>(p.x) + x_offset / VEC;
-    P* residual = static_cast<P*>(p.residual) + r_offset / VEC;
-    P* y = static_cast<P*>(p.y) + y_offset / VEC;
-    const P* weight = static_cast<const P*>(p.weight);
-    const P* bias = static_cast<const P*>(p.bias);
+    for (int c = 0; c < CHUNKS; ++c) {
+      valid[c] = row_valid && lane + c * threads_per_row < packs;
+      valid_packs += valid[c];
+    }
+    const P* x =
+        static_cast<const P*>(p.x) + (row_valid ? row_offset(p.rows, p.x_strides, row) / VEC : 0);
+    P* y = static_cast<P*>(p.y) + (row_valid ? row_offset(p.rows, p.y_strides, row) / VEC : 0);
+    P* residual = static_cast<P*>(p.residual) +
+                  (kAdd && row_valid ? row_offset(p.rows, p.residual_strides, row) / VEC : 0);
 
-    // Every load in flight before the first use, the parameters too: a lone row would otherwise
-    // wait for them in a second round trip after the reduction.
-    P x_packs[CHUNKS], r_packs[CHUNKS], w_packs[CHUNKS], b_packs[CHUNKS];
+    // Every load of the row in flight before the first use. The row stays in registers as packs
+    // (16 registers for 32 bf16) and is unpacked where used: floats would double that.
+    P v[CHUNKS], r[CHUNKS], w[CHUNKS], b[CHUNKS];
 #pragma unroll
     for (int c = 0; c < CHUNKS; ++c) {
       if (!valid[c]) continue;
       const int j = lane + c * threads_per_row;
-      x_packs[c] = x[j];
-      if constexpr (kAdd) r_packs[c] = residual[j];
-      w_packs[c] = weight[j];
-      if (has_bias) b_packs[c] = bias[j];
-    }
-
-    float v[CHUNKS][VEC];
-#pragma unroll
-    for (int c = 0; c < CHUNKS; ++c) {
-      if (!valid[c]) continue;
-      unpack(x_packs[c], v[c]);
-      if constexpr (kAdd) {
-        float r[VEC];
-        unpack(r_packs[c], r);
-#pragma unroll
-        for (int i = 0; i < VEC; ++i) r[i] += v[c][i];
-        const P sum = pack<T>(r);  // the rounded sum is both the new residual and what is normed
-        residual[lane + c * threads_per_row] = sum;
-        unpack(sum, v[c]);
+      v[c] = x[j];
+      if constexpr (kAdd) r[c] = residual[j];
+      if constexpr (kEarlyParams) {
+        w[c] = weight[j];
+        if (has_bias) b[c] = bias[j];
       }
     }
 
-    float mean = 0.0f;
-    if constexpr (kLayer) {
-      float sum = 0.0f;
+    if constexpr (kAdd) {
 #pragma unroll
       for (int c = 0; c < CHUNKS; ++c) {
         if (!valid[c]) continue;
+        float sum[VEC], addend[VEC];
+        unpack(v[c], sum);
+        unpack(r[c], addend);
 #pragma unroll
-        for (int i = 0; i < VEC; ++i) sum += v[c][i];
+        for (int i = 0; i < VEC; ++i) sum[i] += addend[i];
+        v[c] = pack<T>(sum);  // the rounded sum is both the new residual and what is normed
+        residual[lane + c * threads_per_row] = v[c];
       }
-      mean = row_sum(sum, threads_per_row) * inv_n;
     }
 
-    float sum_squares = 0.0f;
+    float mean = 0.0f, scale;
+    if constexpr (kLayer) {
+      Moments m{static_cast<float>(valid_packs * VEC), 0.0f, 0.0f};
+#pragma unroll
+      for (int c = 0; c < CHUNKS; ++c) {
+        if (!valid[c]) continue;
+        float f[VEC];
+        unpack(v[c], f);
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) m.mean += f[i];
+      }
+      if (valid_packs > 0) m.mean /= m.count;
+#pragma unroll
+      for (int c = 0; c < CHUNKS; ++c) {
+        if (!valid[c]) continue;
+        float f[VEC];
+        unpack(v[c], f);
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) m.m2 += (f[i] - m.mean) * (f[i] - m.mean);
+      }
+      m = row_reduce(m, threads_per_row, parity);
+      mean = m.mean;
+      scale = rsqrtf(m.m2 * inv_n + p.eps);
+    } else {
+      float sum_squares = 0.0f;
+#pragma unroll
+      for (int c = 0; c < CHUNKS; ++c) {
+        if (!valid[c]) continue;
+        float f[VEC];
+        unpack(v[c], f);
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) sum_squares += f[i] * f[i];
+      }
+      scale = rsqrtf(row_reduce(sum_squares, threads_per_row, parity) * inv_n + p.eps);
+    }
+
 #pragma unroll
     for (int c = 0; c < CHUNKS; ++c) {
       if (!valid[c]) continue;
-#pragma unroll
-      for (int i = 0; i < VEC; ++i) {
-        const float d = v[c][i] - mean;
-        sum_squares += d * d;
+      if constexpr (!kEarlyParams) {
+        w[c] = weight[lane + c * threads_per_row];
+        if (has_bias) b[c] = bias[lane + c * threads_per_row];
       }
-    }
-    const float scale = rsqrtf(row_sum(sum_squares, threads_per_row) * inv_n + p.eps);
-
+      float f[VEC], wf[VEC];
+      unpack(v[c], f);
+      unpack(w[c], wf);
 #pragma unroll
-    for (int c = 0; c < CHUNKS; ++c) {
-      if (!valid[c]) continue;
-      float w[VEC], out[VEC];
-      unpack(w_packs[c], w);
-#pragma unroll
-      for (int i = 0; i < VEC; ++i) out[i] = (v[c][i] - mean) * scale * w[i];
+      for (int i = 0; i < VEC; ++i) f[i] = (f[i] - mean) * scale * wf[i];
       if (has_bias) {
-        float b[VEC];
-        unpack(b_packs[c], b);
+        float bf[VEC];
+        unpack(b[c], bf);
 #pragma unroll
-        for (int i = 0; i < VEC; ++i) out[i] += b[i];
+        for (int i = 0; i < VEC; ++i) f[i] += bf[i];
       }
-      y[lane + c * threads_per_row] = pack<T>(out);
+      y[lane + c * threads_per_row] = pack<T>(f);
     }
   }
 }
 
-// One block per row, any length: reads the row once to reduce (twice for layer_norm) and once more
-// to write. Each thread touches the same elements in every pass, so add_rms_norm's second pass
-// reads back the sums this very thread stored.
+// One block per row, any length: reads the row once to reduce (twice for layer_norm, whose mean
+// comes first) and once more to write. Each thread touches the same elements in every pass, so
+// add_rms_norm's second pass reads back the sums this very thread stored.
 template <NormKind K, class T>
 __global__ void __launch_bounds__(kMaxBlockThreads) norm_long_rows_kernel(const NormParams p) {
   const float inv_n = 1.0f / static_cast<float>(p.hidden);
   const T* weight = static_cast<const T*>(p.weight);
   const T* bias = static_cast<const T*>(p.bias);
+  int parity = 0;  // alternates with every row_reduce call
   for (int64_t row = blockIdx.x; row < p.rows.count; row += gridDim.x) {
     const T* x = static_cast<const T*>(p.x) + row_offset(p.rows, p.x_strides, row);
     T* y = static_cast<T*>(p.y) + row_offset(p.rows, p.y_strides, row);
@@ -253,14 +313,16 @@ __global__ void __launch_bounds__(kMaxBlockThreads) norm_long_rows_kernel(const 
     if constexpr (K == NormKind::layer) {
       float sum = 0.0f;
       for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) sum += to_float(x[i]);
-      mean = row_sum(sum, blockDim.x) * inv_n;
+      mean = row_reduce(sum, blockDim.x, parity) * inv_n;
+      parity ^= 1;
     }
     float sum_squares = 0.0f;
     for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) {
       const float d = to_float(source[i]) - mean;
       sum_squares += d * d;
     }
-    const float scale = rsqrtf(row_sum(sum_squares, blockDim.x) * inv_n + p.eps);
+    const float scale = rsqrtf(row_reduce(sum_squares, blockDim.x, parity) * inv_n + p.eps);
+    parity ^= 1;
     for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) {
       float o = (to_float(source[i]) - mean) * scale * to_float(weight[i]);
       if (K == NormKind::layer && bias != nullptr) o += to_float(bias[i]);
