@@ -58,9 +58,9 @@ constexpr int kBlocksToFill = 2;
 template <NormKind K, class T, int VEC>
 void launch_rows(const NormParams& p, int64_t packs, int sm_count, cudaStream_t stream) {
   // Streaming many rows: the fewest threads per row (whole warps) that hold a row in kMaxChunks
-  // packs each, so every thread keeps several loads in flight. Too few rows to fill the GPU: one
-  // pack per thread, so each row is spread over as many threads as possible and its latency is
-  // one load, one reduction and one store.
+  // packs each, so every thread keeps several loads in flight. Too few rows to fill the GPU: two
+  // packs per thread, spreading each row over more threads with its parameters loaded early
+  // (norm_rows_kernel's kEarlyParams), so its latency is one load, one reduction and one store.
   auto threads_for = [&](int chunks) {
     return static_cast<int>(
         std::clamp<int64_t>(ceil_div(ceil_div(packs, chunks), 32) * 32, 32, kMaxBlockThreads));
@@ -68,7 +68,7 @@ void launch_rows(const NormParams& p, int64_t packs, int sm_count, cudaStream_t 
   auto rows_per_block_for = [](int threads) { return std::max(1, 256 / threads); };
   int threads_per_row = threads_for(kMaxChunks);
   if (ceil_div(p.rows.count, rows_per_block_for(threads_per_row)) < kBlocksToFill * sm_count) {
-    threads_per_row = threads_for(1);
+    threads_per_row = threads_for(2);
   }
   const int chunks = static_cast<int>(ceil_div(packs, threads_per_row));
   const int rows_per_block = rows_per_block_for(threads_per_row);
