@@ -1,9 +1,10 @@
-// Launchers for the normalization kernels in norm_kernels.cuh: the one place where the runtime
-// choices (op, dtype, 16-byte packs or single elements, registers per thread) become template
-// arguments.
+// Launchers for the normalization kernels in norm_kernels.cuh: the runtime choices (op, dtype,
+// 16-byte packs or single elements, packs per thread, streaming or direct) become template
+// arguments here, in launch().
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "core/cuda_util.hpp"
 #include "norm_kernels.cuh"
@@ -13,9 +14,9 @@ namespace {
 
 using norm_kernels::kMaxBlockThreads;
 
-// Packs per thread: four 16-byte loads of x in flight per thread (with the weights', about 120
-// registers) cover memory latency; eight no longer fit in registers. Rows longer than
-// kMaxBlockThreads * kMaxChunks packs (16384 bf16/f16, 8192 f32) take the two-pass kernel.
+// Packs per thread: four 16-byte packs per thread keep several loads in flight within ~64
+// registers; eight no longer fit in registers. Rows longer than kMaxBlockThreads * kMaxChunks packs
+// (16384 bf16/f16, 8192 f32) take the two-pass kernel.
 constexpr int kMaxChunks = 4;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -52,37 +53,54 @@ unsigned grid_size(int64_t blocks) {
   return static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
 }
 
-// Row groups fill the GPU once there are at least this many blocks per multiprocessor.
+// Enough row groups to give every multiprocessor this many blocks: from here on the rows stream.
 constexpr int kBlocksToFill = 2;
 
-template <NormKind K, class T, int VEC>
-void launch_rows(const NormParams& p, int64_t packs, int sm_count, cudaStream_t stream) {
-  // Streaming many rows: the fewest threads per row (whole warps) that hold a row in kMaxChunks
-  // packs each, so every thread keeps several loads in flight. Too few rows to fill the GPU: two
-  // packs per thread, spreading each row over more threads with its parameters loaded early
-  // (norm_rows_kernel's kEarlyParams), so its latency is one load, one reduction and one store.
-  auto threads_for = [&](int chunks) {
-    return static_cast<int>(
-        std::clamp<int64_t>(ceil_div(ceil_div(packs, chunks), 32) * 32, 32, kMaxBlockThreads));
-  };
-  auto rows_per_block_for = [](int threads) { return std::max(1, 256 / threads); };
-  int threads_per_row = threads_for(kMaxChunks);
-  if (ceil_div(p.rows.count, rows_per_block_for(threads_per_row)) < kBlocksToFill * sm_count) {
-    threads_per_row = threads_for(2);
-  }
-  const int chunks = static_cast<int>(ceil_div(packs, threads_per_row));
-  const int rows_per_block = rows_per_block_for(threads_per_row);
-  const dim3 block(threads_per_row * rows_per_block);
-  const dim3 grid(grid_size(ceil_div(p.rows.count, rows_per_block)));
-  if (chunks <= 1) {
-    norm_kernels::norm_rows_kernel<K, T, VEC, 1><<<grid, block, 0, stream>>>(p, threads_per_row);
-  } else if (chunks <= 2) {
-    norm_kernels::norm_rows_kernel<K, T, VEC, 2><<<grid, block, 0, stream>>>(p, threads_per_row);
-  } else {
-    norm_kernels::norm_rows_kernel<K, T, VEC, 4><<<grid, block, 0, stream>>>(p, threads_per_row);
-  }
+// How a row is spread over threads: the fewest threads (whole warps) that hold it in at most
+// kMaxChunks packs each, so every thread has several loads in flight.
+struct RowLaunch {
+  int threads_per_row, chunks, rows_per_block;
+  int64_t row_groups;
+  dim3 block() const { return dim3(threads_per_row * rows_per_block); }
+};
+
+RowLaunch row_launch(int64_t packs, int64_t rows) {
+  RowLaunch l;
+  l.threads_per_row = static_cast<int>(
+      std::clamp<int64_t>(ceil_div(ceil_div(packs, kMaxChunks), 32) * 32, 32, kMaxBlockThreads));
+  l.chunks = static_cast<int>(ceil_div(packs, l.threads_per_row));
+  l.rows_per_block = std::max(1, 256 / l.threads_per_row);
+  l.row_groups = ceil_div(rows, l.rows_per_block);
+  return l;
 }
 
+template <NormKind K, class T, int VEC, int CHUNKS>
+void launch_rows(const NormParams& p, const RowLaunch& l, cudaStream_t stream) {
+  norm_kernels::norm_rows_kernel<K, T, VEC, CHUNKS>
+      <<<grid_size(l.row_groups), l.block(), 0, stream>>>(p, l.threads_per_row);
+}
+
+template <NormKind K, class T, int CHUNKS>
+void launch_stream(const NormParams& p, const RowLaunch& l, int sm_count, cudaStream_t stream) {
+  const auto kernel = norm_kernels::norm_stream_kernel<K, T, CHUNKS>;
+  const int inputs = K == NormKind::add_rms ? 2 : 1;
+  const size_t stage_bytes =
+      size_t{2} * inputs * l.rows_per_block * CHUNKS * l.threads_per_row * sizeof(uint4);
+  if (stage_bytes > 48 * 1024) {
+    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(stage_bytes)),
+               "norm: raising the shared-memory limit");
+  }
+  int blocks_per_sm = 0;
+  check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, kernel, l.block().x,
+                                                           stage_bytes),
+             "norm: occupancy");
+  const int64_t resident = int64_t{std::max(blocks_per_sm, 1)} * sm_count;
+  kernel<<<grid_size(std::min(l.row_groups, resident)), l.block(), stage_bytes, stream>>>(
+      p, l.threads_per_row);
+}
+
+// The one place where runtime choices become template arguments.
 template <NormKind K, class T>
 void launch(const NormParams& p, int sm_count, cudaStream_t stream) {
   constexpr int kPack = 16 / sizeof(T);
@@ -91,10 +109,26 @@ void launch(const NormParams& p, int sm_count, cudaStream_t stream) {
   if (packs > int64_t{kMaxBlockThreads} * kMaxChunks) {
     norm_kernels::norm_long_rows_kernel<K, T>
         <<<grid_size(p.rows.count), kMaxBlockThreads, 0, stream>>>(p);
-  } else if (width == kPack) {
-    launch_rows<K, T, kPack>(p, packs, sm_count, stream);
+    return;
+  }
+  const RowLaunch l = row_launch(packs, p.rows.count);
+  const bool streams = width == kPack && l.row_groups >= int64_t{kBlocksToFill} * sm_count;
+  auto with_chunks = [&](auto chunks) {
+    constexpr int kChunks = decltype(chunks)::value;
+    if (streams) {
+      launch_stream<K, T, kChunks>(p, l, sm_count, stream);
+    } else if (width == kPack) {
+      launch_rows<K, T, kPack, kChunks>(p, l, stream);
+    } else {
+      launch_rows<K, T, 1, kChunks>(p, l, stream);
+    }
+  };
+  if (l.chunks <= 1) {
+    with_chunks(std::integral_constant<int, 1>{});
+  } else if (l.chunks <= 2) {
+    with_chunks(std::integral_constant<int, 2>{});
   } else {
-    launch_rows<K, T, 1>(p, packs, sm_count, stream);
+    with_chunks(std::integral_constant<int, 4>{});
   }
 }
 

@@ -5,14 +5,19 @@
 //   add_rms_norm:  s = round(x + r); r = s; y = rms_norm(s)      (s is what the next layer adds)
 //   layer_norm:    m = sum(x) / n; y = (x - m) * rsqrt(sum((x - m)^2) / n + eps) * w + b
 //
-// The trick: these ops are memory-bound, so the only goal is to touch each byte once. A group of
-// threads_per_row threads (a multiple of 32) owns a row; each thread loads its CHUNKS packs of
-// VEC elements (16 bytes each when the layout is aligned), weights included, with all loads issued
-// before any use, converts each element to f32 once, reduces across the warp with shuffles and
-// across the group's warps through shared memory, then normalizes from registers and stores.
-// x (and residual) is read once and y (and residual) written once; layer_norm's variance is a
-// second pass over registers, not over memory. Rows too long for the registers take
-// norm_long_rows_kernel, which reads x again (mostly from L2).
+// The trick: these ops are memory-bound, so the goal is to touch each byte once and to keep
+// enough loads in flight. A group of threads_per_row threads (whole warps) owns a row; each
+// thread holds CHUNKS packs of VEC elements (16 bytes each when the layout is aligned), converts
+// each element to f32 where used, reduces across the warp with shuffles and across the group's
+// warps through shared memory, then normalizes from registers and stores. x (and residual) is
+// read once and y (and residual) written once; layer_norm's mean and variance come from one
+// reduction of per-thread moments. Three kernels share that per-row work (normalize_row):
+//  - norm_stream_kernel, for many rows with aligned packs: a persistent grid whose blocks copy
+//    their next rows into shared memory with cp.async while they reduce the current ones, so
+//    loads are in flight all the time without holding registers;
+//  - norm_rows_kernel, for few rows (where latency rules) and unaligned layouts: direct loads of
+//    the row and its parameters, all issued before the first use;
+//  - norm_long_rows_kernel, for rows too long to hold: it reads x again, mostly from L2.
 //
 // Conversions matter as much as bytes here: at 4 TB/s an H100/H200 SM must retire about 4 bf16
 // elements per clock, and the f32 <-> 16-bit conversion unit cannot do several per element. So
@@ -54,21 +59,6 @@ template <class T, int N>
 struct alignas(sizeof(T) * N) Pack {
   T v[N];
 };
-
-// Loads of data read once (x, residual): evict-first in the caches, which leaves L2 to the
-// parameters that every row reads again. (Stores stay plain: the same hint on y's stores cost
-// layer_norm 24 registers, a quarter of its occupancy.)
-template <class P>
-__device__ __forceinline__ P load_streaming(const P* address) {
-  if constexpr (sizeof(P) == 16) {
-    const uint4 bits = __ldcs(reinterpret_cast<const uint4*>(address));
-    P value;
-    memcpy(&value, &bits, 16);
-    return value;
-  } else {
-    return *address;
-  }
-}
 
 // The N elements of a pack as f32.
 template <class T, int N>
@@ -178,25 +168,139 @@ __device__ __forceinline__ S row_reduce(S s, int threads_per_row, int parity) {
 // Threads per row never exceed this, so every kernel may use up to 128 registers per thread.
 constexpr int kMaxBlockThreads = 512;
 
+// Asynchronous 16-byte copies from global to shared memory (sm_80+), bypassing L1.
+__device__ __forceinline__ void copy_async_16(void* shared, const void* global) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(global)
+               : "memory");
+}
+__device__ __forceinline__ void copy_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+// Waits until at most `pending` of this thread's committed groups are still in flight.
+template <int pending>
+__device__ __forceinline__ void copy_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory");
+}
+
+// Where this thread's part of a row lives: packs lane, lane + threads_per_row, ... of the row.
+template <int CHUNKS>
+struct RowPart {
+  bool valid[CHUNKS];  // the pack exists (the row exists and the pack is inside it)
+  int valid_packs;
+  int lane, threads_per_row;
+
+  __device__ __forceinline__ RowPart(bool row_valid, int64_t packs, int lane_, int threads)
+      : valid_packs(0), lane(lane_), threads_per_row(threads) {
+#pragma unroll
+    for (int c = 0; c < CHUNKS; ++c) {
+      valid[c] = row_valid && lane + c * threads_per_row < packs;
+      valid_packs += valid[c];
+    }
+  }
+  __device__ __forceinline__ int pack(int c) const { return lane + c * threads_per_row; }
+};
+
+// The work on one row once this thread holds its packs v (and residual packs r): the residual
+// add, the row's statistics (one reduction), the normalized output. params(c, w, b) fills the
+// weight (and bias) packs of chunk c, when the output needs them.
+template <NormKind K, class T, int VEC, int CHUNKS, class Params>
+__device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart<CHUNKS>& part,
+                                              Pack<T, VEC> (&v)[CHUNKS],
+                                              const Pack<T, VEC> (&r)[CHUNKS],
+                                              Pack<T, VEC>* residual, Pack<T, VEC>* y, int parity,
+                                              Params&& params) {
+  using P = Pack<T, VEC>;
+  if constexpr (K == NormKind::add_rms) {
+#pragma unroll
+    for (int c = 0; c < CHUNKS; ++c) {
+      if (!part.valid[c]) continue;
+      float sum[VEC], addend[VEC];
+      unpack(v[c], sum);
+      unpack(r[c], addend);
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) sum[i] += addend[i];
+      v[c] = pack<T>(sum);  // the rounded sum is both the new residual and what is normed
+      residual[part.pack(c)] = v[c];
+    }
+  }
+
+  const float inv_n = 1.0f / static_cast<float>(p.hidden);
+  float mean = 0.0f, scale;
+  if constexpr (K == NormKind::layer) {
+    Moments m{static_cast<float>(part.valid_packs * VEC), 0.0f, 0.0f};
+#pragma unroll
+    for (int c = 0; c < CHUNKS; ++c) {
+      if (!part.valid[c]) continue;
+      float f[VEC];
+      unpack(v[c], f);
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) m.mean += f[i];
+    }
+    if (part.valid_packs > 0) m.mean = __fdividef(m.mean, m.count);
+#pragma unroll
+    for (int c = 0; c < CHUNKS; ++c) {
+      if (!part.valid[c]) continue;
+      float f[VEC];
+      unpack(v[c], f);
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) m.m2 += (f[i] - m.mean) * (f[i] - m.mean);
+    }
+    m = row_reduce(m, part.threads_per_row, parity);
+    mean = m.mean;
+    scale = rsqrtf(m.m2 * inv_n + p.eps);
+  } else {
+    float sum_squares = 0.0f;
+#pragma unroll
+    for (int c = 0; c < CHUNKS; ++c) {
+      if (!part.valid[c]) continue;
+      float f[VEC];
+      unpack(v[c], f);
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) sum_squares += f[i] * f[i];
+    }
+    scale = rsqrtf(row_reduce(sum_squares, part.threads_per_row, parity) * inv_n + p.eps);
+  }
+
+  const bool has_bias = K == NormKind::layer && p.bias != nullptr;
+#pragma unroll
+  for (int c = 0; c < CHUNKS; ++c) {
+    if (!part.valid[c]) continue;
+    P w, b;
+    params(c, w, b);
+    float f[VEC], wf[VEC];
+    unpack(v[c], f);
+    unpack(w, wf);
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) f[i] = (f[i] - mean) * scale * wf[i];
+    if (has_bias) {
+      float bf[VEC];
+      unpack(b, bf);
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) f[i] += bf[i];
+    }
+    y[part.pack(c)] = pack<T>(f);
+  }
+}
+
+template <class T, int VEC>
+__device__ __forceinline__ Pack<T, VEC>* row_start(void* base, const NormParams& p,
+                                                   const RowStrides& strides, int64_t row) {
+  return static_cast<Pack<T, VEC>*>(base) + row_offset(p.rows, strides, row) / VEC;
+}
+
+// Few rows, or rows not made of aligned 16-byte packs: direct loads, the parameters with the row,
+// so a lone row pays one memory round trip.
 template <NormKind K, class T, int VEC, int CHUNKS>
 __global__ void __launch_bounds__(kMaxBlockThreads)
     norm_rows_kernel(const NormParams p, const int threads_per_row) {
   using P = Pack<T, VEC>;
-  constexpr bool kAdd = K == NormKind::add_rms;
-  constexpr bool kLayer = K == NormKind::layer;
-  // With up to two packs per thread (the launcher's shape for few rows, where latency rules) the
-  // parameters are loaded with x, so a lone row pays one memory round trip instead of two. With
-  // more, they are loaded after the reduction: holding them would cost the registers that keep
-  // enough loads in flight when many rows stream through.
-  constexpr bool kEarlyParams = CHUNKS <= 2;
   const int rows_per_block = blockDim.x / threads_per_row;
   const int slot = threadIdx.x / threads_per_row;
-  const int lane = threadIdx.x % threads_per_row;
   const int64_t packs = p.hidden / VEC;
-  const float inv_n = 1.0f / static_cast<float>(p.hidden);
-  const bool has_bias = kLayer && p.bias != nullptr;
   const P* weight = static_cast<const P*>(p.weight);
   const P* bias = static_cast<const P*>(p.bias);
+  const bool has_bias = K == NormKind::layer && p.bias != nullptr;
 
   // The loop bound is uniform across the block, so row_reduce's barrier is reached by all threads.
   int parity = 0;
@@ -204,105 +308,106 @@ __global__ void __launch_bounds__(kMaxBlockThreads)
        first_row += int64_t{gridDim.x} * rows_per_block, parity ^= 1) {
     const int64_t row = first_row + slot;
     const bool row_valid = row < p.rows.count;
-    bool valid[CHUNKS];
-    int valid_packs = 0;
-#pragma unroll
-    for (int c = 0; c < CHUNKS; ++c) {
-      valid[c] = row_valid && lane + c * threads_per_row < packs;
-      valid_packs += valid[c];
-    }
-    const P* x =
-        static_cast<const P*>(p.x) + (row_valid ? row_offset(p.rows, p.x_strides, row) / VEC : 0);
-    P* y = static_cast<P*>(p.y) + (row_valid ? row_offset(p.rows, p.y_strides, row) / VEC : 0);
-    P* residual = static_cast<P*>(p.residual) +
-                  (kAdd && row_valid ? row_offset(p.rows, p.residual_strides, row) / VEC : 0);
+    const RowPart<CHUNKS> part(row_valid, packs, threadIdx.x % threads_per_row, threads_per_row);
+    const int64_t any_row = row_valid ? row : 0;
+    const P* x = row_start<T, VEC>(const_cast<void*>(p.x), p, p.x_strides, any_row);
+    P* residual = K == NormKind::add_rms
+                      ? row_start<T, VEC>(p.residual, p, p.residual_strides, any_row)
+                      : nullptr;
+    P* y = row_start<T, VEC>(p.y, p, p.y_strides, any_row);
 
-    // Every load of the row in flight before the first use. The row stays in registers as packs
-    // (16 registers for 32 bf16) and is unpacked where used: floats would double that.
     P v[CHUNKS], r[CHUNKS], w[CHUNKS], b[CHUNKS];
 #pragma unroll
     for (int c = 0; c < CHUNKS; ++c) {
-      if (!valid[c]) continue;
-      const int j = lane + c * threads_per_row;
-      v[c] = load_streaming(x + j);
-      if constexpr (kAdd) r[c] = load_streaming(residual + j);
-      if constexpr (kEarlyParams) {
-        w[c] = weight[j];
-        if (has_bias) b[c] = bias[j];
+      if (!part.valid[c]) continue;
+      const int j = part.pack(c);
+      v[c] = x[j];
+      if constexpr (K == NormKind::add_rms) r[c] = residual[j];
+      w[c] = weight[j];
+      if (has_bias) b[c] = bias[j];
+    }
+    normalize_row<K, T, VEC, CHUNKS>(p, part, v, r, residual, y, parity, [&](int c, P& wc, P& bc) {
+      wc = w[c];
+      bc = b[c];
+    });
+  }
+}
+
+// Many rows of aligned 16-byte packs. A persistent grid: each block walks its row groups, and
+// while it normalizes one it has the next one's copies in flight into the other half of its
+// shared memory ([2 stages][x, residual][rows per block][CHUNKS * threads_per_row] packs). Each
+// thread copies exactly the packs it later reads, so the copies need no barrier. The parameters
+// are loaded after the reduction (L1 hits after the first row): holding them would cost
+// registers and so blocks per SM.
+template <NormKind K, class T, int CHUNKS>
+__global__ void __launch_bounds__(kMaxBlockThreads)
+    norm_stream_kernel(const NormParams p, const int threads_per_row) {
+  constexpr int VEC = 16 / sizeof(T);
+  constexpr int kInputs = K == NormKind::add_rms ? 2 : 1;
+  using P = Pack<T, VEC>;
+  extern __shared__ uint4 stage_memory[];
+  const int rows_per_block = blockDim.x / threads_per_row;
+  const int slot = threadIdx.x / threads_per_row;
+  const int lane = threadIdx.x % threads_per_row;
+  const int64_t packs = p.hidden / VEC;
+  const int64_t row_groups = (p.rows.count + rows_per_block - 1) / rows_per_block;
+  const P* weight = static_cast<const P*>(p.weight);
+  const P* bias = static_cast<const P*>(p.bias);
+  const bool has_bias = K == NormKind::layer && p.bias != nullptr;
+  auto staged = [&](int stage, int input, int c) {
+    return reinterpret_cast<P*>(stage_memory) +
+           ((stage * kInputs + input) * rows_per_block + slot) * (CHUNKS * threads_per_row) +
+           c * threads_per_row + lane;
+  };
+  // One commit group per row group, empty past the end, so that "all but the newest group" is
+  // always the row group about to be normalized.
+  auto prefetch = [&](int64_t group, int stage) {
+    const int64_t row = group * rows_per_block + slot;
+    if (row < p.rows.count) {
+      const RowPart<CHUNKS> part(true, packs, lane, threads_per_row);
+      const P* x = row_start<T, VEC>(const_cast<void*>(p.x), p, p.x_strides, row);
+      const P* residual = K == NormKind::add_rms
+                              ? row_start<T, VEC>(p.residual, p, p.residual_strides, row)
+                              : nullptr;
+#pragma unroll
+      for (int c = 0; c < CHUNKS; ++c) {
+        if (!part.valid[c]) continue;
+        copy_async_16(staged(stage, 0, c), x + part.pack(c));
+        if constexpr (K == NormKind::add_rms) {
+          copy_async_16(staged(stage, 1, c), residual + part.pack(c));
+        }
       }
     }
+    copy_async_commit();
+  };
 
-    if constexpr (kAdd) {
-#pragma unroll
-      for (int c = 0; c < CHUNKS; ++c) {
-        if (!valid[c]) continue;
-        float sum[VEC], addend[VEC];
-        unpack(v[c], sum);
-        unpack(r[c], addend);
-#pragma unroll
-        for (int i = 0; i < VEC; ++i) sum[i] += addend[i];
-        v[c] = pack<T>(sum);  // the rounded sum is both the new residual and what is normed
-        residual[lane + c * threads_per_row] = v[c];
-      }
-    }
-
-    float mean = 0.0f, scale;
-    if constexpr (kLayer) {
-      Moments m{static_cast<float>(valid_packs * VEC), 0.0f, 0.0f};
-#pragma unroll
-      for (int c = 0; c < CHUNKS; ++c) {
-        if (!valid[c]) continue;
-        float f[VEC];
-        unpack(v[c], f);
-#pragma unroll
-        for (int i = 0; i < VEC; ++i) m.mean += f[i];
-      }
-      if (valid_packs > 0) m.mean = __fdividef(m.mean, m.count);
-#pragma unroll
-      for (int c = 0; c < CHUNKS; ++c) {
-        if (!valid[c]) continue;
-        float f[VEC];
-        unpack(v[c], f);
-#pragma unroll
-        for (int i = 0; i < VEC; ++i) m.m2 += (f[i] - m.mean) * (f[i] - m.mean);
-      }
-      m = row_reduce(m, threads_per_row, parity);
-      mean = m.mean;
-      scale = rsqrtf(m.m2 * inv_n + p.eps);
-    } else {
-      float sum_squares = 0.0f;
-#pragma unroll
-      for (int c = 0; c < CHUNKS; ++c) {
-        if (!valid[c]) continue;
-        float f[VEC];
-        unpack(v[c], f);
-#pragma unroll
-        for (int i = 0; i < VEC; ++i) sum_squares += f[i] * f[i];
-      }
-      scale = rsqrtf(row_reduce(sum_squares, threads_per_row, parity) * inv_n + p.eps);
-    }
-
+  int stage = 0, parity = 0;
+  prefetch(blockIdx.x, 0);
+  for (int64_t group = blockIdx.x; group < row_groups;
+       group += gridDim.x, stage ^= 1, parity ^= 1) {
+    prefetch(group + gridDim.x, stage ^ 1);
+    copy_async_wait<1>();
+    const int64_t row = group * rows_per_block + slot;
+    const bool row_valid = row < p.rows.count;
+    const RowPart<CHUNKS> part(row_valid, packs, lane, threads_per_row);
+    P v[CHUNKS], r[CHUNKS];
 #pragma unroll
     for (int c = 0; c < CHUNKS; ++c) {
-      if (!valid[c]) continue;
-      if constexpr (!kEarlyParams) {
-        w[c] = weight[lane + c * threads_per_row];
-        if (has_bias) b[c] = bias[lane + c * threads_per_row];
-      }
-      float f[VEC], wf[VEC];
-      unpack(v[c], f);
-      unpack(w[c], wf);
-#pragma unroll
-      for (int i = 0; i < VEC; ++i) f[i] = (f[i] - mean) * scale * wf[i];
-      if (has_bias) {
-        float bf[VEC];
-        unpack(b[c], bf);
-#pragma unroll
-        for (int i = 0; i < VEC; ++i) f[i] += bf[i];
-      }
-      y[lane + c * threads_per_row] = pack<T>(f);
+      if (!part.valid[c]) continue;
+      v[c] = *staged(stage, 0, c);
+      if constexpr (K == NormKind::add_rms) r[c] = *staged(stage, 1, c);
     }
+    const int64_t any_row = row_valid ? row : 0;
+    P* residual = K == NormKind::add_rms
+                      ? row_start<T, VEC>(p.residual, p, p.residual_strides, any_row)
+                      : nullptr;
+    P* y = row_start<T, VEC>(p.y, p, p.y_strides, any_row);
+    normalize_row<K, T, VEC, CHUNKS>(p, part, v, r, residual, y, parity, [&](int c, P& wc, P& bc) {
+      wc = weight[part.pack(c)];
+      if (has_bias) bc = bias[part.pack(c)];
+    });
   }
+  copy_async_wait<0>();
 }
 
 // One block per row, any length: reads the row once to reduce (twice for layer_norm, whose mean
