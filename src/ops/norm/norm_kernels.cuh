@@ -11,12 +11,11 @@
 // each element to f32 where used, reduces across the warp with shuffles and across the group's
 // warps through shared memory, then normalizes from registers and stores. x (and residual) is
 // read once and y (and residual) written once; layer_norm's mean and variance come from one
-// reduction of per-thread moments. Three kernels share that per-row work (normalize_row):
-//  - norm_stream_kernel, for many rows with aligned packs: a persistent grid whose blocks copy
-//    their next rows into shared memory with cp.async while they reduce the current ones, so
-//    loads are in flight all the time without holding registers;
-//  - norm_rows_kernel, for few rows (where latency rules) and unaligned layouts: direct loads of
-//    the row and its parameters, all issued before the first use;
+// reduction of per-thread moments. Two kernels share that per-row work (normalize_row):
+//  - norm_rows_kernel, for rows that fit in registers. With few rows (latency rules) it loads
+//    the parameters together with the row, so a lone row pays one memory round trip; with many
+//    rows it loads them after the reduction, since holding them costs the registers that keep
+//    four blocks, and their loads, resident per SM;
 //  - norm_long_rows_kernel, for rows too long to hold: it reads x again, mostly from L2.
 //
 // Conversions matter as much as bytes here: at 4 TB/s an H100/H200 SM must retire about 4 bf16
@@ -168,21 +167,6 @@ __device__ __forceinline__ S row_reduce(S s, int threads_per_row, int parity) {
 // Threads per row never exceed this, so every kernel may use up to 128 registers per thread.
 constexpr int kMaxBlockThreads = 512;
 
-// Asynchronous 16-byte copies from global to shared memory (sm_80+), bypassing L1.
-__device__ __forceinline__ void copy_async_16(void* shared, const void* global) {
-  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(global)
-               : "memory");
-}
-__device__ __forceinline__ void copy_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-// Waits until at most `pending` of this thread's committed groups are still in flight.
-template <int pending>
-__device__ __forceinline__ void copy_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory");
-}
-
 // Where this thread's part of a row lives: packs lane, lane + threads_per_row, ... of the row.
 template <int CHUNKS>
 struct RowPart {
@@ -289,9 +273,9 @@ __device__ __forceinline__ Pack<T, VEC>* row_start(void* base, const NormParams&
   return static_cast<Pack<T, VEC>*>(base) + row_offset(p.rows, strides, row) / VEC;
 }
 
-// Few rows, or rows not made of aligned 16-byte packs: direct loads, the parameters with the row,
-// so a lone row pays one memory round trip.
-template <NormKind K, class T, int VEC, int CHUNKS>
+// One row per group of threads_per_row threads, all of its loads issued before the first use.
+// EARLY: load the weight (and bias) packs with the row rather than after the reduction.
+template <NormKind K, class T, int VEC, int CHUNKS, bool EARLY>
 __global__ void __launch_bounds__(kMaxBlockThreads)
     norm_rows_kernel(const NormParams p, const int threads_per_row) {
   using P = Pack<T, VEC>;
@@ -323,91 +307,21 @@ __global__ void __launch_bounds__(kMaxBlockThreads)
       const int j = part.pack(c);
       v[c] = x[j];
       if constexpr (K == NormKind::add_rms) r[c] = residual[j];
-      w[c] = weight[j];
-      if (has_bias) b[c] = bias[j];
-    }
-    normalize_row<K, T, VEC, CHUNKS>(p, part, v, r, residual, y, parity, [&](int c, P& wc, P& bc) {
-      wc = w[c];
-      bc = b[c];
-    });
-  }
-}
-
-// Many rows of aligned 16-byte packs. A persistent grid: each block walks its row groups, and
-// while it normalizes one it has the next one's copies in flight into the other half of its
-// shared memory ([2 stages][x, residual][rows per block][CHUNKS * threads_per_row] packs). Each
-// thread copies exactly the packs it later reads, so the copies need no barrier. The parameters
-// are loaded after the reduction (L1 hits after the first row): holding them would cost
-// registers and so blocks per SM.
-template <NormKind K, class T, int CHUNKS>
-__global__ void __launch_bounds__(kMaxBlockThreads)
-    norm_stream_kernel(const NormParams p, const int threads_per_row) {
-  constexpr int VEC = 16 / sizeof(T);
-  constexpr int kInputs = K == NormKind::add_rms ? 2 : 1;
-  using P = Pack<T, VEC>;
-  extern __shared__ uint4 stage_memory[];
-  const int rows_per_block = blockDim.x / threads_per_row;
-  const int slot = threadIdx.x / threads_per_row;
-  const int lane = threadIdx.x % threads_per_row;
-  const int64_t packs = p.hidden / VEC;
-  const int64_t row_groups = (p.rows.count + rows_per_block - 1) / rows_per_block;
-  const P* weight = static_cast<const P*>(p.weight);
-  const P* bias = static_cast<const P*>(p.bias);
-  const bool has_bias = K == NormKind::layer && p.bias != nullptr;
-  auto staged = [&](int stage, int input, int c) {
-    return reinterpret_cast<P*>(stage_memory) +
-           ((stage * kInputs + input) * rows_per_block + slot) * (CHUNKS * threads_per_row) +
-           c * threads_per_row + lane;
-  };
-  // One commit group per row group, empty past the end, so that "all but the newest group" is
-  // always the row group about to be normalized.
-  auto prefetch = [&](int64_t group, int stage) {
-    const int64_t row = group * rows_per_block + slot;
-    if (row < p.rows.count) {
-      const RowPart<CHUNKS> part(true, packs, lane, threads_per_row);
-      const P* x = row_start<T, VEC>(const_cast<void*>(p.x), p, p.x_strides, row);
-      const P* residual = K == NormKind::add_rms
-                              ? row_start<T, VEC>(p.residual, p, p.residual_strides, row)
-                              : nullptr;
-#pragma unroll
-      for (int c = 0; c < CHUNKS; ++c) {
-        if (!part.valid[c]) continue;
-        copy_async_16(staged(stage, 0, c), x + part.pack(c));
-        if constexpr (K == NormKind::add_rms) {
-          copy_async_16(staged(stage, 1, c), residual + part.pack(c));
-        }
+      if constexpr (EARLY) {
+        w[c] = weight[j];
+        if (has_bias) b[c] = bias[j];
       }
     }
-    copy_async_commit();
-  };
-
-  int stage = 0, parity = 0;
-  prefetch(blockIdx.x, 0);
-  for (int64_t group = blockIdx.x; group < row_groups;
-       group += gridDim.x, stage ^= 1, parity ^= 1) {
-    prefetch(group + gridDim.x, stage ^ 1);
-    copy_async_wait<1>();
-    const int64_t row = group * rows_per_block + slot;
-    const bool row_valid = row < p.rows.count;
-    const RowPart<CHUNKS> part(row_valid, packs, lane, threads_per_row);
-    P v[CHUNKS], r[CHUNKS];
-#pragma unroll
-    for (int c = 0; c < CHUNKS; ++c) {
-      if (!part.valid[c]) continue;
-      v[c] = *staged(stage, 0, c);
-      if constexpr (K == NormKind::add_rms) r[c] = *staged(stage, 1, c);
-    }
-    const int64_t any_row = row_valid ? row : 0;
-    P* residual = K == NormKind::add_rms
-                      ? row_start<T, VEC>(p.residual, p, p.residual_strides, any_row)
-                      : nullptr;
-    P* y = row_start<T, VEC>(p.y, p, p.y_strides, any_row);
     normalize_row<K, T, VEC, CHUNKS>(p, part, v, r, residual, y, parity, [&](int c, P& wc, P& bc) {
-      wc = weight[part.pack(c)];
-      if (has_bias) bc = bias[part.pack(c)];
+      if constexpr (EARLY) {
+        wc = w[c];
+        bc = b[c];
+      } else {
+        wc = weight[part.pack(c)];
+        if (has_bias) bc = bias[part.pack(c)];
+      }
     });
   }
-  copy_async_wait<0>();
 }
 
 // One block per row, any length: reads the row once to reduce (twice for layer_norm, whose mean

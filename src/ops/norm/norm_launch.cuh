@@ -1,0 +1,126 @@
+// The launch logic of the normalization kernels (norm_kernels.cuh): the runtime choices (op,
+// 16-byte packs or single elements, packs per thread, parameters early or late) become template
+// arguments here, in launch(). Each dtype's instantiation lives in a generated translation unit
+// (CMakeLists.txt, norm_instance.cu.in), so the dtypes compile in parallel.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <type_traits>
+
+#include "norm_kernels.cuh"
+
+namespace llmk {
+namespace norm_launch {
+
+using norm_kernels::kMaxBlockThreads;
+
+// Packs per thread: four 16-byte packs per thread keep several loads in flight within ~64
+// registers; eight no longer fit in registers. Rows longer than kMaxBlockThreads * kMaxChunks packs
+// (16384 bf16/f16, 8192 f32) take the two-pass kernel.
+constexpr int kMaxChunks = 4;
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+inline bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+
+inline bool rows_aligned16(const void* base, const RowStrides& strides, int ndim, size_t element) {
+  if (!aligned16(base)) return false;
+  for (int d = 0; d < ndim; ++d) {
+    if (strides.stride[d] * element % 16 != 0) return false;
+  }
+  return true;
+}
+
+// Elements per 16-byte pack if every row of every tensor starts 16-byte aligned and rows are
+// whole packs; otherwise 1 (element-wise access, still correct, slower).
+inline int pack_width(const NormParams& p, size_t element) {
+  const int width = static_cast<int>(16 / element);
+  const bool fits = p.hidden % width == 0 && aligned16(p.weight) &&
+                    (p.bias == nullptr || aligned16(p.bias)) &&
+                    rows_aligned16(p.x, p.x_strides, p.rows.ndim, element) &&
+                    rows_aligned16(p.y, p.y_strides, p.rows.ndim, element) &&
+                    (p.kind != NormKind::add_rms ||
+                     rows_aligned16(p.residual, p.residual_strides, p.rows.ndim, element));
+  return fits ? width : 1;
+}
+
+inline unsigned grid_size(int64_t blocks) {
+  return static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
+}
+
+// Below this many row groups per multiprocessor the GPU is not full and latency rules.
+constexpr int kBlocksToFill = 2;
+
+// How a row is spread over threads: the fewest threads (whole warps) that hold it in at most
+// kMaxChunks packs each, so every thread has several loads in flight.
+struct RowLaunch {
+  int threads_per_row, chunks, rows_per_block;
+  int64_t row_groups;
+};
+
+inline RowLaunch row_launch(int64_t packs, int64_t rows) {
+  RowLaunch l;
+  l.threads_per_row = static_cast<int>(
+      std::clamp<int64_t>(ceil_div(ceil_div(packs, kMaxChunks), 32) * 32, 32, kMaxBlockThreads));
+  l.chunks = static_cast<int>(ceil_div(packs, l.threads_per_row));
+  l.rows_per_block = std::max(1, 256 / l.threads_per_row);
+  l.row_groups = ceil_div(rows, l.rows_per_block);
+  return l;
+}
+
+// The one place where runtime choices become template arguments.
+template <NormKind K, class T>
+void launch(const NormParams& p, int sm_count, cudaStream_t stream) {
+  constexpr int kPack = 16 / sizeof(T);
+  const int width = pack_width(p, sizeof(T));
+  const int64_t packs = p.hidden / width;
+  if (packs > int64_t{kMaxBlockThreads} * kMaxChunks) {
+    norm_kernels::norm_long_rows_kernel<K, T>
+        <<<grid_size(p.rows.count), kMaxBlockThreads, 0, stream>>>(p);
+    return;
+  }
+  const RowLaunch l = row_launch(packs, p.rows.count);
+  const bool few_rows = l.row_groups < int64_t{kBlocksToFill} * sm_count;
+  const dim3 grid(grid_size(l.row_groups)), block(l.threads_per_row * l.rows_per_block);
+  auto run = [&](auto vec, auto chunks, auto early) {
+    norm_kernels::norm_rows_kernel<K, T, decltype(vec)::value, decltype(chunks)::value,
+                                   decltype(early)::value>
+        <<<grid, block, 0, stream>>>(p, l.threads_per_row);
+  };
+  auto with_early = [&](auto vec, auto chunks) {
+    if (few_rows) {
+      run(vec, chunks, std::true_type{});
+    } else {
+      run(vec, chunks, std::false_type{});
+    }
+  };
+  auto with_chunks = [&](auto vec) {
+    if (l.chunks <= 1) {
+      with_early(vec, std::integral_constant<int, 1>{});
+    } else if (l.chunks <= 2) {
+      with_early(vec, std::integral_constant<int, 2>{});
+    } else {
+      with_early(vec, std::integral_constant<int, 4>{});
+    }
+  };
+  if (width == kPack) {
+    with_chunks(std::integral_constant<int, kPack>{});
+  } else {
+    with_chunks(std::integral_constant<int, 1>{});
+  }
+}
+
+// Every kernel of one dtype; generated/norm_<dtype>.cu instantiates it.
+template <class T>
+void launch_norm(const NormParams& p, int sm_count, cudaStream_t stream) {
+  switch (p.kind) {
+    case NormKind::rms: return launch<NormKind::rms, T>(p, sm_count, stream);
+    case NormKind::add_rms: return launch<NormKind::add_rms, T>(p, sm_count, stream);
+    case NormKind::layer: return launch<NormKind::layer, T>(p, sm_count, stream);
+  }
+}
+
+}  // namespace norm_launch
+}  // namespace llmk
