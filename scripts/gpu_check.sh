@@ -20,7 +20,7 @@ mkdir -p "$logs"
 cd "$root"
 
 failures=()
-step() {  # step NAME COMMAND...: runs COMMAND, logs to $out/NAME.log, records a failure
+step() {  # step NAME COMMAND...: runs COMMAND, logs to $logs/NAME.log, records a failure
   local name=$1
   shift
   echo "== $name"
@@ -45,10 +45,17 @@ export LLMK_LIBRARY=$build/libllmk.so
 export LLMK_VECTORS_DIR=$root/tests/vectors
 
 step ctest ctest --test-dir "$build" --output-on-failure
-step sanitizer compute-sanitizer --tool memcheck --error-exitcode 1 \
-  "$build/tests/llmk_gpu_tests" --gtest_filter='GpuVectors.*:Graphs.*'
-step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 \
-  "$build/tests/llmk_gpu_tests" --gtest_filter='GpuVectors.*bf16*'
+# The sanitizers run gtest with a filter; a filter that selects nothing must not pass quietly.
+sanitize() {  # sanitize TOOL FILTER
+  local output status
+  output=$(compute-sanitizer --tool "$1" --error-exitcode 1 "$build/tests/llmk_gpu_tests" \
+    --gtest_filter="$2" 2>&1)
+  status=$?
+  echo "$output"
+  [ $status -eq 0 ] && grep -qE "Running [1-9][0-9]* tests?" <<<"$output"
+}
+step memcheck sanitize memcheck 'Manifest/GpuVectors.*:Graphs.*:Determinism.*'
+step racecheck sanitize racecheck 'Manifest/GpuVectors.*bf16*:Determinism.*'
 step python env PYTHONPATH="$root/bindings/python" python3 -m pytest -rs -q bindings/python/tests
 if [ -d .carry/rust ]; then
   step rust bash -c 'for t in .carry/rust/*; do echo "## $t"; "$t" --nocapture || exit 1; done'
@@ -77,7 +84,7 @@ fi
   echo "## Tests"
   echo
   grep -hE "tests passed|tests failed" "$logs/ctest.log" || true
-  grep -hE "ERROR SUMMARY" "$logs/sanitizer.log" "$logs/racecheck.log" || true
+  grep -hE "ERROR SUMMARY|RACECHECK SUMMARY|Running [0-9]+ tests" "$logs/memcheck.log" "$logs/racecheck.log" || true
   tail -n 1 "$logs/python.log" 2>/dev/null || true
   grep -hE "^test result" "$logs/rust.log" 2>/dev/null | sort | uniq -c || true
   grep -hE "^(PASS|FAIL|ok)" "$logs/go.log" 2>/dev/null || true
