@@ -146,26 +146,30 @@ __device__ __forceinline__ S warp_reduce(S s) {
 }
 
 // Reduces s over the threads_per_row threads that share this thread's row; every one of them
-// gets the same result. Block-uniform control flow: every thread of the block calls it once per
-// row iteration, with parity alternating between iterations. The two halves of the shared buffer
-// alternate, so one barrier suffices: a thread writes a half again only after the next
-// iteration's barrier, by which time everyone has read it.
+// gets the same result. Every thread of the block must call it (it has a barrier). Two
+// reductions in one block use different buffers (0 and 1), so neither needs a second barrier to
+// protect its scratch from the other.
 template <class S>
-__device__ __forceinline__ S row_reduce(S s, int threads_per_row, int parity) {
+__device__ __forceinline__ S row_reduce(S s, int threads_per_row, int buffer) {
   __shared__ S warp_partials[2][32];
   s = warp_reduce(s);
   if (threads_per_row == 32) return s;
   const int warp = threadIdx.x / 32, warps_per_row = threads_per_row / 32;
-  if (threadIdx.x % 32 == 0) warp_partials[parity][warp] = s;
+  if (threadIdx.x % 32 == 0) warp_partials[buffer][warp] = s;
   __syncthreads();
   const int first = warp / warps_per_row * warps_per_row;
-  S total = warp_partials[parity][first];
-  for (int w = 1; w < warps_per_row; ++w) total = combine(total, warp_partials[parity][first + w]);
+  S total = warp_partials[buffer][first];
+  for (int w = 1; w < warps_per_row; ++w) total = combine(total, warp_partials[buffer][first + w]);
   return total;
 }
 
 // Threads per row never exceed this, so every kernel may use up to 128 registers per thread.
 constexpr int kMaxBlockThreads = 512;
+
+// The block's place in a grid of any number of blocks: x runs first, y counts whole rows of x.
+__device__ __forceinline__ int64_t block_index() {
+  return blockIdx.x + int64_t{blockIdx.y} * gridDim.x;
+}
 
 // Where this thread's part of a row lives: packs lane, lane + threads_per_row, ... of the row.
 template <int CHUNKS>
@@ -192,7 +196,7 @@ template <NormKind K, class T, int VEC, int CHUNKS, class Params>
 __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart<CHUNKS>& part,
                                               Pack<T, VEC> (&v)[CHUNKS],
                                               const Pack<T, VEC> (&r)[CHUNKS],
-                                              Pack<T, VEC>* residual, Pack<T, VEC>* y, int parity,
+                                              Pack<T, VEC>* residual, Pack<T, VEC>* y,
                                               Params&& params) {
   using P = Pack<T, VEC>;
   if constexpr (K == NormKind::add_rms) {
@@ -230,7 +234,7 @@ __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart
 #pragma unroll
       for (int i = 0; i < VEC; ++i) m.m2 += (f[i] - m.mean) * (f[i] - m.mean);
     }
-    m = row_reduce(m, part.threads_per_row, parity);
+    m = row_reduce(m, part.threads_per_row, 0);
     mean = m.mean;
     scale = rsqrtf(m.m2 * inv_n + p.eps);
   } else {
@@ -243,7 +247,7 @@ __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart
 #pragma unroll
       for (int i = 0; i < VEC; ++i) sum_squares += f[i] * f[i];
     }
-    scale = rsqrtf(row_reduce(sum_squares, part.threads_per_row, parity) * inv_n + p.eps);
+    scale = rsqrtf(row_reduce(sum_squares, part.threads_per_row, 0) * inv_n + p.eps);
   }
 
   const bool has_bias = K == NormKind::layer && p.bias != nullptr;
@@ -286,83 +290,78 @@ __global__ void __launch_bounds__(kMaxBlockThreads)
   const P* bias = static_cast<const P*>(p.bias);
   const bool has_bias = K == NormKind::layer && p.bias != nullptr;
 
-  // The loop bound is uniform across the block, so row_reduce's barrier is reached by all threads.
-  int parity = 0;
-  for (int64_t first_row = int64_t{blockIdx.x} * rows_per_block; first_row < p.rows.count;
-       first_row += int64_t{gridDim.x} * rows_per_block, parity ^= 1) {
-    const int64_t row = first_row + slot;
-    const bool row_valid = row < p.rows.count;
-    const RowPart<CHUNKS> part(row_valid, packs, threadIdx.x % threads_per_row, threads_per_row);
-    const int64_t any_row = row_valid ? row : 0;
-    const P* x = row_start<T, VEC>(const_cast<void*>(p.x), p, p.x_strides, any_row);
-    P* residual = K == NormKind::add_rms
-                      ? row_start<T, VEC>(p.residual, p, p.residual_strides, any_row)
-                      : nullptr;
-    P* y = row_start<T, VEC>(p.y, p, p.y_strides, any_row);
+  const int64_t row = block_index() * rows_per_block + slot;
+  // A block past the last row group leaves as a whole, before row_reduce's barrier.
+  if (row - slot >= p.rows.count) return;
+  const bool row_valid = row < p.rows.count;
+  const RowPart<CHUNKS> part(row_valid, packs, threadIdx.x % threads_per_row, threads_per_row);
+  const int64_t any_row = row_valid ? row : 0;
+  const P* x = row_start<T, VEC>(const_cast<void*>(p.x), p, p.x_strides, any_row);
+  P* residual = K == NormKind::add_rms
+                    ? row_start<T, VEC>(p.residual, p, p.residual_strides, any_row)
+                    : nullptr;
+  P* y = row_start<T, VEC>(p.y, p, p.y_strides, any_row);
 
-    P v[CHUNKS], r[CHUNKS], w[CHUNKS], b[CHUNKS];
+  P v[CHUNKS], r[CHUNKS], w[CHUNKS], b[CHUNKS];
 #pragma unroll
-    for (int c = 0; c < CHUNKS; ++c) {
-      if (!part.valid[c]) continue;
-      const int j = part.pack(c);
-      v[c] = x[j];
-      if constexpr (K == NormKind::add_rms) r[c] = residual[j];
-      if constexpr (EARLY) {
-        w[c] = weight[j];
-        if (has_bias) b[c] = bias[j];
-      }
+  for (int c = 0; c < CHUNKS; ++c) {
+    if (!part.valid[c]) continue;
+    const int j = part.pack(c);
+    v[c] = x[j];
+    if constexpr (K == NormKind::add_rms) r[c] = residual[j];
+    if constexpr (EARLY) {
+      w[c] = weight[j];
+      if (has_bias) b[c] = bias[j];
     }
-    normalize_row<K, T, VEC, CHUNKS>(p, part, v, r, residual, y, parity, [&](int c, P& wc, P& bc) {
-      if constexpr (EARLY) {
-        wc = w[c];
-        bc = b[c];
-      } else {
-        wc = weight[part.pack(c)];
-        if (has_bias) bc = bias[part.pack(c)];
-      }
-    });
   }
+  normalize_row<K, T, VEC, CHUNKS>(p, part, v, r, residual, y, [&](int c, P& wc, P& bc) {
+    if constexpr (EARLY) {
+      wc = w[c];
+      bc = b[c];
+    } else {
+      wc = weight[part.pack(c)];
+      if (has_bias) bc = bias[part.pack(c)];
+    }
+  });
 }
 
 // One block per row, any length: reads the row once to reduce (twice for layer_norm, whose mean
-// comes first) and once more to write. Each thread touches the same elements in every pass, so
-// add_rms_norm's second pass reads back the sums this very thread stored.
+// comes first, in the other reduction buffer) and once more to write. Each thread touches the same
+// elements in every pass, so add_rms_norm's second pass reads back the sums this very thread
+// stored.
 template <NormKind K, class T>
 __global__ void __launch_bounds__(kMaxBlockThreads) norm_long_rows_kernel(const NormParams p) {
   const float inv_n = 1.0f / static_cast<float>(p.hidden);
   const T* weight = static_cast<const T*>(p.weight);
   const T* bias = static_cast<const T*>(p.bias);
-  int parity = 0;  // alternates with every row_reduce call
-  for (int64_t row = blockIdx.x; row < p.rows.count; row += gridDim.x) {
-    const T* x = static_cast<const T*>(p.x) + row_offset(p.rows, p.x_strides, row);
-    T* y = static_cast<T*>(p.y) + row_offset(p.rows, p.y_strides, row);
-    const T* source = x;  // what the final pass normalizes
-    if constexpr (K == NormKind::add_rms) {
-      T* residual = static_cast<T*>(p.residual) + row_offset(p.rows, p.residual_strides, row);
-      for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) {
-        residual[i] = from_float<T>(to_float(x[i]) + to_float(residual[i]));
-      }
-      source = residual;
-    }
-    float mean = 0.0f;
-    if constexpr (K == NormKind::layer) {
-      float sum = 0.0f;
-      for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) sum += to_float(x[i]);
-      mean = row_reduce(sum, blockDim.x, parity) * inv_n;
-      parity ^= 1;
-    }
-    float sum_squares = 0.0f;
+  const int64_t row = block_index();
+  if (row >= p.rows.count) return;
+  const T* x = static_cast<const T*>(p.x) + row_offset(p.rows, p.x_strides, row);
+  T* y = static_cast<T*>(p.y) + row_offset(p.rows, p.y_strides, row);
+  const T* source = x;  // what the final pass normalizes
+  if constexpr (K == NormKind::add_rms) {
+    T* residual = static_cast<T*>(p.residual) + row_offset(p.rows, p.residual_strides, row);
     for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) {
-      const float d = to_float(source[i]) - mean;
-      sum_squares += d * d;
+      residual[i] = from_float<T>(to_float(x[i]) + to_float(residual[i]));
     }
-    const float scale = rsqrtf(row_reduce(sum_squares, blockDim.x, parity) * inv_n + p.eps);
-    parity ^= 1;
-    for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) {
-      float o = (to_float(source[i]) - mean) * scale * to_float(weight[i]);
-      if (K == NormKind::layer && bias != nullptr) o += to_float(bias[i]);
-      y[i] = from_float<T>(o);
-    }
+    source = residual;
+  }
+  float mean = 0.0f;
+  if constexpr (K == NormKind::layer) {
+    float sum = 0.0f;
+    for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) sum += to_float(x[i]);
+    mean = row_reduce(sum, blockDim.x, 1) * inv_n;
+  }
+  float sum_squares = 0.0f;
+  for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) {
+    const float d = to_float(source[i]) - mean;
+    sum_squares += d * d;
+  }
+  const float scale = rsqrtf(row_reduce(sum_squares, blockDim.x, 0) * inv_n + p.eps);
+  for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) {
+    float o = (to_float(source[i]) - mean) * scale * to_float(weight[i]);
+    if (K == NormKind::layer && bias != nullptr) o += to_float(bias[i]);
+    y[i] = from_float<T>(o);
   }
 }
 

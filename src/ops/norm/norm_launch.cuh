@@ -7,8 +7,10 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 
+#include "core/error.hpp"
 #include "norm_kernels.cuh"
 
 namespace llmk {
@@ -46,12 +48,15 @@ inline int pack_width(const NormParams& p, size_t element) {
   return fits ? width : 1;
 }
 
-// At most this many rounds of resident blocks: beyond it, blocks loop over their rows. Launching
-// fewer, longer-lived blocks costs nothing here, and it means the tests run that loop.
-constexpr int kGridBlocksPerSm = 8;
-
-inline unsigned grid_size(int64_t blocks, int sm_count) {
-  return static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{kGridBlocksPerSm} * sm_count));
+// A grid of `blocks` blocks, one per row group: x up to 2^31 - 1, then whole rows in y.
+inline dim3 grid_of(int64_t blocks) {
+  const int64_t x = std::min<int64_t>(blocks, INT32_MAX);
+  const int64_t y = (blocks + x - 1) / x;
+  if (y > 65535) {
+    fail(LLMK_ERROR_UNSUPPORTED, "norm: %lld blocks of rows are more than a CUDA grid holds",
+         static_cast<long long>(blocks));
+  }
+  return dim3(static_cast<unsigned>(x), static_cast<unsigned>(y));
 }
 
 // Below this many row groups per multiprocessor the GPU is not full and latency rules.
@@ -82,12 +87,12 @@ void launch(const NormParams& p, int sm_count, cudaStream_t stream) {
   const int64_t packs = p.hidden / width;
   if (packs > int64_t{kMaxBlockThreads} * kMaxChunks) {
     norm_kernels::norm_long_rows_kernel<K, T>
-        <<<grid_size(p.rows.count, sm_count), kMaxBlockThreads, 0, stream>>>(p);
+        <<<grid_of(p.rows.count), kMaxBlockThreads, 0, stream>>>(p);
     return;
   }
   const RowLaunch l = row_launch(packs, p.rows.count);
   const bool few_rows = l.row_groups < int64_t{kBlocksToFill} * sm_count;
-  const dim3 grid(grid_size(l.row_groups, sm_count)), block(l.threads_per_row * l.rows_per_block);
+  const dim3 grid = grid_of(l.row_groups), block(l.threads_per_row * l.rows_per_block);
   auto run = [&](auto vec, auto chunks, auto early) {
     norm_kernels::norm_rows_kernel<K, T, decltype(vec)::value, decltype(chunks)::value,
                                    decltype(early)::value>
