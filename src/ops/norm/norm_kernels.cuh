@@ -271,10 +271,11 @@ __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart
   }
 }
 
-template <class T, int VEC>
-__device__ __forceinline__ Pack<T, VEC>* row_start(void* base, const NormParams& p,
-                                                   const RowStrides& strides, int64_t row) {
-  return static_cast<Pack<T, VEC>*>(base) + row_offset(p.rows, strides, row) / VEC;
+// The first pack of `row` in the tensor at `base`; P is const when base is.
+template <class P, int VEC, class Base>
+__device__ __forceinline__ P* row_start(Base* base, const NormParams& p, const RowStrides& strides,
+                                        int64_t row) {
+  return static_cast<P*>(base) + row_offset(p.rows, strides, row) / VEC;
 }
 
 // One row per group of threads_per_row threads, all of its loads issued before the first use.
@@ -296,11 +297,11 @@ __global__ void __launch_bounds__(kMaxBlockThreads)
   const bool row_valid = row < p.rows.count;
   const RowPart<CHUNKS> part(row_valid, packs, threadIdx.x % threads_per_row, threads_per_row);
   const int64_t any_row = row_valid ? row : 0;
-  const P* x = row_start<T, VEC>(const_cast<void*>(p.x), p, p.x_strides, any_row);
+  const P* x = row_start<const P, VEC>(p.x, p, p.x_strides, any_row);
   P* residual = K == NormKind::add_rms
-                    ? row_start<T, VEC>(p.residual, p, p.residual_strides, any_row)
+                    ? row_start<P, VEC>(p.residual, p, p.residual_strides, any_row)
                     : nullptr;
-  P* y = row_start<T, VEC>(p.y, p, p.y_strides, any_row);
+  P* y = row_start<P, VEC>(p.y, p, p.y_strides, any_row);
 
   P v[CHUNKS], r[CHUNKS], w[CHUNKS], b[CHUNKS];
 #pragma unroll
