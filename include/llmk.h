@@ -26,6 +26,11 @@
  *
  *  - Threads. A context may be used from several threads at once, each with its own stream.
  *
+ *  - Configs. Options that will grow come in a struct passed by const pointer whose first field
+ *    is struct_size; fill it with its llmk_*_config_init function, then set what differs. The
+ *    library reads only the caller's struct_size bytes and gives later fields their defaults, so
+ *    code built against an older header keeps working.
+ *
  *  - ABI. Enum values are explicit and append-only; a removed value is never reused. The shared
  *    library's SONAME carries LLMK_ABI_VERSION (libllmk.so.0); bindings compare it with
  *    llmk_abi_version() when they load the library.
@@ -241,6 +246,190 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_layer_norm(llmk_context* ctx, const llm
                                                     const llmk_tensor* weight,
                                                     const llmk_tensor* bias, float eps,
                                                     const llmk_tensor* y, void* stream);
+
+/* ---------------------------------------------------------------------------------------------
+ * Activations
+ *
+ * Elementwise over tensors [..., n]. The last dimension of every tensor is contiguous; the
+ * leading dimensions may have any strides, each tensor its own, merging into at most 3 (as for
+ * the norms). All tensors share one dtype: F32, F16 or BF16. The math is f32 on CUDA and f64 on
+ * the CPU, with no intermediate rounding: each output element is rounded once.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum llmk_activation {
+  LLMK_ACTIVATION_IDENTITY = 0,  /* a(x) = x */
+  LLMK_ACTIVATION_GELU = 1,      /* exact: x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))) */
+  LLMK_ACTIVATION_GELU_TANH = 2, /* x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))) */
+  LLMK_ACTIVATION_SILU = 3,      /* x * sigmoid(x) = x / (1 + exp(-x)) */
+  LLMK_ACTIVATION_RELU = 4       /* max(x, 0) */
+} llmk_activation;
+
+/* y = a(x + bias): bias + GELU (either form), or plain GELU, SiLU or ReLU when bias is NULL.
+ * x and y: [..., n]; bias: [n], contiguous, or NULL. y may be exactly x (in place); any other
+ * overlap is refused. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_bias_activation(llmk_context* ctx, const llmk_tensor* x,
+                                                         const llmk_tensor* bias,
+                                                         llmk_activation activation,
+                                                         const llmk_tensor* y, void* stream);
+
+/* y = a(gate) * up: SwiGLU with SILU, GeGLU with GELU or GELU_TANH.
+ * gate, up and y: [..., n], one shape, each with its own strides. vLLM and FlashInfer's
+ * silu_and_mul / gelu_and_mul take x = [..., 2n] holding [gate | up] along its last dimension:
+ * pass gate = x's first n columns (x's data, shape [..., n], x's strides) and up = the same view
+ * starting n elements further; two separate tensors work the same way. y may be exactly gate or
+ * exactly up (in place); any other overlap is refused. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_gated_activation(llmk_context* ctx,
+                                                          const llmk_tensor* gate,
+                                                          const llmk_tensor* up,
+                                                          llmk_activation activation,
+                                                          const llmk_tensor* y, void* stream);
+
+/* ---------------------------------------------------------------------------------------------
+ * Rotary position embedding (RoPE)
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum llmk_rope_style {
+  /* Pairs (i, i + rotary_dim/2): GPT-NeoX, Hugging Face Llama, vLLM's is_neox_style=True. */
+  LLMK_ROPE_NEOX = 0,
+  /* Pairs (2i, 2i + 1): GPT-J, Meta's original Llama, vLLM's is_neox_style=False. */
+  LLMK_ROPE_GPTJ = 1
+} llmk_rope_style;
+
+/* RoPE's options. Fill with llmk_rope_config_init, then change what differs. */
+typedef struct llmk_rope_config {
+  size_t struct_size; /* sizeof(llmk_rope_config), set by llmk_rope_config_init */
+  int32_t style;      /* an llmk_rope_style; default LLMK_ROPE_NEOX */
+  /* The dimensions rotated, from the start of each head: even and <= head_dim; 0 (the default)
+   * means head_dim. The dimensions past it are left as they are (partial rotary). */
+  int32_t rotary_dim;
+  /* Pair i (0 <= i < rotary_dim/2) turns by position * theta^(-2i / rotary_dim). Default 10000. */
+  double theta;
+  /* Llama 3.1's frequency scaling, on when llama3_factor > 0 (default 0: off). With wavelength
+   * w = 2 pi / f of a pair's frequency f, L = llama3_original_max_position,
+   * lo = llama3_low_freq_factor and hi = llama3_high_freq_factor: f is kept where w < L / hi,
+   * divided by llama3_factor where w > L / lo, and in between blended as
+   * (1 - s) f / llama3_factor + s f with s = (L / w - lo) / (hi - lo). Llama 3.1 uses 8, 1, 4
+   * and 8192. */
+  double llama3_factor;
+  double llama3_low_freq_factor;
+  double llama3_high_freq_factor;
+  double llama3_original_max_position;
+} llmk_rope_config;
+
+/* Fills `config` with the defaults above (and its struct_size). */
+LLMK_API void llmk_rope_config_init(llmk_rope_config* config);
+
+/* Rotates q and k in place by each token's position: in every head, each pair (a, b) of rotary
+ * dimensions becomes (a cos - b sin, b cos + a sin) for the pair's angle at positions[t].
+ *
+ * q: [tokens, q_heads, head_dim]; k: [tokens, kv_heads, head_dim], or NULL to rotate q alone.
+ * One dtype, F32, F16 or BF16; head_dim contiguous; token and head strides free, so q and k may
+ * be slices of one fused QKV buffer; q and k may not overlap. positions: [tokens], I32 or I64,
+ * any stride.
+ *
+ * cos_sin_cache: NULL, or [max_position, rotary_dim] in F32 or q's dtype, last dimension
+ * contiguous, as vLLM builds it: row p holds the cosines of position p's rotary_dim/2 angles,
+ * then their sines. With a cache, theta and the Llama 3 scaling are not used, and positions
+ * must lie in [0, max_position): the CPU backend refuses any other with LLMK_ERROR_INVALID_VALUE
+ * before touching q and k; a CUDA context does not read positions on the host, so there a token
+ * with such a position gets NaN in its rotated dimensions, and nothing out of bounds is read.
+ * Without a cache, the angles are computed (reduced modulo 2 pi in f64), so any position,
+ * negative ones included, rotates accurately to the output dtype. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_rope(llmk_context* ctx, const llmk_rope_config* config,
+                                              const llmk_tensor* positions, const llmk_tensor* q,
+                                              const llmk_tensor* k,
+                                              const llmk_tensor* cos_sin_cache, void* stream);
+
+/* ---------------------------------------------------------------------------------------------
+ * Embedding
+ * ------------------------------------------------------------------------------------------- */
+
+/* y[t] = table[ids[t]]: the rows of an embedding table gathered by token id.
+ * ids: [tokens], I32 or I64, any stride. table: [vocab, hidden]; y: [tokens, hidden]; one dtype,
+ * F32, F16 or BF16; last dimension contiguous, row strides free; y overlaps neither input.
+ * An id outside [0, vocab): the CPU backend refuses the call with LLMK_ERROR_INVALID_VALUE, naming
+ * the token, before writing anything; a CUDA context does not read ids on the host, so there that
+ * token's row of y is filled with NaN, and nothing out of bounds is read. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_embedding(llmk_context* ctx, const llmk_tensor* ids,
+                                                   const llmk_tensor* table, const llmk_tensor* y,
+                                                   void* stream);
+
+/* ---------------------------------------------------------------------------------------------
+ * KV caches
+ *
+ * The two cache layouts llmk's attention ops read, for K and for V alike:
+ *  - contiguous: [batch, max_seq, kv_heads, head_dim]; the token of sequence b at position p is
+ *    row [b, p];
+ *  - paged: [num_pages, page_size, kv_heads, head_dim]; slot s = page * page_size + offset is
+ *    row [s / page_size, s % page_size], and a block table maps each sequence's pages.
+ * Any strides, except that head_dim is contiguous; K and V caches have one shape, each its own
+ * strides. A cache has the dtype of the k and v written into it: F32, F16 or BF16.
+ * A contiguous cache is the paged layout with page_size = max_seq and slot b * max_seq + p, so
+ * llmk_paged_kv_cache_write also fills a contiguous cache from any per-token positions.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Appends new tokens to contiguous caches, as flash_attn_with_kvcache does: token i of sequence
+ * b goes to position cache_seqlens[b] + i.
+ * k, v: [batch, new_len, kv_heads, head_dim], one dtype with the caches, head_dim contiguous,
+ * other strides free. cache_seqlens: [batch], I32 or I64, any stride. k_cache, v_cache: the
+ * contiguous layout above, of the same batch, kv_heads and head_dim; they overlap nothing.
+ * cache_seqlens[b] must lie in [0, max_seq - new_len]: the CPU backend refuses any other with
+ * LLMK_ERROR_INVALID_VALUE before writing; a CUDA context does not read it on the host, so there
+ * a token whose position falls outside [0, max_seq) is not written, and nothing out of bounds
+ * is. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_kv_cache_write(llmk_context* ctx, const llmk_tensor* k,
+                                                        const llmk_tensor* v,
+                                                        const llmk_tensor* cache_seqlens,
+                                                        const llmk_tensor* k_cache,
+                                                        const llmk_tensor* v_cache, void* stream);
+
+/* Stores tokens into paged caches through a slot mapping, as vLLM's reshape_and_cache does:
+ * token t goes to slot slot_mapping[t]; a negative slot means the token is skipped (padding).
+ * k, v: [tokens, kv_heads, head_dim], one dtype with the caches, head_dim contiguous, other
+ * strides free. slot_mapping: [tokens], I32 or I64, any stride. k_cache, v_cache: the paged
+ * layout above, of the same kv_heads and head_dim; they overlap nothing. Two tokens with one
+ * slot leave either's values there. A slot >= num_pages * page_size: the CPU backend refuses it
+ * with LLMK_ERROR_INVALID_VALUE before writing; a CUDA context does not read slot_mapping on the
+ * host, so there that token is not written, and nothing out of bounds is. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_paged_kv_cache_write(
+    llmk_context* ctx, const llmk_tensor* k, const llmk_tensor* v, const llmk_tensor* slot_mapping,
+    const llmk_tensor* k_cache, const llmk_tensor* v_cache, void* stream);
+
+/* ---------------------------------------------------------------------------------------------
+ * Optimizer
+ * ------------------------------------------------------------------------------------------- */
+
+/* AdamW's hyperparameters. Fill with llmk_adamw_config_init, then change what differs. */
+typedef struct llmk_adamw_config {
+  size_t struct_size;  /* sizeof(llmk_adamw_config), set by llmk_adamw_config_init */
+  double lr;           /* default 1e-3; >= 0 */
+  double beta1;        /* default 0.9; in [0, 1) */
+  double beta2;        /* default 0.999; in [0, 1) */
+  double eps;          /* default 1e-8; > 0 */
+  double weight_decay; /* default 1e-2; >= 0 */
+  int64_t step;        /* this update's number, counted from 1 (the default) */
+} llmk_adamw_config;
+
+/* Fills `config` with torch.optim.AdamW's defaults (and its struct_size), step 1. */
+LLMK_API void llmk_adamw_config_init(llmk_adamw_config* config);
+
+/* One AdamW step (decoupled weight decay), in place, elementwise, as torch.optim.AdamW:
+ *   param      = param * (1 - lr * weight_decay)
+ *   exp_avg    = beta1 * exp_avg + (1 - beta1) * grad
+ *   exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad^2
+ *   param      = param - lr / (1 - beta1^step)
+ *                        * exp_avg / (sqrt(exp_avg_sq) / sqrt(1 - beta2^step) + eps)
+ * param, exp_avg and exp_avg_sq are F32; grad is F32, F16 or BF16. All four have one shape
+ * [..., n], last dimension contiguous, leading dimensions with any strides (merging into at most
+ * 3); param, exp_avg and exp_avg_sq overlap nothing. The CUDA kernel reads each tensor once and
+ * writes each of the three once; the math is f32 there (f64 on the CPU), the scalars that depend
+ * on step computed once in f64. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_adamw_step(llmk_context* ctx,
+                                                    const llmk_adamw_config* config,
+                                                    const llmk_tensor* param,
+                                                    const llmk_tensor* grad,
+                                                    const llmk_tensor* exp_avg,
+                                                    const llmk_tensor* exp_avg_sq, void* stream);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything that needs the GPU, in one call: build for sm_90a, run the GPU tests (and the CPU
 # ones), compute-sanitizer over the GPU vectors, the three bindings' vectors on the CUDA context,
-# and the benchmarks. Writes summary.md, the benchmark tables and logs.tar.gz (every step's log)
-# under $OUT (default: ./gpu-out).
+# and the benchmarks. Writes summary.md (with every benchmark table), bench.tar.gz (the tables and
+# their JSON) and logs.tar.gz (every step's log) under $OUT (default: ./gpu-out).
 #
 # The Rust and Go test binaries are built elsewhere (the GPU machine has neither toolchain) by
 # scripts/build_binding_tests.sh into .carry/, which this script runs if present.
@@ -70,8 +70,13 @@ fi
 
 if [ $bench = 1 ]; then
   step latency "$build/bench/bench_latency"
-  step bench env PYTHONPATH="$root/bindings/python" PYTHONUNBUFFERED=1 \
-    python3 bench/bench_norms.py --json "$out/bench_norms.json" --markdown "$out/bench_norms.md"
+  # Every bench/bench_<op>.py: its table goes into the summary, its JSON into bench.tar.gz.
+  mkdir -p "$out/bench"
+  for script in bench/bench_*.py; do
+    name=$(basename "$script" .py)
+    step "$name" env PYTHONPATH="$root/bindings/python" PYTHONUNBUFFERED=1 \
+      python3 "$script" --json "$out/bench/$name.json" --markdown "$out/bench/$name.md"
+  done
 fi
 
 {
@@ -99,11 +104,12 @@ fi
     echo
     echo "## Bandwidth"
     echo
-    cat "$out/bench_norms.md" 2>/dev/null
+    cat "$out"/bench/*.md 2>/dev/null
   fi
   echo
   if [ ${#failures[@]} -eq 0 ]; then echo "All steps passed."; else echo "FAILED: ${failures[*]}"; fi
 } >"$out/summary.md"
 cat "$out/summary.md"
 tar -czf "$out/logs.tar.gz" -C "$out" logs && rm -rf "$logs"
+if [ -d "$out/bench" ]; then tar -czf "$out/bench.tar.gz" -C "$out" bench && rm -rf "$out/bench"; fi
 [ ${#failures[@]} -eq 0 ]

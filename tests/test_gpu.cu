@@ -16,36 +16,12 @@
 #include <random>
 #include <thread>
 
-#include "common/testing.hpp"
+#include "common/gpu_testing.hpp"
 #include "common/vectors.hpp"
 
 using namespace llmk_test;
 
 namespace {
-
-#define ASSERT_LLMK(call) ASSERT_EQ((call), LLMK_SUCCESS) << llmk_last_error_message()
-#define ASSERT_CUDA(call) ASSERT_EQ((call), cudaSuccess)
-
-llmk_context* cuda_context() {
-  static llmk_context* ctx = [] {
-    llmk_context* c = nullptr;
-    if (llmk_context_create(LLMK_BACKEND_CUDA, 0, &c) != LLMK_SUCCESS) {
-      ADD_FAILURE() << "CUDA context: " << llmk_last_error_message();
-    }
-    return c;
-  }();
-  return ctx;
-}
-
-llmk_context* cpu_context() {
-  static llmk_context* ctx = [] {
-    llmk_context* c = nullptr;
-    if (llmk_context_create(LLMK_BACKEND_CPU, 0, &c) != LLMK_SUCCESS)
-      ADD_FAILURE() << "CPU context";
-    return c;
-  }();
-  return ctx;
-}
 
 // --- the shared vectors ------------------------------------------------------------------------
 
@@ -74,38 +50,6 @@ const char* op_name(Op op) {
   return "?";
 }
 
-// Tolerance by dtype: tests/vectors/README.md explains the rule.
-double rtol_of(int32_t dtype) {
-  return dtype == LLMK_DTYPE_F32 ? 1e-5 : dtype == LLMK_DTYPE_F16 ? 0x1p-10 : 0x1p-7;
-}
-double atol_of(int32_t dtype) { return dtype == LLMK_DTYPE_F32 ? 1e-6 : 1e-5; }
-
-// A tensor's backing buffer on the host, and the view into it (data filled in per context).
-struct HostTensor {
-  std::vector<uint8_t> bytes;
-  llmk_tensor view;
-  int64_t offset = 0;  // elements from the buffer start to the view's first element
-};
-
-// A device copy of a HostTensor's buffer, freed on scope exit.
-struct DeviceCopy {
-  void* ptr = nullptr;
-  explicit DeviceCopy(const HostTensor& h) {
-    EXPECT_EQ(llmk_malloc(cuda_context(), h.bytes.size(), &ptr), LLMK_SUCCESS);
-    EXPECT_EQ(llmk_memcpy(cuda_context(), ptr, h.bytes.data(), h.bytes.size(), nullptr),
-              LLMK_SUCCESS);
-    EXPECT_EQ(llmk_synchronize(cuda_context(), nullptr), LLMK_SUCCESS);
-  }
-  ~DeviceCopy() { EXPECT_EQ(llmk_free(cuda_context(), ptr), LLMK_SUCCESS); }
-  DeviceCopy(const DeviceCopy&) = delete;
-  std::vector<uint8_t> read(size_t size) const {
-    std::vector<uint8_t> out(size);
-    EXPECT_EQ(llmk_memcpy(cuda_context(), out.data(), ptr, size, nullptr), LLMK_SUCCESS);
-    EXPECT_EQ(llmk_synchronize(cuda_context(), nullptr), LLMK_SUCCESS);
-    return out;
-  }
-};
-
 struct Layout {
   const char* name;
   int64_t row_padding;  // row stride = hidden + padding (x, y and residual differ by design)
@@ -113,23 +57,6 @@ struct Layout {
   bool in_place;
   bool three_d;  // [2, rows, hidden] with a gap between the two batches
 };
-
-HostTensor make_tensor(int32_t dtype, const std::vector<int64_t>& shape,
-                       const std::vector<int64_t>& strides, int64_t offset, std::mt19937_64& rng,
-                       double mean, double scale, bool poison) {
-  HostTensor h;
-  h.view = make_view(nullptr, dtype, shape, strides);
-  h.offset = offset;
-  const size_t elements = buffer_elements(h.view) + static_cast<size_t>(offset);
-  h.bytes = poison ? nan_buffer(dtype, elements) : random_buffer(dtype, elements, rng, mean, scale);
-  return h;
-}
-
-llmk_tensor view_at(const HostTensor& h, void* base) {
-  llmk_tensor v = h.view;
-  v.data = static_cast<uint8_t*>(base) + h.offset * element_bytes(h.view.dtype);
-  return v;
-}
 
 llmk_status run_op(llmk_context* ctx, Op op, const llmk_tensor& x, const llmk_tensor* residual,
                    const llmk_tensor& w, const llmk_tensor* b, const llmk_tensor& y,
@@ -142,40 +69,6 @@ llmk_status run_op(llmk_context* ctx, Op op, const llmk_tensor& x, const llmk_te
     case Op::layer_no_bias: return llmk_layer_norm(ctx, &x, &w, nullptr, eps, &y, stream);
   }
   return LLMK_ERROR_INTERNAL;
-}
-
-// Compares the buffers a GPU run produced with the CPU run's: view elements within tolerance,
-// gap elements bit-identical (both started from the same bytes).
-void expect_close(const std::string& what, const HostTensor& h, const std::vector<uint8_t>& gpu,
-                  const std::vector<uint8_t>& cpu) {
-  const size_t element = element_bytes(h.view.dtype);
-  std::vector<bool> in_view(gpu.size() / element, false);
-  const int64_t count = numel(h.view);
-  int64_t bad = 0;
-  std::string first;
-  for (int64_t i = 0; i < count; ++i) {
-    int64_t offset = h.offset, rest = i;
-    for (int d = h.view.ndim - 1; d >= 0; --d) {
-      offset += rest % h.view.shape[d] * h.view.strides[d];
-      rest /= h.view.shape[d];
-    }
-    in_view[offset] = true;
-    const double g = element_to_double(h.view.dtype, gpu.data() + offset * element);
-    const double c = element_to_double(h.view.dtype, cpu.data() + offset * element);
-    if (!(std::isfinite(g) &&
-          std::fabs(g - c) <= atol_of(h.view.dtype) + rtol_of(h.view.dtype) * std::fabs(c))) {
-      if (bad++ == 0)
-        first =
-            "[" + std::to_string(i) + "] gpu " + std::to_string(g) + " cpu " + std::to_string(c);
-    }
-  }
-  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << count << " elements off, first " << first;
-  for (size_t e = 0; e < in_view.size(); ++e) {
-    if (!in_view[e]) {
-      ASSERT_EQ(std::memcmp(gpu.data() + e * element, cpu.data() + e * element, element), 0)
-          << what << ": gap element " << e << " written";
-    }
-  }
 }
 
 void sweep_case(Op op, int32_t dtype, int64_t rows, int64_t hidden, const Layout& layout) {

@@ -35,6 +35,8 @@ inline int32_t dtype_from_name(const std::string& name) {
   if (name == "f32") return LLMK_DTYPE_F32;
   if (name == "f16") return LLMK_DTYPE_F16;
   if (name == "bf16") return LLMK_DTYPE_BF16;
+  if (name == "i32") return LLMK_DTYPE_I32;
+  if (name == "i64") return LLMK_DTYPE_I64;
   throw std::runtime_error("unknown dtype " + name);
 }
 
@@ -55,6 +57,16 @@ inline double element_to_double(int32_t dtype, const void* p) {
       std::memcpy(&h, p, 2);
       return llmk::bf16_to_double(h);
     }
+    case LLMK_DTYPE_I32: {
+      int32_t i;
+      std::memcpy(&i, p, 4);
+      return i;
+    }
+    case LLMK_DTYPE_I64: {
+      int64_t i;
+      std::memcpy(&i, p, 8);
+      return static_cast<double>(i);
+    }
   }
   throw std::runtime_error("element_to_double: unsupported dtype");
 }
@@ -74,6 +86,16 @@ inline void double_to_element(int32_t dtype, double v, void* p) {
     case LLMK_DTYPE_BF16: {
       const uint16_t h = llmk::bf16_from_double(v);
       std::memcpy(p, &h, 2);
+      return;
+    }
+    case LLMK_DTYPE_I32: {  // integers: v rounded toward zero, as the caller means it
+      const int32_t i = static_cast<int32_t>(v);
+      std::memcpy(p, &i, 4);
+      return;
+    }
+    case LLMK_DTYPE_I64: {
+      const int64_t i = static_cast<int64_t>(v);
+      std::memcpy(p, &i, 8);
       return;
     }
   }

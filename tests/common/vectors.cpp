@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -52,51 +54,159 @@ std::vector<int64_t> parse_ints(const std::string& text) {
   return values;
 }
 
-// One tensor role of a case: its view, and the llmk_malloc'd backing buffer.
+// One tensor role of a case: its view into a backing buffer. Buffers are llmk_malloc'd, one per
+// role that names a file or is an output; a role `@S` views S's buffer.
 struct Role {
   llmk_tensor view{};
-  void* buffer = nullptr;
-  std::vector<uint8_t> initial;  // the buffer's bytes before the op
-  bool owned = false;            // false for aliases
+  std::string buffer;  // the role whose buffer this view is in (itself, or S for `@S`)
+  int64_t offset = 0;  // elements from the buffer's start to the view's first element
 };
 
-std::string check_role(const Role& role, const std::vector<uint8_t>& after, const Npy& expected,
-                       double rtol, double atol, const std::string& name) {
+struct Buffer {
+  void* data = nullptr;
+  size_t element = 0;
+  std::vector<uint8_t> initial;  // the bytes before the op
+};
+
+// Buffer elements of a view's elements, in C order of the view.
+std::vector<int64_t> view_offsets(const Role& role) {
   const llmk_tensor& v = role.view;
-  const size_t element = llmk_dtype_bits(static_cast<llmk_dtype>(v.dtype)) / 8;
-  std::vector<bool> in_view(after.size() / element, false);
   const int64_t count = llmk_test::numel(v);
-  if (expected.bytes.size() != static_cast<size_t>(count) * 8) {
+  std::vector<int64_t> offsets(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t offset = role.offset, rest = i;
+    for (int d = v.ndim - 1; d >= 0; --d) {
+      offset += rest % v.shape[d] * v.strides[d];
+      rest /= v.shape[d];
+    }
+    offsets[static_cast<size_t>(i)] = offset;
+  }
+  return offsets;
+}
+
+// Checks view `name` of a buffer's contents `after` against `expected`; marks its elements.
+std::string check_view(const Role& role, const std::vector<uint8_t>& after, size_t element,
+                       const Npy& expected, double rtol, double atol, const std::string& name,
+                       std::vector<bool>& checked) {
+  const std::vector<int64_t> offsets = view_offsets(role);
+  if (expected.bytes.size() != offsets.size() * 8) {
     return name + ": expected array has the wrong size";
   }
   const auto* want = reinterpret_cast<const double*>(expected.bytes.data());
   std::ostringstream problems;
   int64_t bad = 0;
-  for (int64_t i = 0; i < count; ++i) {
-    int64_t offset = 0, rest = i;
-    for (int d = v.ndim - 1; d >= 0; --d) {
-      offset += rest % v.shape[d] * v.strides[d];
-      rest /= v.shape[d];
-    }
-    in_view[offset] = true;
-    const double got = element_to_double(v.dtype, after.data() + offset * element);
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    checked[static_cast<size_t>(offsets[i])] = true;
+    const double got = element_to_double(role.view.dtype, after.data() + offsets[i] * element);
     if (!(std::isfinite(got) && std::fabs(got - want[i]) <= atol + rtol * std::fabs(want[i]))) {
       if (bad++ < 3)
         problems << name << "[" << i << "] = " << got << ", expected " << want[i] << "; ";
     }
   }
-  // Gap elements: untouched. Fresh outputs started as NaN, inputs as their file contents.
-  for (size_t e = 0; e < in_view.size(); ++e) {
-    if (!in_view[e] &&
-        std::memcmp(after.data() + e * element, role.initial.data() + e * element, element) != 0) {
-      problems << name << ": gap element " << e << " was written; ";
-      ++bad;
-      break;
-    }
-  }
   if (bad == 0) return "";
-  problems << bad << " of " << count << " elements off (rtol " << rtol << ", atol " << atol << ")";
+  problems << bad << " of " << offsets.size() << " elements off (rtol " << rtol << ", atol " << atol
+           << ")";
   return problems.str();
+}
+
+int32_t activation_from_name(const std::string& name) {
+  static const std::map<std::string, int32_t> kNames = {{"identity", LLMK_ACTIVATION_IDENTITY},
+                                                        {"gelu", LLMK_ACTIVATION_GELU},
+                                                        {"gelu_tanh", LLMK_ACTIVATION_GELU_TANH},
+                                                        {"silu", LLMK_ACTIVATION_SILU},
+                                                        {"relu", LLMK_ACTIVATION_RELU}};
+  return kNames.at(name);
+}
+
+int32_t rope_style_from_name(const std::string& name) {
+  static const std::map<std::string, int32_t> kNames = {{"neox", LLMK_ROPE_NEOX},
+                                                        {"gptj", LLMK_ROPE_GPTJ}};
+  return kNames.at(name);
+}
+
+// The tensor roles of each op, in the C argument order.
+const std::map<std::string, std::vector<std::string>>& op_roles() {
+  static const std::map<std::string, std::vector<std::string>> kRoles = {
+      {"rms_norm", {"x", "weight", "y"}},
+      {"add_rms_norm", {"x", "residual", "weight", "y"}},
+      {"layer_norm", {"x", "weight", "bias", "y"}},
+      {"bias_activation", {"x", "bias", "y"}},
+      {"gated_activation", {"gate", "up", "y"}},
+      {"rope", {"positions", "q", "k", "cos_sin_cache"}},
+      {"embedding", {"ids", "table", "y"}},
+      {"kv_cache_write", {"k", "v", "cache_seqlens", "k_cache", "v_cache"}},
+      {"paged_kv_cache_write", {"k", "v", "slot_mapping", "k_cache", "v_cache"}},
+      {"adamw_step", {"param", "grad", "exp_avg", "exp_avg_sq"}},
+  };
+  return kRoles;
+}
+
+// Calls the op of case `c` with the given tensors (NULL for an absent role).
+llmk_status call_op(llmk_context* ctx, const VectorCase& c,
+                    const std::function<const llmk_tensor*(const char*)>& tensor) {
+  const std::string& op = c.get("op");
+  auto number = [&](const char* key) { return std::stod(c.get(key)); };
+  if (op == "rms_norm") {
+    return llmk_rms_norm(ctx, tensor("x"), tensor("weight"), static_cast<float>(number("eps")),
+                         tensor("y"), nullptr);
+  }
+  if (op == "add_rms_norm") {
+    return llmk_add_rms_norm(ctx, tensor("x"), tensor("residual"), tensor("weight"),
+                             static_cast<float>(number("eps")), tensor("y"), nullptr);
+  }
+  if (op == "layer_norm") {
+    return llmk_layer_norm(ctx, tensor("x"), tensor("weight"), tensor("bias"),
+                           static_cast<float>(number("eps")), tensor("y"), nullptr);
+  }
+  if (op == "bias_activation") {
+    const auto activation = static_cast<llmk_activation>(activation_from_name(c.get("activation")));
+    return llmk_bias_activation(ctx, tensor("x"), tensor("bias"), activation, tensor("y"), nullptr);
+  }
+  if (op == "gated_activation") {
+    const auto activation = static_cast<llmk_activation>(activation_from_name(c.get("activation")));
+    return llmk_gated_activation(ctx, tensor("gate"), tensor("up"), activation, tensor("y"),
+                                 nullptr);
+  }
+  if (op == "rope") {
+    llmk_rope_config config;
+    llmk_rope_config_init(&config);
+    if (c.has("style")) config.style = rope_style_from_name(c.get("style"));
+    if (c.has("rotary_dim")) config.rotary_dim = static_cast<int32_t>(number("rotary_dim"));
+    if (c.has("theta")) config.theta = number("theta");
+    if (c.has("llama3_factor")) config.llama3_factor = number("llama3_factor");
+    if (c.has("llama3_low_freq_factor"))
+      config.llama3_low_freq_factor = number("llama3_low_freq_factor");
+    if (c.has("llama3_high_freq_factor"))
+      config.llama3_high_freq_factor = number("llama3_high_freq_factor");
+    if (c.has("llama3_original_max_position"))
+      config.llama3_original_max_position = number("llama3_original_max_position");
+    return llmk_rope(ctx, &config, tensor("positions"), tensor("q"), tensor("k"),
+                     tensor("cos_sin_cache"), nullptr);
+  }
+  if (op == "embedding") {
+    return llmk_embedding(ctx, tensor("ids"), tensor("table"), tensor("y"), nullptr);
+  }
+  if (op == "kv_cache_write") {
+    return llmk_kv_cache_write(ctx, tensor("k"), tensor("v"), tensor("cache_seqlens"),
+                               tensor("k_cache"), tensor("v_cache"), nullptr);
+  }
+  if (op == "paged_kv_cache_write") {
+    return llmk_paged_kv_cache_write(ctx, tensor("k"), tensor("v"), tensor("slot_mapping"),
+                                     tensor("k_cache"), tensor("v_cache"), nullptr);
+  }
+  if (op == "adamw_step") {
+    llmk_adamw_config config;
+    llmk_adamw_config_init(&config);
+    if (c.has("lr")) config.lr = number("lr");
+    if (c.has("beta1")) config.beta1 = number("beta1");
+    if (c.has("beta2")) config.beta2 = number("beta2");
+    if (c.has("eps")) config.eps = number("eps");
+    if (c.has("weight_decay")) config.weight_decay = number("weight_decay");
+    if (c.has("step")) config.step = std::stoll(c.get("step"));
+    return llmk_adamw_step(ctx, &config, tensor("param"), tensor("grad"), tensor("exp_avg"),
+                           tensor("exp_avg_sq"), nullptr);
+  }
+  throw std::runtime_error("unknown op " + op);
 }
 
 }  // namespace
@@ -140,16 +250,11 @@ std::vector<VectorCase> load_manifest(const std::string& dir) {
 
 std::vector<std::string> run_vector_case(llmk_context* ctx, const VectorCase& c,
                                          const std::string& dir) {
-  static const std::map<std::string, std::vector<std::string>> kRoles = {
-      {"rms_norm", {"x", "weight", "y"}},
-      {"add_rms_norm", {"x", "residual", "weight", "y"}},
-      {"layer_norm", {"x", "weight", "bias", "y"}},
-  };
-  const std::string& op = c.get("op");
-  const auto roles_of_op = kRoles.find(op);
-  if (roles_of_op == kRoles.end()) return {c.name + ": unknown op " + op};
+  const auto roles_of_op = op_roles().find(c.get("op"));
+  if (roles_of_op == op_roles().end()) return {c.name + ": unknown op " + c.get("op")};
 
   std::map<std::string, Role> roles;
+  std::map<std::string, Buffer> buffers;
   std::vector<std::string> problems;
   auto must = [&](llmk_status status, const char* what) {
     if (status != LLMK_SUCCESS) {
@@ -161,69 +266,66 @@ std::vector<std::string> run_vector_case(llmk_context* ctx, const VectorCase& c,
     for (const std::string& name : roles_of_op->second) {
       if (!c.has(name + ".shape")) continue;  // an optional tensor left out: NULL
       Role& role = roles[name];
-      if (c.has(name) && c.get(name)[0] == '@') {
-        role = roles.at(c.get(name).substr(1));
-        role.owned = false;
-        continue;
-      }
       const std::vector<int64_t> shape = parse_ints(c.get(name + ".shape"));
       const std::vector<int64_t> strides = parse_ints(c.get(name + ".strides"));
-      role.view.dtype = dtype_from_name(c.get(name + ".dtype"));
-      role.view.ndim = static_cast<int32_t>(shape.size());
-      for (size_t d = 0; d < shape.size(); ++d) {
-        role.view.shape[d] = shape[d];
-        role.view.strides[d] = strides[d];
-      }
-      const size_t element = llmk_dtype_bits(static_cast<llmk_dtype>(role.view.dtype)) / 8;
-      if (c.has(name)) {
-        role.initial = read_npy(dir + "/data/" + c.get(name)).bytes;
+      role.view = make_view(nullptr, dtype_from_name(c.get(name + ".dtype")), shape, strides);
+      if (c.has(name) && c.get(name)[0] == '@') {
+        role.buffer = c.get(name).substr(1);
+        if (c.has(name + ".offset")) role.offset = std::stoll(c.get(name + ".offset"));
       } else {
-        role.initial = nan_buffer(role.view.dtype, buffer_elements(role.view));
+        role.buffer = name;
+        Buffer& buffer = buffers[name];
+        buffer.element = element_bytes(role.view.dtype);
+        buffer.initial = c.has(name) ? read_npy(dir + "/data/" + c.get(name)).bytes
+                                     : nan_buffer(role.view.dtype, buffer_elements(role.view));
+        if (buffer.initial.size() < buffer_elements(role.view) * buffer.element) {
+          throw std::runtime_error(name + ": buffer smaller than its view");
+        }
+        must(llmk_malloc(ctx, buffer.initial.size(), &buffer.data), "llmk_malloc");
+        must(llmk_memcpy(ctx, buffer.data, buffer.initial.data(), buffer.initial.size(), nullptr),
+             "llmk_memcpy");
       }
-      if (role.initial.size() != buffer_elements(role.view) * element) {
-        throw std::runtime_error(name + ": buffer size does not match its view");
-      }
-      must(llmk_malloc(ctx, role.initial.size(), &role.buffer), "llmk_malloc");
-      role.owned = true;
-      role.view.data = role.buffer;
-      must(llmk_memcpy(ctx, role.buffer, role.initial.data(), role.initial.size(), nullptr),
-           "llmk_memcpy");
+      const Buffer& buffer = buffers.at(role.buffer);
+      role.view.data = static_cast<uint8_t*>(buffer.data) + role.offset * buffer.element;
     }
-    auto tensor = [&](const char* name) -> const llmk_tensor* {
-      const auto it = roles.find(name);
-      return it == roles.end() ? nullptr : &it->second.view;
-    };
-    const float eps = static_cast<float>(std::stod(c.get("eps")));
-    llmk_status status;
-    if (op == "rms_norm") {
-      status = llmk_rms_norm(ctx, tensor("x"), tensor("weight"), eps, tensor("y"), nullptr);
-    } else if (op == "add_rms_norm") {
-      status = llmk_add_rms_norm(ctx, tensor("x"), tensor("residual"), tensor("weight"), eps,
-                                 tensor("y"), nullptr);
-    } else {
-      status = llmk_layer_norm(ctx, tensor("x"), tensor("weight"), tensor("bias"), eps, tensor("y"),
-                               nullptr);
-    }
-    must(status, op.c_str());
+    must(call_op(ctx, c,
+                 [&](const char* name) -> const llmk_tensor* {
+                   const auto it = roles.find(name);
+                   return it == roles.end() ? nullptr : &it->second.view;
+                 }),
+         c.get("op").c_str());
     must(llmk_synchronize(ctx, nullptr), "llmk_synchronize");
 
-    for (const auto& [name, role] : roles) {
-      if (!c.has("expect." + name)) continue;
-      std::vector<uint8_t> after(role.initial.size());
-      must(llmk_memcpy(ctx, after.data(), role.view.data, after.size(), nullptr), "llmk_memcpy");
+    // Per buffer: the views with an expect. file must match it; every other element (gaps,
+    // inputs) must hold its initial bytes.
+    for (const auto& [buffer_name, buffer] : buffers) {
+      std::vector<uint8_t> after(buffer.initial.size());
+      must(llmk_memcpy(ctx, after.data(), buffer.data, after.size(), nullptr), "llmk_memcpy");
       must(llmk_synchronize(ctx, nullptr), "llmk_synchronize");
-      const std::string problem =
-          check_role(role, after, read_npy(dir + "/data/" + c.get("expect." + name)),
-                     std::stod(c.get("rtol." + name)), std::stod(c.get("atol." + name)), name);
-      if (!problem.empty()) problems.push_back(problem);
+      std::vector<bool> checked(after.size() / buffer.element, false);
+      for (const auto& [name, role] : roles) {
+        if (role.buffer != buffer_name || !c.has("expect." + name)) continue;
+        const std::string problem = check_view(
+            role, after, buffer.element, read_npy(dir + "/data/" + c.get("expect." + name)),
+            std::stod(c.get("rtol." + name)), std::stod(c.get("atol." + name)), name, checked);
+        if (!problem.empty()) problems.push_back(problem);
+      }
+      for (size_t e = 0; e < checked.size(); ++e) {
+        if (!checked[e] &&
+            std::memcmp(after.data() + e * buffer.element,
+                        buffer.initial.data() + e * buffer.element, buffer.element) != 0) {
+          problems.push_back(buffer_name + ": element " + std::to_string(e) +
+                             " outside every output view was written");
+          break;
+        }
+      }
     }
   } catch (const std::exception& e) {
     problems.push_back(e.what());
   }
-  for (auto& [name, role] : roles) {
-    if (role.owned && llmk_free(ctx, role.buffer) != LLMK_SUCCESS) {
+  for (auto& [name, buffer] : buffers) {
+    if (llmk_free(ctx, buffer.data) != LLMK_SUCCESS)
       problems.push_back(name + ": llmk_free failed");
-    }
   }
   return problems;
 }

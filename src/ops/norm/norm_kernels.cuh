@@ -18,9 +18,7 @@
 //    four blocks, and their loads, resident per SM;
 //  - norm_long_rows_kernel, for rows too long to hold: it reads x again, mostly from L2.
 //
-// Conversions matter as much as bytes here: at 4 TB/s an H100/H200 SM must retire about 4 bf16
-// elements per clock, and the f32 <-> 16-bit conversion unit cannot do several per element. So
-// bf16 widens by an integer shift and f32 narrows two elements per instruction (cvt.rn.bf16x2).
+// Elements move in 16-byte packs and widen to f32 as core/pack.cuh describes.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -29,84 +27,11 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/pack.cuh"
 #include "norm.hpp"
 
 namespace llmk {
 namespace norm_kernels {
-
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <class T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-
-// N elements moved by one access: 16 bytes when N * sizeof(T) == 16.
-template <class T, int N>
-struct alignas(sizeof(T) * N) Pack {
-  T v[N];
-};
-
-// The N elements of a pack as f32.
-template <class T, int N>
-__device__ __forceinline__ void unpack(const Pack<T, N>& p, float (&out)[N]) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16> && N % 2 == 0) {
-#pragma unroll
-    for (int i = 0; i < N; i += 2) {
-      uint32_t bits;
-      memcpy(&bits, &p.v[i], 4);
-      out[i] = __uint_as_float(bits << 16);
-      out[i + 1] = __uint_as_float(bits & 0xffff0000u);
-    }
-  } else if constexpr (std::is_same_v<T, __half> && N % 2 == 0) {
-#pragma unroll
-    for (int i = 0; i < N; i += 2) {
-      __half2 pair;
-      memcpy(&pair, &p.v[i], 4);
-      const float2 f = __half22float2(pair);
-      out[i] = f.x;
-      out[i + 1] = f.y;
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < N; ++i) out[i] = to_float(p.v[i]);
-  }
-}
-
-// N f32 values rounded (to nearest even) into a pack.
-template <class T, int N>
-__device__ __forceinline__ Pack<T, N> pack(const float (&in)[N]) {
-  Pack<T, N> p;
-  if constexpr (std::is_same_v<T, __nv_bfloat16> && N % 2 == 0) {
-#pragma unroll
-    for (int i = 0; i < N; i += 2) {
-      const __nv_bfloat162 pair = __floats2bfloat162_rn(in[i], in[i + 1]);
-      memcpy(&p.v[i], &pair, 4);
-    }
-  } else if constexpr (std::is_same_v<T, __half> && N % 2 == 0) {
-#pragma unroll
-    for (int i = 0; i < N; i += 2) {
-      const __half2 pair = __floats2half2_rn(in[i], in[i + 1]);
-      memcpy(&p.v[i], &pair, 4);
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < N; ++i) p.v[i] = from_float<T>(in[i]);
-  }
-  return p;
-}
 
 // What a row reduces: a plain sum (rms_norm) or the moments of its values (layer_norm).
 // Moments hold count, mean and M2 (the sum of squared deviations from the mean) and combine by

@@ -1,0 +1,113 @@
+"""What every llmk benchmark shares: timing, the copy ceiling, llmk views of torch tensors, and the
+table and JSON every bench script writes.
+
+Timing: the median of per-iteration CUDA-event timings after warm-up. Inputs rotate between SETS
+sets of buffers, each far larger than L2, so no iteration finds its data in cache. A sleep kernel
+queued ahead of each timed loop keeps the GPU behind the host, so the events time the kernels and
+not Python's call overhead. Bytes count each tensor read once and each written once; the copy's
+bandwidth (bytes read + written, measured in the same process) is the ceiling every row is a
+fraction of.
+"""
+import argparse
+import json
+import statistics
+
+import torch
+
+import llmk
+
+WARMUP = 10
+ITERATIONS = 60
+SETS = 2
+
+TORCH_TO_LLMK = {
+    torch.float32: llmk.DType.F32,
+    torch.float16: llmk.DType.F16,
+    torch.bfloat16: llmk.DType.BF16,
+    torch.int32: llmk.DType.I32,
+    torch.int64: llmk.DType.I64,
+}
+DTYPE_NAMES = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
+
+
+def as_llmk(t):
+    """An llmk view of a CUDA torch tensor (torch's __cuda_array_interface__ refuses bf16)."""
+    return llmk.Tensor(t.data_ptr(), TORCH_TO_LLMK[t.dtype], tuple(t.shape), tuple(t.stride()))
+
+
+def median_us(fn, sets):
+    """Median time of fn(*sets[i % len(sets)]) in microseconds."""
+    for i in range(WARMUP):
+        fn(*sets[i % len(sets)])
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(ITERATIONS)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(ITERATIONS)]
+    torch.cuda.synchronize()
+    torch.cuda._sleep(20_000_000)  # ~10 ms of backlog
+    for i in range(ITERATIONS):
+        starts[i].record()
+        fn(*sets[i % len(sets)])
+        ends[i].record()
+    torch.cuda.synchronize()
+    return statistics.median(s.elapsed_time(e) * 1000.0 for s, e in zip(starts, ends))
+
+
+def copy_ceiling():
+    """Device-to-device copy bandwidth, bytes read + written, in GB/s, and its time in us."""
+    n = 1 << 30
+    sets = [(torch.empty(n, dtype=torch.uint8, device="cuda"),
+             torch.empty(n, dtype=torch.uint8, device="cuda")) for _ in range(SETS)]
+    us = median_us(lambda src, dst: dst.copy_(src), sets)
+    return 2 * n / us / 1e3, us
+
+
+def parse_args(description):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--json", help="write the rows here as JSON")
+    parser.add_argument("--markdown", help="write the table here")
+    return parser.parse_args()
+
+
+def row(label, bytes_moved, llmk_us, copy_gbs, peers_us, error=None):
+    """One benchmark row: llmk's time and bandwidth, its fraction of the copy, and each peer's.
+    `error` is a sanity figure against torch (e.g. the relative error), or None."""
+    gbs = bytes_moved / llmk_us / 1e3
+    return {
+        "op": label, "bytes": bytes_moved, "llmk_us": llmk_us, "llmk_gbs": gbs,
+        "fraction_of_copy": gbs / copy_gbs, "error_vs_torch": error,
+        "peers": {name: {"us": us, "gbs": bytes_moved / us / 1e3} for name, us in peers_us.items()},
+    }
+
+
+def report(args, title, rows, copy_gbs, copy_us):
+    """Prints the table and writes it (and the rows as JSON) where the arguments say."""
+    props = torch.cuda.get_device_properties(0)
+    device = f"{props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}"
+    lines = [
+        f"### {title}",
+        "",
+        f"Device: {device}. Copy ceiling: {copy_gbs:.0f} GB/s (1 GiB, {copy_us:.0f} us).",
+        "",
+        "| op | llmk us | llmk GB/s | of copy | best peer | peer us | peer GB/s | speedup | err vs torch |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        error = "" if r["error_vs_torch"] is None else f"{r['error_vs_torch']:.1e}"
+        if r["peers"]:
+            best = min(r["peers"], key=lambda name: r["peers"][name]["us"])
+            peer = r["peers"][best]
+            peer_cells = (f"{best} | {peer['us']:.1f} | {peer['gbs']:.0f} | "
+                          f"{peer['us'] / r['llmk_us']:.2f}x")
+        else:
+            peer_cells = "none | | |"
+        lines.append(f"| {r['op']} | {r['llmk_us']:.1f} | {r['llmk_gbs']:.0f} | "
+                     f"{100 * r['fraction_of_copy']:.1f}% | {peer_cells} | {error} |")
+    others = [f"- {r['op']}: " + ", ".join(f"{n} {p['us']:.1f} us" for n, p in r["peers"].items())
+              for r in rows if r["peers"]]
+    table = "\n".join(lines + ["", "All peers measured:"] + others) + "\n"
+    print(table)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": device, "copy_gbs": copy_gbs, "rows": rows}, f, indent=1)

@@ -1,0 +1,14 @@
+// PLACEHOLDER until this op lands: every entry refuses with LLMK_ERROR_UNSUPPORTED.
+#include "core/error.hpp"
+extern "C" {
+LLMK_API llmk_status llmk_kv_cache_write(llmk_context*, const llmk_tensor*, const llmk_tensor*,
+                                         const llmk_tensor*, const llmk_tensor*, const llmk_tensor*,
+                                         void*) {
+  return llmk::api_call([] { llmk::fail(LLMK_ERROR_UNSUPPORTED, "not built yet"); });
+}
+LLMK_API llmk_status llmk_paged_kv_cache_write(llmk_context*, const llmk_tensor*,
+                                               const llmk_tensor*, const llmk_tensor*,
+                                               const llmk_tensor*, const llmk_tensor*, void*) {
+  return llmk::api_call([] { llmk::fail(LLMK_ERROR_UNSUPPORTED, "not built yet"); });
+}
+}

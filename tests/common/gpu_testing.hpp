@@ -1,0 +1,137 @@
+// Helpers for the GPU tests (tests/test_gpu.cu and tests/ops/*_gpu_test.cu): one CUDA and one CPU
+// context per process, host tensors with their backing buffers, device copies of them, and the
+// comparison of a GPU result with the CPU backend's.
+//
+// The pattern every op's GPU test follows: build HostTensors (random inputs, NaN-poisoned
+// outputs, gaps and offsets in the buffers), run the op on the CPU context over copies of the
+// host buffers and on the CUDA context over DeviceCopy's, then expect_close() each output.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/testing.hpp"
+
+namespace llmk_test {
+
+#define ASSERT_LLMK(call) ASSERT_EQ((call), LLMK_SUCCESS) << llmk_last_error_message()
+#define ASSERT_CUDA(call) ASSERT_EQ((call), cudaSuccess)
+
+inline llmk_context* cuda_context() {
+  static llmk_context* ctx = [] {
+    llmk_context* c = nullptr;
+    if (llmk_context_create(LLMK_BACKEND_CUDA, 0, &c) != LLMK_SUCCESS) {
+      ADD_FAILURE() << "CUDA context: " << llmk_last_error_message();
+    }
+    return c;
+  }();
+  return ctx;
+}
+
+inline llmk_context* cpu_context() {
+  static llmk_context* ctx = [] {
+    llmk_context* c = nullptr;
+    if (llmk_context_create(LLMK_BACKEND_CPU, 0, &c) != LLMK_SUCCESS)
+      ADD_FAILURE() << "CPU context";
+    return c;
+  }();
+  return ctx;
+}
+
+// Tolerance by dtype: tests/vectors/README.md explains the rule.
+inline double rtol_of(int32_t dtype) {
+  return dtype == LLMK_DTYPE_F32 ? 1e-5 : dtype == LLMK_DTYPE_F16 ? 0x1p-10 : 0x1p-7;
+}
+inline double atol_of(int32_t dtype) { return dtype == LLMK_DTYPE_F32 ? 1e-6 : 1e-5; }
+
+// A tensor's backing buffer on the host, and the view into it (data filled in per context).
+struct HostTensor {
+  std::vector<uint8_t> bytes;
+  llmk_tensor view;
+  int64_t offset = 0;  // elements from the buffer start to the view's first element
+};
+
+// A device copy of a HostTensor's buffer, freed on scope exit.
+struct DeviceCopy {
+  void* ptr = nullptr;
+  explicit DeviceCopy(const HostTensor& h) {
+    EXPECT_EQ(llmk_malloc(cuda_context(), h.bytes.size(), &ptr), LLMK_SUCCESS);
+    EXPECT_EQ(llmk_memcpy(cuda_context(), ptr, h.bytes.data(), h.bytes.size(), nullptr),
+              LLMK_SUCCESS);
+    EXPECT_EQ(llmk_synchronize(cuda_context(), nullptr), LLMK_SUCCESS);
+  }
+  ~DeviceCopy() { EXPECT_EQ(llmk_free(cuda_context(), ptr), LLMK_SUCCESS); }
+  DeviceCopy(const DeviceCopy&) = delete;
+  std::vector<uint8_t> read(size_t size) const {
+    std::vector<uint8_t> out(size);
+    EXPECT_EQ(llmk_memcpy(cuda_context(), out.data(), ptr, size, nullptr), LLMK_SUCCESS);
+    EXPECT_EQ(llmk_synchronize(cuda_context(), nullptr), LLMK_SUCCESS);
+    return out;
+  }
+};
+
+inline HostTensor make_tensor(int32_t dtype, const std::vector<int64_t>& shape,
+                              const std::vector<int64_t>& strides, int64_t offset,
+                              std::mt19937_64& rng, double mean, double scale, bool poison) {
+  HostTensor h;
+  h.view = make_view(nullptr, dtype, shape, strides);
+  h.offset = offset;
+  const size_t elements = buffer_elements(h.view) + static_cast<size_t>(offset);
+  h.bytes = poison ? nan_buffer(dtype, elements) : random_buffer(dtype, elements, rng, mean, scale);
+  return h;
+}
+
+inline llmk_tensor view_at(const HostTensor& h, void* base) {
+  llmk_tensor v = h.view;
+  v.data = static_cast<uint8_t*>(base) + h.offset * element_bytes(h.view.dtype);
+  return v;
+}
+
+// Compares the buffers a GPU run produced with the CPU run's: view elements within tolerance,
+// gap elements bit-identical (both started from the same bytes). The tolerance defaults to the
+// vectors' rule for the dtype.
+inline void expect_close(const std::string& what, const HostTensor& h,
+                         const std::vector<uint8_t>& gpu, const std::vector<uint8_t>& cpu,
+                         double rtol, double atol) {
+  const size_t element = element_bytes(h.view.dtype);
+  std::vector<bool> in_view(gpu.size() / element, false);
+  const int64_t count = numel(h.view);
+  int64_t bad = 0;
+  std::string first;
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t offset = h.offset, rest = i;
+    for (int d = h.view.ndim - 1; d >= 0; --d) {
+      offset += rest % h.view.shape[d] * h.view.strides[d];
+      rest /= h.view.shape[d];
+    }
+    in_view[offset] = true;
+    const double g = element_to_double(h.view.dtype, gpu.data() + offset * element);
+    const double c = element_to_double(h.view.dtype, cpu.data() + offset * element);
+    if (!(std::isfinite(g) && std::fabs(g - c) <= atol + rtol * std::fabs(c))) {
+      if (bad++ == 0)
+        first =
+            "[" + std::to_string(i) + "] gpu " + std::to_string(g) + " cpu " + std::to_string(c);
+    }
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << count << " elements off, first " << first;
+  for (size_t e = 0; e < in_view.size(); ++e) {
+    if (!in_view[e]) {
+      ASSERT_EQ(std::memcmp(gpu.data() + e * element, cpu.data() + e * element, element), 0)
+          << what << ": gap element " << e << " written";
+    }
+  }
+}
+
+inline void expect_close(const std::string& what, const HostTensor& h,
+                         const std::vector<uint8_t>& gpu, const std::vector<uint8_t>& cpu) {
+  expect_close(what, h, gpu, cpu, rtol_of(h.view.dtype), atol_of(h.view.dtype));
+}
+
+}  // namespace llmk_test

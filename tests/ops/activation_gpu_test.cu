@@ -1,0 +1,1 @@
+// PLACEHOLDER: activation's GPU sweep lands here.

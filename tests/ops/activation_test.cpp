@@ -1,0 +1,1 @@
+// PLACEHOLDER: activation's CPU-side tests land here.

@@ -1,0 +1,1 @@
+// PLACEHOLDER: adamw's GPU sweep lands here.

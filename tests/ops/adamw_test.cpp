@@ -1,0 +1,1 @@
+// PLACEHOLDER: adamw's CPU-side tests land here.

@@ -1,0 +1,1 @@
+// PLACEHOLDER: embedding's GPU sweep lands here.

@@ -1,0 +1,1 @@
+// PLACEHOLDER: embedding's CPU-side tests land here.

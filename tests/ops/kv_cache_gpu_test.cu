@@ -1,0 +1,1 @@
+// PLACEHOLDER: kv_cache's GPU sweep lands here.

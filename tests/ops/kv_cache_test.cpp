@@ -1,0 +1,1 @@
+// PLACEHOLDER: kv_cache's CPU-side tests land here.

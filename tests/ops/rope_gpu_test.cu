@@ -1,0 +1,1 @@
+// PLACEHOLDER: rope's GPU sweep lands here.

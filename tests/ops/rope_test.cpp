@@ -1,0 +1,1 @@
+// PLACEHOLDER: rope's CPU-side tests land here.
