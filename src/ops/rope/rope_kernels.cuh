@@ -120,6 +120,8 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t first_head = int64_t{blockIdx.y} * g.heads_per_group;
   const int64_t heads = min(int64_t{g.heads_per_group}, p.q.heads + p.k.heads - first_head);
   const unsigned units = token_valid ? static_cast<unsigned>(heads) * g.units_per_head : 0;
+  // Read first: its latency then overlaps with that of the loads of q and k.
+  const int64_t position = token_valid ? position_of(p, token) : 0;
 
   P data[kChunks][U::kPacks];
   T* head_start[kChunks];
@@ -145,7 +147,6 @@ __global__ void __launch_bounds__(kBlockThreads)
   float* const cos_table = reinterpret_cast<float*>(shared_storage) + slot * 2 * p.pairs;
   float* const sin_table = cos_table + p.pairs;
   if (token_valid) {
-    const int64_t position = position_of(p, token);
     const bool in_cache = position >= 0 && position < p.cache_rows;
     for (int i = static_cast<int>(lane); i < p.pairs; i += static_cast<int>(g.threads_per_token)) {
       float cos, sin;
