@@ -63,18 +63,6 @@ void check_frequency_fields(const llmk_rope_config& c) {
   }
 }
 
-// [tokens, heads, head_dim] with its heads merged into one row per token where they are
-// contiguous. The overlap check then sees q and k of a fused QKV buffer as the column blocks of
-// one [tokens, 3 * hidden] matrix that they are, rather than as two sets of interleaved heads.
-llmk_tensor token_rows(const llmk_tensor& t) {
-  if (t.shape[1] > 1 && t.strides[1] != t.shape[2]) return t;
-  llmk_tensor rows = t;
-  rows.ndim = 2;
-  rows.shape[1] = t.shape[1] * t.shape[2];
-  rows.strides[1] = 1;
-  return rows;
-}
-
 void run_rope(llmk_context* ctx_handle, const llmk_rope_config* config_given,
               const llmk_tensor* positions_view, const llmk_tensor* q_view,
               const llmk_tensor* k_view, const llmk_tensor* cache_view, void* stream) {
@@ -153,8 +141,7 @@ void run_rope(llmk_context* ctx_handle, const llmk_rope_config* config_given,
   if (has_cache) check_no_overlap(kOp, q, cache, false);
   if (has_k) {
     check_not_self_overlapping(kOp, k);
-    const llmk_tensor q_rows = token_rows(*q_view), k_rows = token_rows(*k_view);
-    check_no_overlap(kOp, Arg{"k", &k_rows}, Arg{"q", &q_rows}, false);
+    check_no_overlap(kOp, k, q, false);
     check_no_overlap(kOp, k, positions, false);
     if (has_cache) check_no_overlap(kOp, k, cache, false);
   }
