@@ -51,7 +51,7 @@ StepScalars step_scalars(const AdamWParams& p) {
   s.lerp_from_start = s.lerp_weight < 0.5f;
   s.beta2 = static_cast<float>(p.beta2);
   s.one_minus_beta2 = static_cast<float>(1.0 - p.beta2);
-  s.inv_bias_correction2_sqrt = 1.0f / static_cast<float>(p.bias_correction2_sqrt);
+  s.inv_bias_correction2_sqrt = static_cast<float>(1.0 / p.bias_correction2_sqrt);
   s.eps = static_cast<float>(p.eps);
   s.neg_step_size = static_cast<float>(-p.step_size);
   return s;

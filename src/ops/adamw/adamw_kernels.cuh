@@ -8,9 +8,9 @@
 //   exp_avg    = fma(w, grad - exp_avg, exp_avg)          (w < 0.5)  exp_avg.lerp_(grad, w),
 //              = fma(exp_avg - grad, 1 - w, grad)         (w >= 0.5)   w = 1 - beta1
 //   exp_avg_sq = fma(1 - beta2, grad * grad, exp_avg_sq * beta2)   .mul_(beta2).addcmul_(...)
-//   denom      = sqrt(exp_avg_sq) * (1 / bc2_sqrt) + eps           (torch divides by a scalar
-//                                                                   as a multiply by its f32
-//                                                                   reciprocal), then .add_(eps)
+//   denom      = sqrt(exp_avg_sq) * (1 / bc2_sqrt) + eps           torch's CUDA division by a
+//                                                                   scalar multiplies by its
+//                                                                   reciprocal; then .add_(eps)
 //   param      = fma(-step_size, exp_avg / denom, param)            param.addcdiv_(...)
 // The scalars come from the host, computed once per call in f64 and rounded to f32 as torch
 // rounds its Python floats. The intrinsics (__fmul_rn, ...) fix each rounding, so no compiler

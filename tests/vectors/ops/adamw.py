@@ -121,7 +121,7 @@ def adamw_f32(config, param, grad, exp_avg, exp_avg_sq):
     w = f(1.0 - config.beta1)
     m = fma(w, grad - m, m) if w < 0.5 else fma(m - grad, f(1) - w, grad)
     v = fma(f(1.0 - config.beta2), grad * grad, v * f(config.beta2))
-    inv_bc2_sqrt = f(1) / f(np.sqrt(1.0 - config.beta2 ** config.step))
+    inv_bc2_sqrt = f(1.0 / np.sqrt(1.0 - config.beta2 ** config.step))
     denom = np.sqrt(v) * inv_bc2_sqrt + f(config.eps)
     return fma(f(-config.step_size()), m / denom, param), m, v
 
