@@ -63,7 +63,8 @@ class AdamWConfigStruct(ctypes.Structure):
     ]
 
 
-# C enums (llmk_status, llmk_dtype, llmk_backend, llmk_activation) are int-sized on every platform llmk targets.
+# C enums (llmk_status, llmk_dtype, llmk_backend, llmk_activation) are int-sized on every platform
+# llmk targets.
 _enum = ctypes.c_int
 _opaque = ctypes.c_void_p  # llmk_context*, data pointers, cudaStream_t
 _tensor = ctypes.POINTER(TensorStruct)

@@ -66,6 +66,7 @@ def rope(ctx: Context, config: Optional[RopeConfig], positions: Any, q: Any, k: 
     stream: None or an int cudaStream_t.
     """
     struct = (config if config is not None else RopeConfig())._struct()
-    check(lib.llmk_rope(ctx.handle, ctypes.byref(struct), tensor_arg(positions), written_tensor_arg(q, "q"),
-                        None if k is None else written_tensor_arg(k, "k"),
-                        optional_tensor_arg(cos_sin_cache), stream_handle(stream)))
+    k_arg = None if k is None else written_tensor_arg(k, "k")
+    check(lib.llmk_rope(ctx.handle, ctypes.byref(struct), tensor_arg(positions),
+                        written_tensor_arg(q, "q"), k_arg, optional_tensor_arg(cos_sin_cache),
+                        stream_handle(stream)))
