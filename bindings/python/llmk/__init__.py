@@ -10,6 +10,10 @@ libllmk.so beside this package, then the dynamic loader (libllmk.so.0, ctypes.ut
 Importing fails with LibraryLoadError (an ImportError) if none loads or if its ABI version is not
 the one this binding was written for.
 
+The ops, each under its C name without llmk_: rms_norm, add_rms_norm, layer_norm;
+bias_activation, gated_activation (Activation); rope (RopeConfig, RopeStyle); embedding;
+kv_cache_write, paged_kv_cache_write; adamw_step (AdamWConfig).
+
 Failed calls raise LlmkError with .status (a Status) and .message (llmk's detail, which names
 the argument at fault). Shapes and strides are counted in elements throughout.
 """
