@@ -29,8 +29,7 @@ class AdamWConfig:
     step: Optional[int] = None
 
     def _struct(self) -> AdamWConfigStruct:
-        return config_struct(AdamWConfigStruct, lib.llmk_adamw_config_init,
-                             dataclasses.asdict(self))
+        return config_struct(self, AdamWConfigStruct, lib.llmk_adamw_config_init)
 
 
 def adamw_step(ctx: Context, config: Optional[AdamWConfig], param: Any, grad: Any, exp_avg: Any,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import operator
-from typing import Any, Callable, Mapping, Optional, Type, TypeVar
+from typing import Any, Callable, Optional, Type, TypeVar
 
 from ._tensor import Tensor, as_tensor
 
@@ -40,22 +40,21 @@ def enum_arg(value: Any) -> int:
     return operator.index(value)
 
 
-def config_struct(struct_type: Type[Struct], init: Callable[[Any], None],
-                  values: Mapping[str, Any]) -> Struct:
-    """A config struct filled by its llmk_*_config_init (so that defaults, and struct_size, come
-    from the loaded library), then with every value that is not None set over it.
+def config_struct(config: Any, struct_type: Type[Struct], init: Callable[[Any], None]) -> Struct:
+    """The C struct of a config object (RopeConfig, AdamWConfig: an attribute per field after
+    struct_size, under the C names): filled by its llmk_*_config_init, so that defaults and
+    struct_size come from the loaded library, then with every attribute that is not None.
 
     Integer fields take integers only and refuse values their C type cannot hold, which ctypes
     would otherwise wrap around silently.
     """
     struct = struct_type()
     init(ctypes.byref(struct))
-    field_types = dict(struct_type._fields_)
-    for name, value in values.items():
+    for name, field_type in struct_type._fields_[1:]:
+        value = getattr(config, name)
         if value is None:
             continue
-        field_type = field_types[name]
-        if issubclass(field_type, (ctypes.c_int32, ctypes.c_int64)):
+        if field_type in (ctypes.c_int32, ctypes.c_int64):
             value = operator.index(value)
             bits = 8 * ctypes.sizeof(field_type)
             if not -(1 << (bits - 1)) <= value < (1 << (bits - 1)):

@@ -44,8 +44,7 @@ class RopeConfig:
     def _struct(self) -> RopeConfigStruct:
         """The llmk_rope_config the C function takes: the library's defaults, then the fields
         that are set."""
-        return config_struct(RopeConfigStruct, lib.llmk_rope_config_init,
-                             dataclasses.asdict(self))
+        return config_struct(self, RopeConfigStruct, lib.llmk_rope_config_init)
 
 
 def rope(ctx: Context, config: Optional[RopeConfig], positions: Any, q: Any, k: Optional[Any],
