@@ -3,17 +3,7 @@ that start out holding random data, so each case checks the written rows and the
 """
 import numpy as np
 
-from vectorlib import FLOAT_DTYPES, Case, contiguous, round_to, storage, view_indices
-
-
-def fill_view(case, base, offset, shape, strides):
-    """Random values in the part of `base`'s backing buffer that a view_of(base, offset, ...) reads:
-    Case.input() draws only its own view's elements and leaves the rest of the buffer at the gap
-    value, which would make every element of such a view the same."""
-    buffer, dtype = case.buffers[base]
-    buffer[offset + view_indices(shape, strides)] = round_to(dtype,
-                                                             case.rng.standard_normal(shape))
-    case.files[case._file(base, "")] = storage(dtype, buffer)
+from vectorlib import FLOAT_DTYPES, Case, contiguous
 
 
 def k_and_v(case, shape, fused_q_heads):
@@ -28,7 +18,6 @@ def k_and_v(case, shape, fused_q_heads):
     strides = contiguous(shape[:-2] + (width,))[:-1] + (head_dim, 1)
     tokens = int(np.prod(shape[:-2]))
     k = case.input("k", shape, strides, length=tokens * width)
-    fill_view(case, "k", kv_heads * head_dim, shape, strides)
     v = case.view_of("v", "k", kv_heads * head_dim, shape, strides)
     return k, v
 
