@@ -303,6 +303,8 @@ def test_adamw_null_grad(cpu):
 
 
 def test_adamw_state_dtype(cpu):
+    # The state is F32 whatever grad's dtype: a 16-bit exp_avg_sq is a dtype adamw_step does not
+    # take, not a mismatch between two tensors that could both be right.
     param, grad, exp_avg, exp_avg_sq = adamw_state()
     llmk_error(llmk.Status.UNSUPPORTED_DTYPE, "exp_avg_sq", lambda: llmk.adamw_step(
         cpu, None, param, grad, exp_avg, exp_avg_sq.astype(np.float16)))
@@ -334,6 +336,40 @@ def test_adamw_read_only_state(cpu):
     param, grad, exp_avg, exp_avg_sq = adamw_state()
     with pytest.raises(ValueError, match="exp_avg is read-only"):
         llmk.adamw_step(cpu, None, param, grad, read_only(exp_avg), exp_avg_sq)
+
+
+# --- host memory on a CUDA context -------------------------------------------------------------
+
+VALID_HOST_CALLS = {
+    "bias_activation": (("x", "bias", "y"), lambda ctx: llmk.bias_activation(
+        ctx, normal(ROWS, N), normal(N), GELU, normal(ROWS, N))),
+    "gated_activation": (("gate", "up", "y"), lambda ctx: llmk.gated_activation(
+        ctx, normal(ROWS, N), normal(ROWS, N), SILU, normal(ROWS, N))),
+    "rope": (("positions", "q", "k"), lambda ctx: llmk.rope(
+        ctx, None, positions(), heads(), heads(1))),
+    "embedding": (("ids", "table", "y"), lambda ctx: llmk.embedding(ctx, ids(), table(), rows())),
+    "kv_cache_write": (("k", "v", "cache_seqlens", "k_cache", "v_cache"), lambda ctx:
+                       llmk.kv_cache_write(ctx, new_kv(), new_kv(), seqlens(), cache(), cache())),
+    "paged_kv_cache_write": (("k", "v", "slot_mapping", "k_cache", "v_cache"), lambda ctx:
+                             llmk.paged_kv_cache_write(ctx, paged_kv(), paged_kv(), slots(),
+                                                       paged_cache(), paged_cache())),
+    "adamw_step": (("param", "grad", "exp_avg", "exp_avg_sq"), lambda ctx: llmk.adamw_step(
+        ctx, None, *adamw_state())),
+}
+
+
+@pytest.mark.parametrize("op", VALID_HOST_CALLS)
+def test_host_memory_on_cuda_context(cuda, op):
+    roles, call = VALID_HOST_CALLS[op]
+    with pytest.raises(llmk.LlmkError) as info:
+        call(cuda)
+    assert info.value.status is llmk.Status.WRONG_MEMORY_SPACE, info.value
+    assert any(f"{role}.data" in info.value.message for role in roles), info.value.message
+
+
+def test_the_same_calls_succeed_on_the_cpu(cpu):
+    for _, call in VALID_HOST_CALLS.values():
+        call(cpu)
 
 
 # --- config fields the binding refuses before calling llmk ------------------------------------
