@@ -10,17 +10,28 @@ libllmk.so beside this package, then the dynamic loader (libllmk.so.0, ctypes.ut
 Importing fails with LibraryLoadError (an ImportError) if none loads or if its ABI version is not
 the one this binding was written for.
 
+The ops, each under its C name without llmk_: rms_norm, add_rms_norm, layer_norm;
+bias_activation, gated_activation (Activation); rope (RopeConfig, RopeStyle); embedding;
+kv_cache_write, paged_kv_cache_write; adamw_step (AdamWConfig).
+
 Failed calls raise LlmkError with .status (a Status) and .message (llmk's detail, which names
 the argument at fault). Shapes and strides are counted in elements throughout.
 """
+from ._activation import Activation, bias_activation, gated_activation
+from ._adamw import AdamWConfig, adamw_step
 from ._context import Backend, Context, DeviceBuffer, cuda_device_count
+from ._embedding import embedding
 from ._errors import LlmkError, Status
+from ._kv_cache import kv_cache_write, paged_kv_cache_write
 from ._library import LibraryLoadError, abi_version, library_path, version
-from ._ops import add_rms_norm, layer_norm, rms_norm
+from ._norm import add_rms_norm, layer_norm, rms_norm
+from ._rope import RopeConfig, RopeStyle, rope
 from ._tensor import DType, Tensor, as_tensor
 
 __all__ = [
-    "Backend", "Context", "DeviceBuffer", "DType", "LibraryLoadError", "LlmkError", "Status",
-    "Tensor", "abi_version", "add_rms_norm", "as_tensor", "cuda_device_count", "layer_norm",
-    "library_path", "rms_norm", "version",
+    "Activation", "AdamWConfig", "Backend", "Context", "DeviceBuffer", "DType",
+    "LibraryLoadError", "LlmkError", "RopeConfig", "RopeStyle", "Status", "Tensor",
+    "abi_version", "adamw_step", "add_rms_norm", "as_tensor", "bias_activation",
+    "cuda_device_count", "embedding", "gated_activation", "kv_cache_write", "layer_norm",
+    "library_path", "paged_kv_cache_write", "rms_norm", "rope", "version",
 ]

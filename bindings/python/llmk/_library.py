@@ -34,10 +34,42 @@ class TensorStruct(ctypes.Structure):
     ]
 
 
-# C enums (llmk_status, llmk_dtype, llmk_backend) are int-sized on every platform llmk targets.
+class RopeConfigStruct(ctypes.Structure):
+    """llmk_rope_config, field for field."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("style", ctypes.c_int32),
+        ("rotary_dim", ctypes.c_int32),
+        ("theta", ctypes.c_double),
+        ("llama3_factor", ctypes.c_double),
+        ("llama3_low_freq_factor", ctypes.c_double),
+        ("llama3_high_freq_factor", ctypes.c_double),
+        ("llama3_original_max_position", ctypes.c_double),
+    ]
+
+
+class AdamWConfigStruct(ctypes.Structure):
+    """llmk_adamw_config, field for field."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("lr", ctypes.c_double),
+        ("beta1", ctypes.c_double),
+        ("beta2", ctypes.c_double),
+        ("eps", ctypes.c_double),
+        ("weight_decay", ctypes.c_double),
+        ("step", ctypes.c_int64),
+    ]
+
+
+# C enums (llmk_status, llmk_dtype, llmk_backend, llmk_activation) are int-sized on every platform
+# llmk targets.
 _enum = ctypes.c_int
 _opaque = ctypes.c_void_p  # llmk_context*, data pointers, cudaStream_t
 _tensor = ctypes.POINTER(TensorStruct)
+_rope_config = ctypes.POINTER(RopeConfigStruct)
+_adamw_config = ctypes.POINTER(AdamWConfigStruct)
 
 # name: (restype, argtypes), in the order of llmk.h.
 _PROTOTYPES = {
@@ -59,6 +91,19 @@ _PROTOTYPES = {
         _enum, [_opaque, _tensor, _tensor, _tensor, ctypes.c_float, _tensor, _opaque]),
     "llmk_layer_norm": (
         _enum, [_opaque, _tensor, _tensor, _tensor, ctypes.c_float, _tensor, _opaque]),
+    "llmk_bias_activation": (_enum, [_opaque, _tensor, _tensor, _enum, _tensor, _opaque]),
+    "llmk_gated_activation": (_enum, [_opaque, _tensor, _tensor, _enum, _tensor, _opaque]),
+    "llmk_rope_config_init": (None, [_rope_config]),
+    "llmk_rope": (
+        _enum, [_opaque, _rope_config, _tensor, _tensor, _tensor, _tensor, _opaque]),
+    "llmk_embedding": (_enum, [_opaque, _tensor, _tensor, _tensor, _opaque]),
+    "llmk_kv_cache_write": (
+        _enum, [_opaque, _tensor, _tensor, _tensor, _tensor, _tensor, _opaque]),
+    "llmk_paged_kv_cache_write": (
+        _enum, [_opaque, _tensor, _tensor, _tensor, _tensor, _tensor, _opaque]),
+    "llmk_adamw_config_init": (None, [_adamw_config]),
+    "llmk_adamw_step": (
+        _enum, [_opaque, _adamw_config, _tensor, _tensor, _tensor, _tensor, _opaque]),
 }
 
 

@@ -1,11 +1,13 @@
 """The binding mirrors include/llmk.h: every function declared, enum values, struct layout."""
 import ctypes
+import dataclasses
 import re
 
 import pytest
 
 import llmk
-from llmk._library import _PROTOTYPES, ABI_VERSION, MAX_DIMS, TensorStruct
+from llmk._library import (_PROTOTYPES, ABI_VERSION, MAX_DIMS, AdamWConfigStruct, RopeConfigStruct,
+                           TensorStruct, lib)
 from vector_cases import VECTORS_DIR
 
 HEADER = VECTORS_DIR.parents[1] / "include" / "llmk.h"
@@ -38,6 +40,10 @@ def test_enums(header):
     assert enum_values(header, "llmk_dtype") == {f"LLMK_DTYPE_{d.name}": d.value for d in llmk.DType}
     assert enum_values(header, "llmk_backend") == {
         f"LLMK_BACKEND_{b.name}": b.value for b in llmk.Backend}
+    assert enum_values(header, "llmk_activation") == {
+        f"LLMK_ACTIVATION_{a.name}": a.value for a in llmk.Activation}
+    assert enum_values(header, "llmk_rope_style") == {
+        f"LLMK_ROPE_{s.name}": s.value for s in llmk.RopeStyle}
 
 
 def test_constants_and_tensor_layout(header):
@@ -46,3 +52,22 @@ def test_constants_and_tensor_layout(header):
     # void*, two int32, two int64[8]: no padding anywhere on LP64.
     assert ctypes.sizeof(TensorStruct) == 8 + 4 + 4 + 2 * 8 * MAX_DIMS
     assert TensorStruct.shape.offset == 16
+
+
+C_TYPES = {"size_t": ctypes.c_size_t, "int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64,
+           "double": ctypes.c_double}
+
+
+@pytest.mark.parametrize("c_name, struct, init, config", [
+    ("llmk_rope_config", RopeConfigStruct, lib.llmk_rope_config_init, llmk.RopeConfig),
+    ("llmk_adamw_config", AdamWConfigStruct, lib.llmk_adamw_config_init, llmk.AdamWConfig),
+])
+def test_config_structs(header, c_name, struct, init, config):
+    body = re.search(rf"typedef struct {c_name} \{{(.*?)\}}", header, re.S).group(1)
+    fields = [(name, C_TYPES[c_type]) for c_type, name in re.findall(r"(\w+) (\w+);", body)]
+    assert struct._fields_ == fields
+    # The Python config has every field but struct_size, under the C names.
+    assert [field.name for field in dataclasses.fields(config)] == [name for name, _ in fields[1:]]
+    filled = struct()
+    init(ctypes.byref(filled))
+    assert filled.struct_size == ctypes.sizeof(struct)

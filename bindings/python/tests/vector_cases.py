@@ -1,18 +1,19 @@
-"""A runner for the shared test vectors, with the semantics of tests/vectors/README.md.
+"""A runner for the shared test vectors, with the semantics of tests/vectors/README.md (the C++
+runner, tests/common/vectors.cpp, is the reference).
 
-Every tensor role gets a backing buffer from llmk.DeviceBuffer on the context under test (host
-memory on the CPU, device memory on CUDA); the view starts at buffer element 0. Input buffers
-hold their .npy file; output buffers start as NaN. After the op, every output view must match its
-expect file within rtol/atol, every gap element of an output buffer must be bit-for-bit what it
-was, and every buffer no output shares must be unchanged altogether.
+Every role that names a file, and every output role, gets a backing buffer from llmk.DeviceBuffer
+on the context under test (host memory on the CPU, device memory on CUDA): input buffers hold
+their .npy file, output buffers start as NaN. A role `R=@S` is a view into S's buffer starting at
+element R.offset. After the op, per buffer: every view with an expect. file must match it within
+its rtol/atol, and every other element (gaps, inputs) must hold its initial bits.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -26,14 +27,28 @@ ROLES = {
     "rms_norm": ("x", "weight", "y"),
     "add_rms_norm": ("x", "residual", "weight", "y"),
     "layer_norm": ("x", "weight", "bias", "y"),
+    "bias_activation": ("x", "bias", "y"),
+    "gated_activation": ("gate", "up", "y"),
+    "rope": ("positions", "q", "k", "cos_sin_cache"),
+    "embedding": ("ids", "table", "y"),
+    "kv_cache_write": ("k", "v", "cache_seqlens", "k_cache", "v_cache"),
+    "paged_kv_cache_write": ("k", "v", "slot_mapping", "k_cache", "v_cache"),
+    "adamw_step": ("param", "grad", "exp_avg", "exp_avg_sq"),
 }
 
-# Manifest dtype: (llmk dtype, .npy storage dtype, the bit pattern a fresh output starts with).
+# Manifest dtype: (llmk dtype, .npy storage dtype).
 DTYPES = {
-    "f32": (llmk.DType.F32, np.dtype("<f4"), np.float32("nan")),
-    "f16": (llmk.DType.F16, np.dtype("<f2"), np.float16("nan")),
-    "bf16": (llmk.DType.BF16, np.dtype("<u2"), np.uint16(0x7FC0)),  # a bf16 quiet NaN
+    "f32": (llmk.DType.F32, np.dtype("<f4")),
+    "f16": (llmk.DType.F16, np.dtype("<f2")),
+    "bf16": (llmk.DType.BF16, np.dtype("<u2")),
+    "i32": (llmk.DType.I32, np.dtype("<i4")),
+    "i64": (llmk.DType.I64, np.dtype("<i8")),
 }
+# The bit pattern a fresh output buffer starts with; integer roles are never outputs.
+FRESH = {"f32": np.float32("nan"), "f16": np.float16("nan"), "bf16": np.uint16(0x7FC0)}
+
+# Scalars given by name: the enum they name a member of (`activation=gelu_tanh`).
+ENUM_SCALARS = {"activation": llmk.Activation, "style": llmk.RopeStyle}
 
 
 def load_cases(directory: Path = VECTORS_DIR) -> List[Dict[str, str]]:
@@ -49,6 +64,24 @@ def _ints(text: str) -> Tuple[int, ...]:
     return tuple(int(item) for item in text.split(","))
 
 
+def _scalar(case: Dict[str, str], key: str) -> Any:
+    """A scalar or config field: an enum member by its lower-case name, else a number, an int
+    when it is written as one."""
+    text = case[key]
+    if key in ENUM_SCALARS:
+        return ENUM_SCALARS[key][text.upper()]
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _config(config_type: type, case: Dict[str, str]) -> Any:
+    """A RopeConfig or AdamWConfig of the fields the case gives; the rest keep their defaults."""
+    names = (field.name for field in dataclasses.fields(config_type))
+    return config_type(**{name: _scalar(case, name) for name in names if name in case})
+
+
 def _buffer_length(shape: Tuple[int, ...], strides: Tuple[int, ...]) -> int:
     if any(n == 0 for n in shape):
         return 0
@@ -56,7 +89,7 @@ def _buffer_length(shape: Tuple[int, ...], strides: Tuple[int, ...]) -> int:
 
 
 def _view_offsets(shape: Tuple[int, ...], strides: Tuple[int, ...]) -> np.ndarray:
-    """The buffer index of every view element, as an array of the view's shape."""
+    """The buffer index of every view element (from the view's start), in the view's shape."""
     offsets = np.zeros(shape, dtype=np.int64)
     for axis, (n, s) in enumerate(zip(shape, strides)):
         index_shape = [1] * len(shape)
@@ -76,99 +109,134 @@ def _bits(values: np.ndarray) -> np.ndarray:
     return values.view(f"u{values.itemsize}")
 
 
-@dataclass
-class _Role:
+@dataclasses.dataclass
+class _Buffer:
+    initial: np.ndarray  # the contents before the op
+    memory: llmk.DeviceBuffer
+
+
+@dataclasses.dataclass
+class _View:
     dtype_name: str
     shape: Tuple[int, ...]
     strides: Tuple[int, ...]
-    initial: np.ndarray  # the backing buffer's contents before the op
-    buffer: llmk.DeviceBuffer
+    owner: str   # the role whose backing buffer the view is in: itself, or S for `@S`
+    offset: int  # the buffer element where the view starts
     tensor: llmk.Tensor
 
 
-def _make_role(ctx: llmk.Context, case: Dict[str, str], name: str, data_dir: Path,
-               buffers: contextlib.ExitStack) -> _Role:
+def _make_buffer(ctx: llmk.Context, case: Dict[str, str], name: str, data_dir: Path,
+                 buffers: contextlib.ExitStack) -> _Buffer:
+    """Role `name`'s own backing buffer: its file, or NaN for an output."""
     dtype_name = case[f"{name}.dtype"]
-    dtype, storage, fresh = DTYPES[dtype_name]
-    shape, strides = _ints(case[f"{name}.shape"]), _ints(case[f"{name}.strides"])
-    length = _buffer_length(shape, strides)
+    storage = DTYPES[dtype_name][1]
+    needed = _buffer_length(_ints(case[f"{name}.shape"]), _ints(case[f"{name}.strides"]))
     if name in case:
         initial = np.load(data_dir / case[name])
-        assert initial.dtype == storage and initial.shape == (length,), (
-            f"{name}: {case[name]} holds {initial.dtype} {initial.shape}, "
-            f"the view needs {storage} ({length},)")
+        # A buffer that other roles view into may be longer than this role's view.
+        assert initial.dtype == storage and initial.ndim == 1 and len(initial) >= needed, (
+            f"{name}: {case[name]} holds {initial.dtype} {initial.shape}, the view needs "
+            f"{storage} of at least {needed} elements")
     else:
-        initial = np.full(length, fresh, dtype=storage)
+        assert dtype_name in FRESH, f"{name}: an output of dtype {dtype_name}"
+        initial = np.full(needed, FRESH[dtype_name], dtype=storage)
     # llmk_malloc refuses 0 bytes; an empty view never touches its buffer anyway.
-    buffer = buffers.enter_context(llmk.DeviceBuffer(ctx, max(initial.nbytes, 1)))
-    buffer.copy_from_host(initial)
-    return _Role(dtype_name, shape, strides, initial, buffer, buffer.tensor(dtype, shape, strides))
+    memory = buffers.enter_context(llmk.DeviceBuffer(ctx, max(initial.nbytes, 1)))
+    memory.copy_from_host(initial)
+    return _Buffer(initial, memory)
 
 
-def _check_output(name: str, role: _Role, after: np.ndarray, expect: np.ndarray, rtol: float,
-                  atol: float) -> List[str]:
-    offsets = _view_offsets(role.shape, role.strides)
-    if expect.shape != role.shape:
-        return [f"{name}: expected array has shape {expect.shape}, the view {role.shape}"]
-    got = _as_float64(role.dtype_name, after[offsets])
-    with np.errstate(invalid="ignore"):
-        good = np.isfinite(got) & (np.abs(got - expect) <= atol + rtol * np.abs(expect))
-    problems = []
-    if not good.all():
-        bad = np.argwhere(~good)
-        examples = "; ".join(f"{name}{tuple(int(i) for i in index)} = {got[tuple(index)]:.9g}, "
-                             f"expected {expect[tuple(index)]:.9g}" for index in bad[:3])
-        problems.append(f"{examples}; {len(bad)} of {got.size} elements off "
-                        f"(rtol {rtol}, atol {atol})")
-    in_view = np.zeros(len(after), dtype=bool)
-    in_view[offsets.ravel()] = True
-    written_gaps = np.flatnonzero(~in_view & (_bits(after) != _bits(role.initial)))
-    if written_gaps.size:
-        problems.append(f"{name}: gap elements {written_gaps[:5].tolist()} were written "
-                        f"({written_gaps.size} in all)")
-    return problems
-
-
-def _run_op(ctx: llmk.Context, op: str, tensors: Dict[str, llmk.Tensor], eps: float) -> None:
-    t = tensors
+def _run_op(ctx: llmk.Context, case: Dict[str, str],
+            tensor: Callable[[str], Optional[llmk.Tensor]]) -> None:
+    """Calls the case's op; tensor(role) is None for a role the case leaves out."""
+    op = case["op"]
     if op == "rms_norm":
-        llmk.rms_norm(ctx, t["x"], t["weight"], eps, t["y"])
+        llmk.rms_norm(ctx, tensor("x"), tensor("weight"), float(case["eps"]), tensor("y"))
     elif op == "add_rms_norm":
-        llmk.add_rms_norm(ctx, t["x"], t["residual"], t["weight"], eps, t["y"])
+        llmk.add_rms_norm(ctx, tensor("x"), tensor("residual"), tensor("weight"),
+                          float(case["eps"]), tensor("y"))
     elif op == "layer_norm":
-        llmk.layer_norm(ctx, t["x"], t["weight"], t.get("bias"), eps, t["y"])
+        llmk.layer_norm(ctx, tensor("x"), tensor("weight"), tensor("bias"), float(case["eps"]),
+                        tensor("y"))
+    elif op == "bias_activation":
+        llmk.bias_activation(ctx, tensor("x"), tensor("bias"), _scalar(case, "activation"),
+                             tensor("y"))
+    elif op == "gated_activation":
+        llmk.gated_activation(ctx, tensor("gate"), tensor("up"), _scalar(case, "activation"),
+                              tensor("y"))
+    elif op == "rope":
+        llmk.rope(ctx, _config(llmk.RopeConfig, case), tensor("positions"), tensor("q"),
+                  tensor("k"), tensor("cos_sin_cache"))
+    elif op == "embedding":
+        llmk.embedding(ctx, tensor("ids"), tensor("table"), tensor("y"))
+    elif op == "kv_cache_write":
+        llmk.kv_cache_write(ctx, tensor("k"), tensor("v"), tensor("cache_seqlens"),
+                            tensor("k_cache"), tensor("v_cache"))
+    elif op == "paged_kv_cache_write":
+        llmk.paged_kv_cache_write(ctx, tensor("k"), tensor("v"), tensor("slot_mapping"),
+                                  tensor("k_cache"), tensor("v_cache"))
+    elif op == "adamw_step":
+        llmk.adamw_step(ctx, _config(llmk.AdamWConfig, case), tensor("param"), tensor("grad"),
+                        tensor("exp_avg"), tensor("exp_avg_sq"))
     else:
         raise ValueError(f"unknown op {op}")
+
+
+def _check_view(name: str, view: _View, got_elements: np.ndarray, expect: np.ndarray,
+                rtol: float, atol: float) -> List[str]:
+    if expect.shape != view.shape:
+        return [f"{name}: expected array has shape {expect.shape}, the view {view.shape}"]
+    got = _as_float64(view.dtype_name, got_elements)
+    with np.errstate(invalid="ignore"):
+        good = np.isfinite(got) & (np.abs(got - expect) <= atol + rtol * np.abs(expect))
+    if good.all():
+        return []
+    bad = np.argwhere(~good)
+    examples = "; ".join(f"{name}{tuple(int(i) for i in index)} = {got[tuple(index)]:.9g}, "
+                         f"expected {expect[tuple(index)]:.9g}" for index in bad[:3])
+    return [f"{examples}; {len(bad)} of {got.size} elements off (rtol {rtol}, atol {atol})"]
 
 
 def run_case(ctx: llmk.Context, case: Dict[str, str],
              vectors_dir: Path = VECTORS_DIR) -> List[str]:
     """Runs one manifest case on ctx; returns what was wrong (nothing when it passes)."""
     data_dir = vectors_dir / "data"
-    with contextlib.ExitStack() as buffers:
-        roles: Dict[str, _Role] = {}
+    with contextlib.ExitStack() as stack:
+        buffers: Dict[str, _Buffer] = {}
+        views: Dict[str, _View] = {}
         for name in ROLES[case["op"]]:
             if f"{name}.shape" not in case:
                 continue  # an optional tensor left out: passed as None (NULL)
-            if case.get(name, "").startswith("@"):  # the very same view as another role
-                roles[name] = roles[case[name][1:]]
-                assert (_ints(case[f"{name}.shape"]), _ints(case[f"{name}.strides"])) == (
-                    roles[name].shape, roles[name].strides), f"{name} is not the view it aliases"
+            dtype_name = case[f"{name}.dtype"]
+            shape, strides = _ints(case[f"{name}.shape"]), _ints(case[f"{name}.strides"])
+            if case.get(name, "").startswith("@"):
+                owner, offset = case[name][1:], int(case.get(f"{name}.offset", "0"))
+                assert (buffers[owner].initial.dtype.itemsize
+                        == DTYPES[dtype_name][1].itemsize), f"{name}: element size of {owner}"
             else:
-                roles[name] = _make_role(ctx, case, name, data_dir, buffers)
+                owner, offset = name, 0
+                buffers[name] = _make_buffer(ctx, case, name, data_dir, stack)
+            # DeviceBuffer.tensor refuses a view that reaches past the buffer.
+            tensor = buffers[owner].memory.tensor(DTYPES[dtype_name][0], shape, strides, offset)
+            views[name] = _View(dtype_name, shape, strides, owner, offset, tensor)
 
-        _run_op(ctx, case["op"], {name: role.tensor for name, role in roles.items()},
-                float(case["eps"]))
+        _run_op(ctx, case, lambda name: views[name].tensor if name in views else None)
         ctx.synchronize()
 
-        written = {id(roles[name]) for name in roles if f"expect.{name}" in case}
         problems = []
-        for name, role in roles.items():
-            after = role.buffer.copy_to_host(np.empty_like(role.initial))
-            if f"expect.{name}" in case:
-                expect = np.load(data_dir / case[f"expect.{name}"])
-                problems += _check_output(name, role, after, expect, float(case[f"rtol.{name}"]),
-                                          float(case[f"atol.{name}"]))
-            elif id(role) not in written and not np.array_equal(_bits(after), _bits(role.initial)):
-                problems.append(f"{name} is an input, but its buffer changed")
+        for owner, buffer in buffers.items():
+            after = buffer.memory.copy_to_host(np.empty_like(buffer.initial))
+            checked = np.zeros(len(after), dtype=bool)
+            for name, view in views.items():
+                if view.owner != owner or f"expect.{name}" not in case:
+                    continue
+                offsets = view.offset + _view_offsets(view.shape, view.strides)
+                checked[offsets.ravel()] = True
+                problems += _check_view(name, view, after[offsets],
+                                        np.load(data_dir / case[f"expect.{name}"]),
+                                        float(case[f"rtol.{name}"]), float(case[f"atol.{name}"]))
+            changed = np.flatnonzero(~checked & (_bits(after) != _bits(buffer.initial)))
+            if changed.size:
+                problems.append(f"{owner}'s buffer: elements {changed[:5].tolist()} outside "
+                                f"every output view were written ({changed.size} in all)")
         return problems

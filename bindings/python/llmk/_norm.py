@@ -16,24 +16,12 @@ Each op returns `out`.
 """
 from __future__ import annotations
 
-import ctypes
 from typing import Any, Optional
 
+from ._args import optional_tensor_arg, tensor_arg, written_tensor_arg
 from ._context import Context, stream_handle
 from ._errors import check
 from ._library import lib
-from ._tensor import Tensor, as_tensor
-
-
-def _ref(tensor: Tensor):
-    return ctypes.byref(tensor._struct)
-
-
-def _written(obj: Any, role: str) -> Tensor:
-    tensor = as_tensor(obj)
-    if tensor.readonly:
-        raise ValueError(f"{role} is read-only, but the op writes it")
-    return tensor
 
 
 def rms_norm(ctx: Context, x: Any, weight: Any, eps: float, out: Any,
@@ -43,8 +31,8 @@ def rms_norm(ctx: Context, x: Any, weight: Any, eps: float, out: Any,
     x, out: [..., hidden], one dtype (F32, F16, BF16), last dimension contiguous; out may be
     exactly x (in place). weight: [hidden]. stream: None or an int cudaStream_t. Returns out.
     """
-    check(lib.llmk_rms_norm(ctx.handle, _ref(as_tensor(x)), _ref(as_tensor(weight)), float(eps),
-                            _ref(_written(out, "out")), stream_handle(stream)))
+    check(lib.llmk_rms_norm(ctx.handle, tensor_arg(x), tensor_arg(weight), float(eps),
+                            written_tensor_arg(out, "out"), stream_handle(stream)))
     return out
 
 
@@ -56,9 +44,9 @@ def add_rms_norm(ctx: Context, x: Any, residual: Any, weight: Any, eps: float, o
     overwritten (the sum the next skip connection needs) and may overlap nothing; out may be
     exactly x. weight: [hidden]. stream: None or an int cudaStream_t. Returns out.
     """
-    check(lib.llmk_add_rms_norm(ctx.handle, _ref(as_tensor(x)),
-                                _ref(_written(residual, "residual")), _ref(as_tensor(weight)),
-                                float(eps), _ref(_written(out, "out")), stream_handle(stream)))
+    check(lib.llmk_add_rms_norm(ctx.handle, tensor_arg(x), written_tensor_arg(residual, "residual"),
+                                tensor_arg(weight), float(eps), written_tensor_arg(out, "out"),
+                                stream_handle(stream)))
     return out
 
 
@@ -70,7 +58,7 @@ def layer_norm(ctx: Context, x: Any, weight: Any, bias: Optional[Any], eps: floa
     x, out: [..., hidden], one dtype, last dimension contiguous; out may be exactly x. weight and
     bias: [hidden]; bias may be None. stream: None or an int cudaStream_t. Returns out.
     """
-    bias_ref = None if bias is None else _ref(as_tensor(bias))
-    check(lib.llmk_layer_norm(ctx.handle, _ref(as_tensor(x)), _ref(as_tensor(weight)), bias_ref,
-                              float(eps), _ref(_written(out, "out")), stream_handle(stream)))
+    check(lib.llmk_layer_norm(ctx.handle, tensor_arg(x), tensor_arg(weight),
+                              optional_tensor_arg(bias), float(eps), written_tensor_arg(out, "out"),
+                              stream_handle(stream)))
     return out

@@ -1,0 +1,65 @@
+"""Python arguments as the C functions take them: tensor views by pointer, enum values, and config
+structs filled from their llmk_*_config_init."""
+from __future__ import annotations
+
+import ctypes
+import operator
+from typing import Any, Callable, Optional, Type, TypeVar
+
+from ._tensor import Tensor, as_tensor
+
+Struct = TypeVar("Struct", bound=ctypes.Structure)
+
+
+def _ref(tensor: Tensor):
+    return ctypes.byref(tensor._struct)
+
+
+def tensor_arg(obj: Any):
+    """A tensor the op only reads (anything as_tensor takes), as a const llmk_tensor*."""
+    return _ref(as_tensor(obj))
+
+
+def optional_tensor_arg(obj: Optional[Any]):
+    """tensor_arg, or NULL for None."""
+    return None if obj is None else tensor_arg(obj)
+
+
+def written_tensor_arg(obj: Any, role: str):
+    """A tensor the op writes. A read-only view (a non-writeable numpy array, a read-only CUDA
+    array) is refused here: llmk cannot tell, and would write it anyway."""
+    tensor = as_tensor(obj)
+    if tensor.readonly:
+        raise ValueError(f"{role} is read-only, but the op writes it")
+    return _ref(tensor)
+
+
+def enum_arg(value: Any) -> int:
+    """An enum member or a plain int, passed on as is: llmk refuses values it does not know
+    (INVALID_VALUE), which leaves room for values added to the library after this binding."""
+    return operator.index(value)
+
+
+def config_struct(config: Any, struct_type: Type[Struct], init: Callable[[Any], None]) -> Struct:
+    """The C struct of a config object (RopeConfig, AdamWConfig: an attribute per field after
+    struct_size, under the C names): filled by its llmk_*_config_init, so that defaults and
+    struct_size come from the loaded library, then with every attribute that is not None.
+
+    Integer fields take integers only and refuse values their C type cannot hold, which ctypes
+    would otherwise wrap around silently.
+    """
+    struct = struct_type()
+    init(ctypes.byref(struct))
+    for name, field_type in struct_type._fields_[1:]:
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if field_type in (ctypes.c_int32, ctypes.c_int64):
+            value = operator.index(value)
+            bits = 8 * ctypes.sizeof(field_type)
+            if not -(1 << (bits - 1)) <= value < (1 << (bits - 1)):
+                raise OverflowError(f"{name} = {value} does not fit in int{bits}")
+        else:
+            value = float(value)
+        setattr(struct, name, value)
+    return struct
