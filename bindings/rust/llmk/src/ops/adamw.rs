@@ -157,9 +157,11 @@ mod tests {
 
     #[test]
     fn fields_reach_the_c_struct() {
-        let mut config = AdamWConfig::default();
-        config.lr = 0.5;
-        config.step = 7;
+        let mut config = AdamWConfig {
+            lr: 0.5,
+            step: 7,
+            ..AdamWConfig::default()
+        };
         let raw = config.to_raw().unwrap();
         assert_eq!((raw.lr, raw.step), (0.5, 7));
         config.step = u64::MAX;

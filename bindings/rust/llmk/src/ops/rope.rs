@@ -155,7 +155,7 @@ pub fn rope(
     config: &RopeConfig,
     positions: &TensorRef<'_>,
     q: &mut TensorMut<'_>,
-    mut k: Option<&mut TensorMut<'_>>,
+    k: Option<&mut TensorMut<'_>>,
     cos_sin_cache: Option<&TensorRef<'_>>,
     stream: Stream,
 ) -> Result<()> {
@@ -182,7 +182,7 @@ pub fn rope(
             &config,
             positions.as_raw(),
             q.as_raw(),
-            raw_mut_or_null(k.as_deref_mut()),
+            raw_mut_or_null(k),
             raw_or_null(cos_sin_cache),
             stream.as_raw(),
         )
@@ -210,10 +210,12 @@ mod tests {
 
     #[test]
     fn fields_reach_the_c_struct() {
-        let mut config = RopeConfig::default();
-        config.style = RopeStyle::Gptj;
-        config.rotary_dim = 64;
-        config.llama3_original_max_position = 8192.0;
+        let mut config = RopeConfig {
+            style: RopeStyle::Gptj,
+            rotary_dim: 64,
+            llama3_original_max_position: 8192.0,
+            ..RopeConfig::default()
+        };
         let raw = config.to_raw().unwrap();
         assert_eq!(raw.style, 1);
         assert_eq!(raw.rotary_dim, 64);
