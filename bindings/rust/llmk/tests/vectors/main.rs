@@ -655,3 +655,42 @@ fn call_op(ctx: &Context, case: &Case, op: &str, t: &Tensors<'_>) -> Outcome {
     }?;
     Ok(())
 }
+
+#[test]
+fn roles_view_other_roles_buffers() {
+    let line = "name=t op=gated_activation gate.dtype=bf16 gate.shape=2,3 gate.strides=6,1 \
+                gate=g.npy up.dtype=bf16 up.shape=2,3 up.strides=6,1 up=@gate up.offset=3 \
+                y.dtype=bf16 y.shape=2,3 y.strides=6,1 y=@gate";
+    let case = Case::parse(line).unwrap();
+    let (gate, up, y) = (
+        Role::parse(&case, "gate").unwrap(),
+        Role::parse(&case, "up").unwrap(),
+        Role::parse(&case, "y").unwrap(),
+    );
+    assert_eq!(
+        (gate.buffer.as_str(), gate.offset, gate.extent()),
+        ("gate", 0, 9)
+    );
+    assert_eq!((up.buffer.as_str(), up.offset), ("gate", 3));
+    assert_eq!(up.offsets(), [3, 4, 5, 9, 10, 11]);
+    assert!(y.same_view(&gate) && !up.same_view(&gate));
+}
+
+#[test]
+fn dtypes_decode_the_files_bytes() {
+    let i64 = Dtype::from_name("i64").unwrap();
+    assert_eq!((i64.descr, i64.size), ("<i8", 8));
+    assert_eq!(i64.decode(&(-3i64).to_le_bytes()), -3.0);
+    assert_eq!(
+        Dtype::from_name("i32")
+            .unwrap()
+            .decode(&(1i32 << 30).to_le_bytes()),
+        2f64.powi(30)
+    );
+    let bf16 = Dtype::from_name("bf16").unwrap();
+    assert_eq!(bf16.decode(&0x3fc0u16.to_le_bytes()), 1.5);
+    let nan = bf16.nan_buffer(2).unwrap();
+    assert!(bf16.decode(&nan[2..]).is_nan());
+    assert!(i64.nan_buffer(1).is_err());
+    assert!(Dtype::from_name("i4").is_err());
+}
