@@ -68,10 +68,11 @@ pub fn kv_cache_write(
 ///
 /// `k`, `v`: `[tokens, kv_heads, head_dim]`, one dtype with the caches, `head_dim` contiguous,
 /// other strides free. `slot_mapping`: `[tokens]`, I32 or I64, any stride. `k_cache`, `v_cache`:
-/// the paged layout, of the same `kv_heads` and `head_dim`; they overlap nothing. Two tokens with
-/// one slot leave either's values there. A slot `>= num_pages * page_size`: the CPU backend
-/// refuses it with [`Status::InvalidValue`](crate::Status::InvalidValue) before writing; on CUDA,
-/// whose kernels do not report, that token is not written.
+/// the paged layout, of the same `kv_heads` and `head_dim`; they overlap nothing. Where two
+/// tokens share a slot, each element there ends up holding one of the two tokens' values. A slot
+/// `>= num_pages * page_size`: the CPU backend refuses it with
+/// [`Status::InvalidValue`](crate::Status::InvalidValue) before writing; on CUDA, whose kernels
+/// do not report, that token is not written.
 pub fn paged_kv_cache_write(
     ctx: &Context,
     k: &TensorRef<'_>,
