@@ -321,3 +321,420 @@ extern "C" {
         stream: *mut ::std::os::raw::c_void,
     ) -> llmk_status;
 }
+impl llmk_activation {
+    pub const LLMK_ACTIVATION_IDENTITY: llmk_activation = llmk_activation(0);
+}
+impl llmk_activation {
+    pub const LLMK_ACTIVATION_GELU: llmk_activation = llmk_activation(1);
+}
+impl llmk_activation {
+    pub const LLMK_ACTIVATION_GELU_TANH: llmk_activation = llmk_activation(2);
+}
+impl llmk_activation {
+    pub const LLMK_ACTIVATION_SILU: llmk_activation = llmk_activation(3);
+}
+impl llmk_activation {
+    pub const LLMK_ACTIVATION_RELU: llmk_activation = llmk_activation(4);
+}
+#[repr(transparent)]
+#[derive(Debug, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct llmk_activation(pub ::std::os::raw::c_uint);
+extern "C" {
+    #[must_use]
+    pub fn llmk_bias_activation(
+        ctx: *mut llmk_context,
+        x: *const llmk_tensor,
+        bias: *const llmk_tensor,
+        activation: llmk_activation,
+        y: *const llmk_tensor,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> llmk_status;
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_gated_activation(
+        ctx: *mut llmk_context,
+        gate: *const llmk_tensor,
+        up: *const llmk_tensor,
+        activation: llmk_activation,
+        y: *const llmk_tensor,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> llmk_status;
+}
+impl llmk_rope_style {
+    pub const LLMK_ROPE_NEOX: llmk_rope_style = llmk_rope_style(0);
+}
+impl llmk_rope_style {
+    pub const LLMK_ROPE_GPTJ: llmk_rope_style = llmk_rope_style(1);
+}
+#[repr(transparent)]
+#[derive(Debug, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct llmk_rope_style(pub ::std::os::raw::c_uint);
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct llmk_rope_config {
+    pub struct_size: usize,
+    pub style: i32,
+    pub rotary_dim: i32,
+    pub theta: f64,
+    pub llama3_factor: f64,
+    pub llama3_low_freq_factor: f64,
+    pub llama3_high_freq_factor: f64,
+    pub llama3_original_max_position: f64,
+}
+#[test]
+fn bindgen_test_layout_llmk_rope_config() {
+    assert_eq!(
+        ::std::mem::size_of::<llmk_rope_config>(),
+        56usize,
+        concat!("Size of: ", stringify!(llmk_rope_config))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<llmk_rope_config>(),
+        8usize,
+        concat!("Alignment of ", stringify!(llmk_rope_config))
+    );
+    fn test_field_struct_size() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_rope_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_rope_config),
+                "::",
+                stringify!(struct_size)
+            )
+        );
+    }
+    test_field_struct_size();
+    fn test_field_style() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_rope_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).style) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_rope_config),
+                "::",
+                stringify!(style)
+            )
+        );
+    }
+    test_field_style();
+    fn test_field_rotary_dim() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_rope_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).rotary_dim) as usize - ptr as usize
+            },
+            12usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_rope_config),
+                "::",
+                stringify!(rotary_dim)
+            )
+        );
+    }
+    test_field_rotary_dim();
+    fn test_field_theta() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_rope_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).theta) as usize - ptr as usize
+            },
+            16usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_rope_config),
+                "::",
+                stringify!(theta)
+            )
+        );
+    }
+    test_field_theta();
+    fn test_field_llama3_factor() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_rope_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).llama3_factor) as usize - ptr as usize
+            },
+            24usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_rope_config),
+                "::",
+                stringify!(llama3_factor)
+            )
+        );
+    }
+    test_field_llama3_factor();
+    fn test_field_llama3_low_freq_factor() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_rope_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).llama3_low_freq_factor) as usize - ptr as usize
+            },
+            32usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_rope_config),
+                "::",
+                stringify!(llama3_low_freq_factor)
+            )
+        );
+    }
+    test_field_llama3_low_freq_factor();
+    fn test_field_llama3_high_freq_factor() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_rope_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).llama3_high_freq_factor) as usize - ptr as usize
+            },
+            40usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_rope_config),
+                "::",
+                stringify!(llama3_high_freq_factor)
+            )
+        );
+    }
+    test_field_llama3_high_freq_factor();
+    fn test_field_llama3_original_max_position() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_rope_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).llama3_original_max_position) as usize - ptr as usize
+            },
+            48usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_rope_config),
+                "::",
+                stringify!(llama3_original_max_position)
+            )
+        );
+    }
+    test_field_llama3_original_max_position();
+}
+extern "C" {
+    pub fn llmk_rope_config_init(config: *mut llmk_rope_config);
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_rope(
+        ctx: *mut llmk_context,
+        config: *const llmk_rope_config,
+        positions: *const llmk_tensor,
+        q: *const llmk_tensor,
+        k: *const llmk_tensor,
+        cos_sin_cache: *const llmk_tensor,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> llmk_status;
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_embedding(
+        ctx: *mut llmk_context,
+        ids: *const llmk_tensor,
+        table: *const llmk_tensor,
+        y: *const llmk_tensor,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> llmk_status;
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_kv_cache_write(
+        ctx: *mut llmk_context,
+        k: *const llmk_tensor,
+        v: *const llmk_tensor,
+        cache_seqlens: *const llmk_tensor,
+        k_cache: *const llmk_tensor,
+        v_cache: *const llmk_tensor,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> llmk_status;
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_paged_kv_cache_write(
+        ctx: *mut llmk_context,
+        k: *const llmk_tensor,
+        v: *const llmk_tensor,
+        slot_mapping: *const llmk_tensor,
+        k_cache: *const llmk_tensor,
+        v_cache: *const llmk_tensor,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> llmk_status;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct llmk_adamw_config {
+    pub struct_size: usize,
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub step: i64,
+}
+#[test]
+fn bindgen_test_layout_llmk_adamw_config() {
+    assert_eq!(
+        ::std::mem::size_of::<llmk_adamw_config>(),
+        56usize,
+        concat!("Size of: ", stringify!(llmk_adamw_config))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<llmk_adamw_config>(),
+        8usize,
+        concat!("Alignment of ", stringify!(llmk_adamw_config))
+    );
+    fn test_field_struct_size() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_adamw_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_adamw_config),
+                "::",
+                stringify!(struct_size)
+            )
+        );
+    }
+    test_field_struct_size();
+    fn test_field_lr() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_adamw_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).lr) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_adamw_config),
+                "::",
+                stringify!(lr)
+            )
+        );
+    }
+    test_field_lr();
+    fn test_field_beta1() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_adamw_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).beta1) as usize - ptr as usize
+            },
+            16usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_adamw_config),
+                "::",
+                stringify!(beta1)
+            )
+        );
+    }
+    test_field_beta1();
+    fn test_field_beta2() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_adamw_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).beta2) as usize - ptr as usize
+            },
+            24usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_adamw_config),
+                "::",
+                stringify!(beta2)
+            )
+        );
+    }
+    test_field_beta2();
+    fn test_field_eps() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_adamw_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).eps) as usize - ptr as usize
+            },
+            32usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_adamw_config),
+                "::",
+                stringify!(eps)
+            )
+        );
+    }
+    test_field_eps();
+    fn test_field_weight_decay() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_adamw_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).weight_decay) as usize - ptr as usize
+            },
+            40usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_adamw_config),
+                "::",
+                stringify!(weight_decay)
+            )
+        );
+    }
+    test_field_weight_decay();
+    fn test_field_step() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_adamw_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).step) as usize - ptr as usize
+            },
+            48usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_adamw_config),
+                "::",
+                stringify!(step)
+            )
+        );
+    }
+    test_field_step();
+}
+extern "C" {
+    pub fn llmk_adamw_config_init(config: *mut llmk_adamw_config);
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_adamw_step(
+        ctx: *mut llmk_context,
+        config: *const llmk_adamw_config,
+        param: *const llmk_tensor,
+        grad: *const llmk_tensor,
+        exp_avg: *const llmk_tensor,
+        exp_avg_sq: *const llmk_tensor,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> llmk_status;
+}

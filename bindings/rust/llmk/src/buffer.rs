@@ -112,11 +112,25 @@ impl<'ctx, T: Element> DeviceBuffer<'ctx, T> {
     /// A view of the buffer for an op to read; fails unless every element of the view lies
     /// within the buffer (see [`TensorRef::new`]).
     pub fn view(&self, shape: &[usize], strides: &[usize]) -> Result<TensorRef<'_>> {
-        // SAFETY: a shared borrow of the buffer's `len` elements, in the context's memory space.
+        self.view_at(0, shape, strides)
+    }
+
+    /// A view for an op to read that starts `offset` elements into the buffer: one of several
+    /// slices of a fused buffer, e.g. `gate` and `up` of `[gate | up]`. Fails unless every
+    /// element of the view lies within the buffer.
+    pub fn view_at(
+        &self,
+        offset: usize,
+        shape: &[usize],
+        strides: &[usize],
+    ) -> Result<TensorRef<'_>> {
+        let rest = self.rest_after("view_at", offset)?;
+        // SAFETY: a shared borrow of the buffer's elements from `offset` on, in the context's
+        // memory space.
         unsafe {
             TensorRef::within(
-                self.ptr.as_ptr().cast(),
-                self.len,
+                self.ptr.as_ptr().add(offset).cast(),
+                rest,
                 T::DTYPE,
                 shape,
                 strides,
@@ -128,12 +142,24 @@ impl<'ctx, T: Element> DeviceBuffer<'ctx, T> {
     /// A view of the buffer for an op to write; fails unless every element of the view lies
     /// within the buffer (see [`TensorMut::new`]).
     pub fn view_mut(&mut self, shape: &[usize], strides: &[usize]) -> Result<TensorMut<'_>> {
-        // SAFETY: an exclusive borrow of the buffer's `len` elements, in the context's memory
-        // space.
+        self.view_mut_at(0, shape, strides)
+    }
+
+    /// A view for an op to write that starts `offset` elements into the buffer. Fails unless
+    /// every element of the view lies within the buffer.
+    pub fn view_mut_at(
+        &mut self,
+        offset: usize,
+        shape: &[usize],
+        strides: &[usize],
+    ) -> Result<TensorMut<'_>> {
+        let rest = self.rest_after("view_mut_at", offset)?;
+        // SAFETY: an exclusive borrow of the buffer's elements from `offset` on, in the context's
+        // memory space.
         unsafe {
             TensorMut::within(
-                self.ptr.as_ptr().cast(),
-                self.len,
+                self.ptr.as_ptr().add(offset).cast(),
+                rest,
                 T::DTYPE,
                 shape,
                 strides,
@@ -157,6 +183,20 @@ impl<'ctx, T: Element> DeviceBuffer<'ctx, T> {
             Backend::Cpu => Memory::Host,
             Backend::Cuda => Memory::Cuda,
         }
+    }
+
+    /// The number of elements from `offset` to the end; fails if `offset` is past the end. (An
+    /// offset of `len` is allowed: empty views fit there.)
+    fn rest_after(&self, op: &str, offset: usize) -> Result<usize> {
+        self.len.checked_sub(offset).ok_or_else(|| {
+            Error::new(
+                Status::InvalidStride,
+                format!(
+                    "{op}: offset {offset} is past the end of the buffer of {} elements",
+                    self.len
+                ),
+            )
+        })
     }
 
     fn check_len(&self, op: &str, host: usize) -> Result<()> {
@@ -260,10 +300,19 @@ mod tests {
     #[test]
     fn views_must_fit_the_buffer() {
         let ctx = Context::cpu().unwrap();
-        let buffer = DeviceBuffer::from_slice(&ctx, &[0f32; 8], Stream::DEFAULT).unwrap();
+        let mut buffer = DeviceBuffer::from_slice(&ctx, &[0f32; 8], Stream::DEFAULT).unwrap();
         assert!(buffer.view(&[2, 4], &[4, 1]).is_ok());
         let error = buffer.view(&[2, 4], &[5, 1]).unwrap_err();
         assert_eq!(error.status(), Status::InvalidStride);
         assert!(std::ptr::eq(buffer.context(), &ctx));
+
+        // [gate | up] of two rows of 2: up starts 2 elements in.
+        let up = buffer.view_at(2, &[2, 2], &[4, 1]).unwrap();
+        assert_eq!(up.as_raw().data as usize, buffer.as_ptr() as usize + 8);
+        assert!(buffer.view_at(3, &[2, 2], &[4, 1]).is_err());
+        assert!(buffer.view_mut_at(8, &[0], &[1]).is_ok());
+        let error = buffer.view_mut_at(9, &[0], &[1]).unwrap_err();
+        assert_eq!(error.status(), Status::InvalidStride);
+        assert!(error.message().contains("offset 9"), "{error}");
     }
 }

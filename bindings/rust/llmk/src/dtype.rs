@@ -1,5 +1,6 @@
-//! Element types: [`DType`], and the Rust types that hold elements ([`Element`]): `f32`, [`F16`]
-//! and [`Bf16`].
+//! Element types: [`DType`], and the Rust types that hold elements ([`Element`]): the floats
+//! `f32`, [`F16`] and [`Bf16`] ([`FloatElement`]), and the integers `i8`, `u8`, `i32` and `i64`
+//! (ids, positions, slots).
 
 use std::fmt;
 
@@ -16,11 +17,15 @@ pub enum DType {
     F16 = sys::llmk_dtype::LLMK_DTYPE_F16.0,
     /// bfloat16: the upper 16 bits of a binary32.
     Bf16 = sys::llmk_dtype::LLMK_DTYPE_BF16.0,
+    /// Signed 8-bit integers.
     I8 = sys::llmk_dtype::LLMK_DTYPE_I8.0,
+    /// Unsigned 8-bit integers.
     U8 = sys::llmk_dtype::LLMK_DTYPE_U8.0,
+    /// Signed 32-bit integers: token ids, positions, slots.
     I32 = sys::llmk_dtype::LLMK_DTYPE_I32.0,
     /// Signed 4-bit integers packed two to a byte, element 2i in the low nibble of byte i.
     I4 = sys::llmk_dtype::LLMK_DTYPE_I4.0,
+    /// Signed 64-bit integers: token ids, positions, slots.
     I64 = sys::llmk_dtype::LLMK_DTYPE_I64.0,
 }
 
@@ -60,14 +65,22 @@ mod sealed {
     impl Sealed for f32 {}
     impl Sealed for super::F16 {}
     impl Sealed for super::Bf16 {}
+    impl Sealed for i8 {}
+    impl Sealed for u8 {}
+    impl Sealed for i32 {}
+    impl Sealed for i64 {}
 }
 
 /// A Rust type laid out exactly as the elements of one [`DType`], so that slices of it can back
-/// tensor views. Sealed: `f32`, [`F16`] and [`Bf16`].
+/// tensor views. Sealed: `f32`, [`F16`], [`Bf16`], `i8`, `u8`, `i32` and `i64` ([`DType::I4`]
+/// packs two elements to a byte and has no Rust type).
 pub trait Element: sealed::Sealed + Copy + Send + Sync + 'static {
     /// The dtype of views over this type.
     const DTYPE: DType;
+}
 
+/// The floating-point [`Element`]s, which the ops compute on: `f32`, [`F16`] and [`Bf16`].
+pub trait FloatElement: Element {
     /// The nearest value to `value`, ties to even (exact for `f32`).
     fn from_f32(value: f32) -> Self;
 
@@ -75,9 +88,21 @@ pub trait Element: sealed::Sealed + Copy + Send + Sync + 'static {
     fn to_f32(self) -> f32;
 }
 
+macro_rules! integer_element {
+    ($($type:ty => $dtype:ident),*) => {
+        $(impl Element for $type {
+            const DTYPE: DType = DType::$dtype;
+        })*
+    };
+}
+
+integer_element!(i8 => I8, u8 => U8, i32 => I32, i64 => I64);
+
 impl Element for f32 {
     const DTYPE: DType = DType::F32;
+}
 
+impl FloatElement for f32 {
     fn from_f32(value: f32) -> Self {
         value
     }
@@ -179,7 +204,9 @@ macro_rules! half_element {
     ($type:ident, $dtype:ident) => {
         impl Element for $type {
             const DTYPE: DType = DType::$dtype;
+        }
 
+        impl FloatElement for $type {
             fn from_f32(value: f32) -> Self {
                 Self::from_f32(value)
             }
@@ -296,6 +323,21 @@ mod tests {
         assert_eq!(bits(f32::NAN), 0x7fc0);
         assert_eq!(bits(f32::from_bits(0xff80_0001)), 0xffc0);
         assert_eq!(Bf16::from_bits(0x3f80).to_f32(), 1.0);
+    }
+
+    #[test]
+    fn elements_have_the_size_of_their_dtype() {
+        fn check<T: Element>() {
+            let bits = 8 * std::mem::size_of::<T>() as u32;
+            assert_eq!(bits, T::DTYPE.bits(), "{}", T::DTYPE);
+        }
+        check::<f32>();
+        check::<F16>();
+        check::<Bf16>();
+        check::<i8>();
+        check::<u8>();
+        check::<i32>();
+        check::<i64>();
     }
 
     #[test]

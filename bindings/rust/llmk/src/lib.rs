@@ -2,10 +2,18 @@
 //! (`libllmk.so`, `include/llmk.h`).
 //!
 //! - A [`Context`] runs ops on the CPU or on one CUDA device.
-//! - Ops ([`rms_norm`], [`add_rms_norm`], [`layer_norm`] and their `*_in_place` forms) take
-//!   tensor views: [`TensorRef`] for inputs and [`TensorMut`] for outputs, strided windows that
-//!   borrow host slices or [`DeviceBuffer`]s and are checked to lie within them.
-//! - Elements are `f32`, [`F16`] or [`Bf16`].
+//! - Ops take tensor views: [`TensorRef`] for inputs and [`TensorMut`] for outputs, strided
+//!   windows that borrow host slices or [`DeviceBuffer`]s and are checked to lie within them:
+//!   - normalization: [`rms_norm`], [`add_rms_norm`], [`layer_norm`];
+//!   - activations: [`bias_activation`], [`gated_activation`] (SwiGLU, GeGLU), by [`Activation`];
+//!   - [`rope`], configured by a [`RopeConfig`];
+//!   - [`embedding`];
+//!   - KV caches: [`kv_cache_write`], [`paged_kv_cache_write`];
+//!   - the optimizer step [`adamw_step`], configured by an [`AdamWConfig`];
+//!
+//!   and an `*_in_place` form of the ops whose output may be exactly an input.
+//! - Elements are `f32`, [`F16`] or [`Bf16`] ([`FloatElement`]s), and `i32` or `i64` for ids,
+//!   positions and slots (also `i8` and `u8`: every [`Element`]).
 //! - Every fallible call returns [`Result`]; an [`Error`] has the [`Status`] and the library's
 //!   message naming the argument at fault.
 //!
@@ -39,12 +47,14 @@ mod tensor;
 
 pub use buffer::DeviceBuffer;
 pub use context::{Backend, Context, Stream, cuda_device_count};
-pub use dtype::{Bf16, DType, Element, F16};
+pub use dtype::{Bf16, DType, Element, F16, FloatElement};
 pub use error::{Error, Result, Status};
 pub use llmk_sys as sys;
 pub use ops::{
-    add_rms_norm, add_rms_norm_in_place, layer_norm, layer_norm_in_place, rms_norm,
-    rms_norm_in_place,
+    Activation, AdamWConfig, RopeConfig, RopeStyle, adamw_step, add_rms_norm,
+    add_rms_norm_in_place, bias_activation, bias_activation_in_place, embedding, gated_activation,
+    gated_activation_in_place, kv_cache_write, layer_norm, layer_norm_in_place,
+    paged_kv_cache_write, rms_norm, rms_norm_in_place, rope,
 };
 pub use tensor::{TensorMut, TensorRef};
 

@@ -1,6 +1,11 @@
 //! The shared test vectors (`tests/vectors/README.md`) through the safe API: every case of
 //! `manifest.txt` on the CPU context and, when there is a GPU, on CUDA device 0.
 //!
+//! The semantics are those of the C++ runner, `tests/common/vectors.cpp`: each role that names a
+//! file, or is an output, gets a backing buffer of its own; a role `@S` is a view into `S`'s
+//! buffer, `R.offset` elements in. After the op, per buffer, every view with an `expect.` file
+//! must match it, and every other element of the buffer must hold its initial bytes.
+//!
 //! The vectors are read from `$LLMK_VECTORS_DIR`, else from the source tree the binary was built
 //! in; set the variable where the binary runs on another machine.
 
@@ -9,19 +14,25 @@ mod common;
 mod manifest;
 mod npy;
 
+use std::collections::BTreeMap;
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
-use llmk::{Backend, Bf16, Context, DeviceBuffer, Element, F16, Stream, TensorMut, TensorRef};
+use llmk::{
+    Activation, AdamWConfig, Backend, Bf16, Context, DType, DeviceBuffer, F16, RopeConfig,
+    RopeStyle, Stream, TensorMut, TensorRef,
+};
 
 use common::announce;
 use manifest::Case;
-use npy::{Npy, Scalar};
+use npy::Npy;
 
 type Outcome<T = ()> = Result<T, Box<dyn Error>>;
 
-/// The tensor roles of the ops, by their argument names in `llmk.h`.
-const ROLES: [&str; 5] = ["x", "residual", "weight", "bias", "y"];
+// Buffers travel as the files' little-endian bytes.
+const _: () = assert!(cfg!(target_endian = "little"));
+
+const S: Stream = Stream::DEFAULT;
 
 #[test]
 fn vectors_on_cpu() {
@@ -59,10 +70,16 @@ fn run_all(ctx: &Context, on: &str) {
             outcome.err().map(|e| format!("{}: {e}", case.name))
         })
         .collect();
+    let mut per_op = BTreeMap::<&str, usize>::new();
+    for case in &cases {
+        *per_op.entry(case.find("op").unwrap_or("?")).or_default() += 1;
+    }
+    let per_op: Vec<String> = per_op.iter().map(|(op, n)| format!("{op} {n}")).collect();
     announce(&format!(
-        "vectors on {on}: {} of {} cases passed ({})",
+        "vectors on {on}: {} of {} cases passed ({}; {})",
         cases.len() - failures.len(),
         cases.len(),
+        per_op.join(", "),
         dir.display()
     ));
     assert!(
@@ -74,119 +91,85 @@ fn run_all(ctx: &Context, on: &str) {
     );
 }
 
-fn run_case(ctx: &Context, case: &Case, dir: &Path) -> Outcome {
-    // The ops take one dtype for all their tensors, so one element type serves the whole case.
-    let dtype = case.get("x.dtype")?;
-    for role in ROLES {
-        if let Some(other) = case.find(&format!("{role}.dtype"))
-            && other != dtype
-        {
-            return Err(format!("{role} is {other} but x is {dtype}: one dtype per case").into());
+/// The tensor roles of each op, in the C argument order (`op_roles()` of the C++ runner).
+fn op_roles(op: &str) -> Outcome<&'static [&'static str]> {
+    Ok(match op {
+        "rms_norm" => &["x", "weight", "y"],
+        "add_rms_norm" => &["x", "residual", "weight", "y"],
+        "layer_norm" => &["x", "weight", "bias", "y"],
+        "bias_activation" => &["x", "bias", "y"],
+        "gated_activation" => &["gate", "up", "y"],
+        "rope" => &["positions", "q", "k", "cos_sin_cache"],
+        "embedding" => &["ids", "table", "y"],
+        "kv_cache_write" => &["k", "v", "cache_seqlens", "k_cache", "v_cache"],
+        "paged_kv_cache_write" => &["k", "v", "slot_mapping", "k_cache", "v_cache"],
+        "adamw_step" => &["param", "grad", "exp_avg", "exp_avg_sq"],
+        _ => return Err(format!("unknown op {op}").into()),
+    })
+}
+
+/// A dtype of the vectors: the library's, and how its `.npy` files store it.
+#[derive(Clone, Copy, PartialEq)]
+struct Dtype {
+    dtype: DType,
+    descr: &'static str,
+    size: usize,
+}
+
+impl Dtype {
+    fn from_name(name: &str) -> Outcome<Self> {
+        let (dtype, descr, size) = match name {
+            "f32" => (DType::F32, "<f4", 4),
+            "f16" => (DType::F16, "<f2", 2),
+            // bfloat16 has no numpy type: the files hold the raw bits.
+            "bf16" => (DType::Bf16, "<u2", 2),
+            "i32" => (DType::I32, "<i4", 4),
+            "i64" => (DType::I64, "<i8", 8),
+            _ => return Err(format!("dtype {name} is not in the vector format").into()),
+        };
+        Ok(Self { dtype, descr, size })
+    }
+
+    /// The value of one element from its little-endian bytes.
+    fn decode(self, bytes: &[u8]) -> f64 {
+        let two = || u16::from_le_bytes(bytes.try_into().expect("2 bytes"));
+        match self.dtype {
+            DType::F32 => f64::from(f32::from_le_bytes(bytes.try_into().expect("4 bytes"))),
+            DType::F16 => f64::from(F16::from_bits(two()).to_f32()),
+            DType::Bf16 => f64::from(Bf16::from_bits(two()).to_f32()),
+            DType::I32 => f64::from(i32::from_le_bytes(bytes.try_into().expect("4 bytes"))),
+            // Exact for the ids, positions and slots of the vectors (below 2^53).
+            DType::I64 => i64::from_le_bytes(bytes.try_into().expect("8 bytes")) as f64,
+            other => unreachable!("{other} is not a vector dtype"),
         }
     }
-    match dtype {
-        "f32" => run_typed::<f32>(ctx, case, dir),
-        "f16" => run_typed::<F16>(ctx, case, dir),
-        "bf16" => run_typed::<Bf16>(ctx, case, dir),
-        other => Err(format!("dtype {other} is not supported by this runner").into()),
+
+    /// The bytes of a buffer of `len` NaNs, which the runner gives an output before the op.
+    fn nan_buffer(self, len: usize) -> Outcome<Vec<u8>> {
+        let nan: Vec<u8> = match self.dtype {
+            DType::F32 => f32::NAN.to_le_bytes().to_vec(),
+            DType::F16 => F16::from_f32(f32::NAN).to_bits().to_le_bytes().to_vec(),
+            DType::Bf16 => Bf16::from_f32(f32::NAN).to_bits().to_le_bytes().to_vec(),
+            other => return Err(format!("an output of {other} cannot be filled with NaN").into()),
+        };
+        Ok(nan.repeat(len))
     }
 }
 
-fn run_typed<T: Element + Scalar>(ctx: &Context, case: &Case, dir: &Path) -> Outcome {
-    let op = case.get("op")?;
-    // Parsed as a float64, then passed as the C type.
-    let eps = case.get("eps")?.parse::<f64>()? as f32;
-    let load = |role: &str| Tensor::<T>::load(ctx, case, dir, role);
-    let mut x = load("x")?;
-    let weight = load("weight")?;
-    // Optional roles: present when the case gives their view.
-    let mut residual = case
-        .find("residual.shape")
-        .map(|_| load("residual"))
-        .transpose()?;
-    let bias = case.find("bias.shape").map(|_| load("bias")).transpose()?;
-    // `y=@x` is the in-place form; any other y is a buffer of its own.
-    let mut y = match case.find("y") {
-        Some("@x") if Layout::of(case, "y")? == x.layout => None,
-        Some("@x") => return Err("y=@x, but y's shape or strides differ from x's".into()),
-        _ => Some(load("y")?),
-    };
-
-    let stream = Stream::DEFAULT;
-    let w = weight.view()?;
-    let b = bias.as_ref().map(Tensor::view).transpose()?;
-    match (op, y.as_mut(), residual.as_mut()) {
-        ("rms_norm", Some(y), None) => {
-            llmk::rms_norm(ctx, &x.view()?, &w, eps, &mut y.view_mut()?, stream)
-        }
-        ("rms_norm", None, None) => {
-            llmk::rms_norm_in_place(ctx, &mut x.view_mut()?, &w, eps, stream)
-        }
-        ("add_rms_norm", Some(y), Some(r)) => llmk::add_rms_norm(
-            ctx,
-            &x.view()?,
-            &mut r.view_mut()?,
-            &w,
-            eps,
-            &mut y.view_mut()?,
-            stream,
-        ),
-        ("add_rms_norm", None, Some(r)) => llmk::add_rms_norm_in_place(
-            ctx,
-            &mut x.view_mut()?,
-            &mut r.view_mut()?,
-            &w,
-            eps,
-            stream,
-        ),
-        ("layer_norm", Some(y), None) => llmk::layer_norm(
-            ctx,
-            &x.view()?,
-            &w,
-            b.as_ref(),
-            eps,
-            &mut y.view_mut()?,
-            stream,
-        ),
-        ("layer_norm", None, None) => {
-            llmk::layer_norm_in_place(ctx, &mut x.view_mut()?, &w, b.as_ref(), eps, stream)
-        }
-        _ => return Err(format!("op {op} with these roles is not supported").into()),
-    }?;
-    ctx.synchronize(stream)?;
-
-    // The in-place y is x's buffer.
-    let after = [
-        ("x", Some(&x)),
-        ("residual", residual.as_ref()),
-        ("weight", Some(&weight)),
-        ("bias", bias.as_ref()),
-        ("y", Some(y.as_ref().unwrap_or(&x))),
-    ];
-    let mut problems = Vec::new();
-    for (role, tensor) in after {
-        if case.find(&format!("expect.{role}")).is_some() {
-            let tensor = tensor.ok_or_else(|| format!("expect.{role}, but no {role}"))?;
-            problems.extend(tensor.compare(case, dir, role)?);
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; ").into())
-    }
+/// One tensor role of a case: its view into a backing buffer.
+struct Role {
+    dtype: Dtype,
+    shape: Vec<i64>,
+    strides: Vec<i64>,
+    /// The role whose buffer this view is in: itself, or `S` for `@S`.
+    buffer: String,
+    /// Elements from the buffer's start to the view's first element.
+    offset: usize,
 }
 
-/// The view of a role, in elements.
-#[derive(PartialEq)]
-struct Layout {
-    shape: Vec<usize>,
-    strides: Vec<usize>,
-}
-
-impl Layout {
-    fn of(case: &Case, role: &str) -> Outcome<Self> {
-        let numbers = |key: String| -> Outcome<Vec<usize>> {
+impl Role {
+    fn parse(case: &Case, name: &str) -> Outcome<Self> {
+        let numbers = |key: String| -> Outcome<Vec<i64>> {
             let text = case.get(&key)?;
             let parse = |n: &str| n.parse().map_err(|e| format!("{key}={text}: {e}").into());
             text.split(',')
@@ -194,142 +177,520 @@ impl Layout {
                 .map(parse)
                 .collect()
         };
-        let layout = Self {
-            shape: numbers(format!("{role}.shape"))?,
-            strides: numbers(format!("{role}.strides"))?,
-        };
-        if layout.shape.len() != layout.strides.len() {
-            return Err(format!("{role}: shape and strides differ in length").into());
+        let shape = numbers(format!("{name}.shape"))?;
+        let strides = numbers(format!("{name}.strides"))?;
+        if shape.len() != strides.len() || shape.iter().chain(&strides).any(|&n| n < 0) {
+            return Err(
+                format!("{name}: shape {shape:?} and strides {strides:?} do not fit").into(),
+            );
         }
-        Ok(layout)
+        let (buffer, offset) = match case.find(name).and_then(|v| v.strip_prefix('@')) {
+            Some(base) => {
+                let offset = case.find(&format!("{name}.offset")).unwrap_or("0");
+                (base.to_owned(), offset.parse()?)
+            }
+            None => (name.to_owned(), 0),
+        };
+        Ok(Self {
+            dtype: Dtype::from_name(case.get(&format!("{name}.dtype"))?)?,
+            shape,
+            strides,
+            buffer,
+            offset,
+        })
     }
 
-    /// Elements of the backing buffer: `1 + sum((shape[k] - 1) * strides[k])`, or 0 if any
-    /// extent is 0.
-    fn buffer_len(&self) -> usize {
+    /// Elements of a backing buffer that holds just this view from its start:
+    /// `1 + sum((shape[k] - 1) * strides[k])`, or 0 if any extent is 0.
+    fn extent(&self) -> usize {
         if self.shape.contains(&0) {
             return 0;
         }
-        let furthest: usize = self
+        let furthest: i64 = self
             .shape
             .iter()
             .zip(&self.strides)
             .map(|(n, s)| (n - 1) * s)
             .sum();
-        furthest + 1
+        furthest as usize + 1
     }
 
-    /// The buffer offset of each element of the view, in C order.
+    /// The buffer element of each element of the view, in C order.
     fn offsets(&self) -> Vec<usize> {
-        let count = self.shape.iter().product();
+        let count = self.shape.iter().product::<i64>() as usize;
         (0..count)
             .map(|index| {
                 let mut rest = index;
-                let mut offset = 0;
+                let mut offset = self.offset;
                 for (&extent, &stride) in self.shape.iter().zip(&self.strides).rev() {
-                    offset += rest % extent * stride;
-                    rest /= extent;
+                    offset += rest % extent as usize * stride as usize;
+                    rest /= extent as usize;
                 }
                 offset
             })
             .collect()
     }
+
+    /// Whether two roles are the very same tensor (the in-place form `y=@x`).
+    fn same_view(&self, other: &Self) -> bool {
+        (&self.buffer, self.offset, self.dtype) == (&other.buffer, other.offset, other.dtype)
+            && (&self.shape, &self.strides) == (&other.shape, &other.strides)
+    }
 }
 
-/// One role's backing buffer on the context, and what it held before the op.
-struct Tensor<'c, T: Element> {
-    layout: Layout,
-    buffer: DeviceBuffer<'c, T>,
-    initial: Vec<T>,
+/// A backing buffer on the context, and its bytes before the op.
+struct Buffer<'c> {
+    memory: DeviceBuffer<'c, u8>,
+    /// `memory`'s first byte: views of the library's calls are made from it.
+    base: *mut u8,
+    element: usize,
+    initial: Vec<u8>,
 }
 
-impl<'c, T: Element + Scalar> Tensor<'c, T> {
-    /// The role's buffer: its file's contents, or NaN for an output the runner allocates.
-    fn load(ctx: &'c Context, case: &Case, dir: &Path, role: &str) -> Outcome<Self> {
-        let layout = Layout::of(case, role)?;
-        let len = layout.buffer_len();
-        let initial = match case.find(role) {
-            None => vec![T::from_f32(f32::NAN); len],
-            Some(alias) if alias.starts_with('@') => {
-                return Err(format!("{role}={alias}: only y=@x is supported").into());
+/// The roles of one case and their buffers.
+struct Tensors<'c> {
+    roles: BTreeMap<String, Role>,
+    buffers: BTreeMap<String, Buffer<'c>>,
+}
+
+impl<'c> Tensors<'c> {
+    /// Every role of the case's op that the case gives, in buffers on `ctx` holding the files'
+    /// contents (NaN for outputs).
+    fn load(ctx: &'c Context, case: &Case, dir: &Path, names: &[&str]) -> Outcome<Self> {
+        let mut roles = BTreeMap::new();
+        let mut buffers = BTreeMap::new();
+        // An optional role left out of the line is passed as None.
+        for &name in names
+            .iter()
+            .filter(|name| case.find(&format!("{name}.shape")).is_some())
+        {
+            let role = Role::parse(case, name)?;
+            if role.buffer == name {
+                let initial = match case.find(name) {
+                    Some(file) => Npy::read(&dir.join("data").join(file))?
+                        .into_bytes(role.dtype.descr, role.dtype.size)
+                        .map_err(|e| format!("{file}: {e}"))?,
+                    None => role.dtype.nan_buffer(role.extent())?,
+                };
+                let mut memory = DeviceBuffer::from_slice(ctx, &initial, S)?;
+                let base = memory.as_mut_ptr();
+                let element = role.dtype.size;
+                buffers.insert(
+                    name.to_owned(),
+                    Buffer {
+                        memory,
+                        base,
+                        element,
+                        initial,
+                    },
+                );
             }
-            Some(file) => {
-                let npy = Npy::read(&dir.join("data").join(file))?;
-                if npy.shape != [len] {
-                    return Err(format!(
-                        "{file} has shape {:?}, but the view of {role} needs a buffer of {len}",
-                        npy.shape
-                    )
-                    .into());
-                }
-                npy.into_vec().map_err(|e| format!("{file}: {e}"))?
+            roles.insert(name.to_owned(), role);
+        }
+        for (name, role) in &roles {
+            let buffer = buffers
+                .get(&role.buffer)
+                .ok_or_else(|| format!("{name}=@{}: {} has no buffer", role.buffer, role.buffer))?;
+            if role.dtype.size != buffer.element {
+                return Err(
+                    format!("{name}: elements of another size than {}'s", role.buffer).into(),
+                );
             }
-        };
-        let buffer = DeviceBuffer::from_slice(ctx, &initial, Stream::DEFAULT)?;
-        Ok(Self {
-            layout,
-            buffer,
-            initial,
-        })
+            let elements = buffer.initial.len() / buffer.element;
+            if role.extent() > 0 && role.offset + role.extent() > elements {
+                return Err(format!(
+                    "{name}: the view reaches beyond the {elements} elements of its buffer"
+                )
+                .into());
+            }
+        }
+        Ok(Self { roles, buffers })
     }
 
-    fn view(&self) -> llmk::Result<TensorRef<'_>> {
-        self.buffer.view(&self.layout.shape, &self.layout.strides)
+    fn role(&self, name: &str) -> Outcome<&Role> {
+        Ok(self
+            .roles
+            .get(name)
+            .ok_or_else(|| format!("the case has no {name}"))?)
     }
 
-    fn view_mut(&mut self) -> llmk::Result<TensorMut<'_>> {
-        self.buffer
-            .view_mut(&self.layout.shape, &self.layout.strides)
+    fn has(&self, name: &str) -> bool {
+        self.roles.contains_key(name)
     }
 
-    /// What is wrong with the buffer after the op: view elements off `expect.<role>` by more
-    /// than `atol + rtol * |expect|` (NaN and infinity never pass), and buffer elements outside
-    /// the view that changed.
-    fn compare(&self, case: &Case, dir: &Path, role: &str) -> Outcome<Vec<String>> {
-        let file = case.get(&format!("expect.{role}"))?;
-        let rtol: f64 = case.get(&format!("rtol.{role}"))?.parse()?;
-        let atol: f64 = case.get(&format!("atol.{role}"))?.parse()?;
-        let expect = Npy::read(&dir.join("data").join(file))?;
-        if expect.shape != self.layout.shape {
-            return Err(format!(
-                "{file} has shape {:?}, {role} {:?}",
-                expect.shape, self.layout.shape
+    /// Whether roles `a` and `b` are both given and the very same tensor.
+    fn same(&self, a: &str, b: &str) -> bool {
+        matches!((self.roles.get(a), self.roles.get(b)), (Some(a), Some(b)) if a.same_view(b))
+    }
+
+    fn data(&self, role: &Role) -> *mut u8 {
+        let buffer = &self.buffers[&role.buffer];
+        buffer.base.wrapping_add(role.offset * buffer.element)
+    }
+
+    /// Role `name` for the op to read.
+    fn input(&self, name: &str) -> Outcome<TensorRef<'_>> {
+        let role = self.role(name)?;
+        // SAFETY: the view lies within its buffer (checked in load), which is in the context's
+        // memory space and outlives the view; only the op call the view is passed to accesses the
+        // buffers while it lives.
+        let view = unsafe {
+            TensorRef::from_raw_parts(
+                self.data(role).cast_const().cast(),
+                role.dtype.dtype,
+                &role.shape,
+                &role.strides,
             )
-            .into());
-        }
-        let want: Vec<f64> = expect.into_vec().map_err(|e| format!("{file}: {e}"))?;
-        let got = self.buffer.to_vec(Stream::DEFAULT)?;
+        };
+        Ok(view?)
+    }
 
+    /// Optional role `name` for the op to read: `None` when the case leaves it out.
+    fn optional_input(&self, name: &str) -> Outcome<Option<TensorRef<'_>>> {
+        self.has(name).then(|| self.input(name)).transpose()
+    }
+
+    /// Role `name` for the op to write. Views of one buffer alias each other; the library checks
+    /// that an op's outputs overlap only as it allows.
+    fn output(&self, name: &str) -> Outcome<TensorMut<'_>> {
+        let role = self.role(name)?;
+        // SAFETY: as in `input`.
+        let view = unsafe {
+            TensorMut::from_raw_parts(
+                self.data(role).cast(),
+                role.dtype.dtype,
+                &role.shape,
+                &role.strides,
+            )
+        };
+        Ok(view?)
+    }
+
+    /// What is wrong after the op: per buffer, the views with an `expect.` file must match it
+    /// within `atol + rtol * |expect|` (NaN and infinity never pass), and every other element
+    /// must hold its initial bytes.
+    fn check(&self, case: &Case, dir: &Path) -> Outcome<Vec<String>> {
         let mut problems = Vec::new();
-        let offsets = self.layout.offsets();
-        let mut in_view = vec![false; got.len()];
-        let mut off = Vec::new();
-        for (index, (&offset, want)) in offsets.iter().zip(want).enumerate() {
-            in_view[offset] = true;
-            let value = f64::from(got[offset].to_f32());
-            if !(value.is_finite() && (value - want).abs() <= atol + rtol * want.abs()) {
-                off.push(format!("{role}[{index}] = {value}, expected {want}"));
+        for (buffer_name, buffer) in &self.buffers {
+            let after = buffer.memory.to_vec(S)?;
+            let mut checked = vec![false; after.len() / buffer.element];
+            for (name, role) in &self.roles {
+                if role.buffer != *buffer_name || case.find(&format!("expect.{name}")).is_none() {
+                    continue;
+                }
+                let problem =
+                    check_view(case, dir, name, role, &after, buffer.element, &mut checked)?;
+                problems.extend(problem);
             }
-        }
-        if !off.is_empty() {
-            problems.push(format!(
-                "{} of {} elements of {role} off (rtol {rtol}, atol {atol}): {}",
-                off.len(),
-                offsets.len(),
-                off[..off.len().min(3)].join(", ")
-            ));
-        }
-
-        let bits = |value: T| value.to_f32().to_bits();
-        let changed: Vec<usize> = (0..got.len())
-            .filter(|&e| !in_view[e] && bits(got[e]) != bits(self.initial[e]))
-            .collect();
-        if let Some(first) = changed.first() {
-            problems.push(format!(
-                "{} elements of {role}'s buffer outside its view changed, the first at {first}",
-                changed.len()
-            ));
+            let element = buffer.element;
+            let changed = (0..checked.len()).find(|&e| {
+                let bytes = e * element..(e + 1) * element;
+                !checked[e] && after[bytes.clone()] != buffer.initial[bytes]
+            });
+            if let Some(e) = changed {
+                problems.push(format!(
+                    "{buffer_name}: element {e} outside every output view was written"
+                ));
+            }
         }
         Ok(problems)
     }
+}
+
+/// What is wrong with view `name` of a buffer's contents `after`; marks its elements checked.
+fn check_view(
+    case: &Case,
+    dir: &Path,
+    name: &str,
+    role: &Role,
+    after: &[u8],
+    element: usize,
+    checked: &mut [bool],
+) -> Outcome<Option<String>> {
+    let file = case.get(&format!("expect.{name}"))?;
+    let rtol: f64 = case.get(&format!("rtol.{name}"))?.parse()?;
+    let atol: f64 = case.get(&format!("atol.{name}"))?.parse()?;
+    let expect = Npy::read(&dir.join("data").join(file))?;
+    let shape: Vec<i64> = expect.shape.iter().map(|&n| n as i64).collect();
+    if shape != role.shape {
+        return Err(format!("{file} has shape {shape:?}, {name} {:?}", role.shape).into());
+    }
+    let want = expect.into_f64().map_err(|e| format!("{file}: {e}"))?;
+    let offsets = role.offsets();
+    let mut off = Vec::new();
+    for (index, (&offset, want)) in offsets.iter().zip(want).enumerate() {
+        checked[offset] = true;
+        let got = role
+            .dtype
+            .decode(&after[offset * element..(offset + 1) * element]);
+        if !(got.is_finite() && (got - want).abs() <= atol + rtol * want.abs()) {
+            off.push(format!("{name}[{index}] = {got}, expected {want}"));
+        }
+    }
+    Ok((!off.is_empty()).then(|| {
+        format!(
+            "{} of {} elements of {name} off (rtol {rtol}, atol {atol}): {}",
+            off.len(),
+            offsets.len(),
+            off[..off.len().min(3)].join(", ")
+        )
+    }))
+}
+
+fn run_case(ctx: &Context, case: &Case, dir: &Path) -> Outcome {
+    let op = case.get("op")?;
+    let tensors = Tensors::load(ctx, case, dir, op_roles(op)?)?;
+    call_op(ctx, case, op, &tensors)?;
+    ctx.synchronize(S)?;
+    let problems = tensors.check(case, dir)?;
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; ").into())
+    }
+}
+
+/// A number of the case, parsed as the README says.
+fn number<T: std::str::FromStr>(case: &Case, key: &str) -> Outcome<T>
+where
+    T::Err: Error + 'static,
+{
+    let text = case.get(key)?;
+    Ok(text.parse().map_err(|e| format!("{key}={text}: {e}"))?)
+}
+
+/// Sets `field` from key `key` of the case if it has one: a config field that is absent keeps
+/// its default.
+fn set_if_given<T: std::str::FromStr>(case: &Case, key: &str, field: &mut T) -> Outcome
+where
+    T::Err: Error + 'static,
+{
+    if case.find(key).is_some() {
+        *field = number(case, key)?;
+    }
+    Ok(())
+}
+
+fn activation(case: &Case) -> Outcome<Activation> {
+    Ok(match case.get("activation")? {
+        "identity" => Activation::Identity,
+        "gelu" => Activation::Gelu,
+        "gelu_tanh" => Activation::GeluTanh,
+        "silu" => Activation::Silu,
+        "relu" => Activation::Relu,
+        other => return Err(format!("activation={other} is not an llmk_activation").into()),
+    })
+}
+
+fn rope_config(case: &Case) -> Outcome<RopeConfig> {
+    let mut config = RopeConfig::default();
+    if let Some(style) = case.find("style") {
+        config.style = match style {
+            "neox" => RopeStyle::Neox,
+            "gptj" => RopeStyle::Gptj,
+            other => return Err(format!("style={other} is not an llmk_rope_style").into()),
+        };
+    }
+    set_if_given(case, "rotary_dim", &mut config.rotary_dim)?;
+    set_if_given(case, "theta", &mut config.theta)?;
+    set_if_given(case, "llama3_factor", &mut config.llama3_factor)?;
+    set_if_given(
+        case,
+        "llama3_low_freq_factor",
+        &mut config.llama3_low_freq_factor,
+    )?;
+    set_if_given(
+        case,
+        "llama3_high_freq_factor",
+        &mut config.llama3_high_freq_factor,
+    )?;
+    set_if_given(
+        case,
+        "llama3_original_max_position",
+        &mut config.llama3_original_max_position,
+    )?;
+    Ok(config)
+}
+
+fn adamw_config(case: &Case) -> Outcome<AdamWConfig> {
+    let mut config = AdamWConfig::default();
+    set_if_given(case, "lr", &mut config.lr)?;
+    set_if_given(case, "beta1", &mut config.beta1)?;
+    set_if_given(case, "beta2", &mut config.beta2)?;
+    set_if_given(case, "eps", &mut config.eps)?;
+    set_if_given(case, "weight_decay", &mut config.weight_decay)?;
+    set_if_given(case, "step", &mut config.step)?;
+    Ok(config)
+}
+
+/// Calls the op of the case through the safe API: the `*_in_place` form where an output is the
+/// very same tensor as the input it may replace, the plain form otherwise (passing any other
+/// aliasing of the case on to the library).
+fn call_op(ctx: &Context, case: &Case, op: &str, t: &Tensors<'_>) -> Outcome {
+    // Parsed as a float64, then passed as the C type.
+    let eps = || number::<f64>(case, "eps").map(|eps| eps as f32);
+    match op {
+        "rms_norm" if t.same("y", "x") => {
+            llmk::rms_norm_in_place(ctx, &mut t.output("x")?, &t.input("weight")?, eps()?, S)
+        }
+        "rms_norm" => llmk::rms_norm(
+            ctx,
+            &t.input("x")?,
+            &t.input("weight")?,
+            eps()?,
+            &mut t.output("y")?,
+            S,
+        ),
+        "add_rms_norm" if t.same("y", "x") => llmk::add_rms_norm_in_place(
+            ctx,
+            &mut t.output("x")?,
+            &mut t.output("residual")?,
+            &t.input("weight")?,
+            eps()?,
+            S,
+        ),
+        "add_rms_norm" => llmk::add_rms_norm(
+            ctx,
+            &t.input("x")?,
+            &mut t.output("residual")?,
+            &t.input("weight")?,
+            eps()?,
+            &mut t.output("y")?,
+            S,
+        ),
+        "layer_norm" if t.same("y", "x") => llmk::layer_norm_in_place(
+            ctx,
+            &mut t.output("x")?,
+            &t.input("weight")?,
+            t.optional_input("bias")?.as_ref(),
+            eps()?,
+            S,
+        ),
+        "layer_norm" => llmk::layer_norm(
+            ctx,
+            &t.input("x")?,
+            &t.input("weight")?,
+            t.optional_input("bias")?.as_ref(),
+            eps()?,
+            &mut t.output("y")?,
+            S,
+        ),
+        "bias_activation" if t.same("y", "x") => llmk::bias_activation_in_place(
+            ctx,
+            &mut t.output("x")?,
+            t.optional_input("bias")?.as_ref(),
+            activation(case)?,
+            S,
+        ),
+        "bias_activation" => llmk::bias_activation(
+            ctx,
+            &t.input("x")?,
+            t.optional_input("bias")?.as_ref(),
+            activation(case)?,
+            &mut t.output("y")?,
+            S,
+        ),
+        "gated_activation" if t.same("y", "gate") => llmk::gated_activation_in_place(
+            ctx,
+            &mut t.output("gate")?,
+            &t.input("up")?,
+            activation(case)?,
+            S,
+        ),
+        "gated_activation" => llmk::gated_activation(
+            ctx,
+            &t.input("gate")?,
+            &t.input("up")?,
+            activation(case)?,
+            &mut t.output("y")?,
+            S,
+        ),
+        "rope" => {
+            let mut k = t.has("k").then(|| t.output("k")).transpose()?;
+            llmk::rope(
+                ctx,
+                &rope_config(case)?,
+                &t.input("positions")?,
+                &mut t.output("q")?,
+                k.as_mut(),
+                t.optional_input("cos_sin_cache")?.as_ref(),
+                S,
+            )
+        }
+        "embedding" => llmk::embedding(
+            ctx,
+            &t.input("ids")?,
+            &t.input("table")?,
+            &mut t.output("y")?,
+            S,
+        ),
+        "kv_cache_write" => llmk::kv_cache_write(
+            ctx,
+            &t.input("k")?,
+            &t.input("v")?,
+            &t.input("cache_seqlens")?,
+            &mut t.output("k_cache")?,
+            &mut t.output("v_cache")?,
+            S,
+        ),
+        "paged_kv_cache_write" => llmk::paged_kv_cache_write(
+            ctx,
+            &t.input("k")?,
+            &t.input("v")?,
+            &t.input("slot_mapping")?,
+            &mut t.output("k_cache")?,
+            &mut t.output("v_cache")?,
+            S,
+        ),
+        "adamw_step" => llmk::adamw_step(
+            ctx,
+            &adamw_config(case)?,
+            &mut t.output("param")?,
+            &t.input("grad")?,
+            &mut t.output("exp_avg")?,
+            &mut t.output("exp_avg_sq")?,
+            S,
+        ),
+        _ => return Err(format!("unknown op {op}").into()),
+    }?;
+    Ok(())
+}
+
+#[test]
+fn roles_view_other_roles_buffers() {
+    let line = "name=t op=gated_activation gate.dtype=bf16 gate.shape=2,3 gate.strides=6,1 \
+                gate=g.npy up.dtype=bf16 up.shape=2,3 up.strides=6,1 up=@gate up.offset=3 \
+                y.dtype=bf16 y.shape=2,3 y.strides=6,1 y=@gate";
+    let case = Case::parse(line).unwrap();
+    let (gate, up, y) = (
+        Role::parse(&case, "gate").unwrap(),
+        Role::parse(&case, "up").unwrap(),
+        Role::parse(&case, "y").unwrap(),
+    );
+    assert_eq!(
+        (gate.buffer.as_str(), gate.offset, gate.extent()),
+        ("gate", 0, 9)
+    );
+    assert_eq!((up.buffer.as_str(), up.offset), ("gate", 3));
+    assert_eq!(up.offsets(), [3, 4, 5, 9, 10, 11]);
+    assert!(y.same_view(&gate) && !up.same_view(&gate));
+}
+
+#[test]
+fn dtypes_decode_the_files_bytes() {
+    let i64 = Dtype::from_name("i64").unwrap();
+    assert_eq!((i64.descr, i64.size), ("<i8", 8));
+    assert_eq!(i64.decode(&(-3i64).to_le_bytes()), -3.0);
+    assert_eq!(
+        Dtype::from_name("i32")
+            .unwrap()
+            .decode(&(1i32 << 30).to_le_bytes()),
+        2f64.powi(30)
+    );
+    let bf16 = Dtype::from_name("bf16").unwrap();
+    assert_eq!(bf16.decode(&0x3fc0u16.to_le_bytes()), 1.5);
+    let nan = bf16.nan_buffer(2).unwrap();
+    assert!(bf16.decode(&nan[2..]).is_nan());
+    assert!(i64.nan_buffer(1).is_err());
+    assert!(Dtype::from_name("i4").is_err());
 }

@@ -22,7 +22,7 @@ impl Case {
         self.fields.get(key).map(String::as_str)
     }
 
-    fn parse(line: &str) -> Result<Self, String> {
+    pub fn parse(line: &str) -> Result<Self, String> {
         let mut fields = BTreeMap::new();
         for token in line.split_whitespace() {
             let (key, value) = token

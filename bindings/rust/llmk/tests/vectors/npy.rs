@@ -3,51 +3,6 @@
 use std::fs;
 use std::path::Path;
 
-use llmk::{Bf16, F16};
-
-/// An element type of the vectors' files, by its numpy `descr`.
-pub trait Scalar: Sized {
-    /// The `descr` of a file of this type.
-    const DESCR: &'static str;
-    /// Bytes per element.
-    const SIZE: usize;
-    /// The element from its `SIZE` little-endian bytes.
-    fn from_le(bytes: &[u8]) -> Self;
-}
-
-impl Scalar for f64 {
-    const DESCR: &'static str = "<f8";
-    const SIZE: usize = 8;
-    fn from_le(bytes: &[u8]) -> Self {
-        f64::from_le_bytes(bytes.try_into().expect("8 bytes"))
-    }
-}
-
-impl Scalar for f32 {
-    const DESCR: &'static str = "<f4";
-    const SIZE: usize = 4;
-    fn from_le(bytes: &[u8]) -> Self {
-        f32::from_le_bytes(bytes.try_into().expect("4 bytes"))
-    }
-}
-
-impl Scalar for F16 {
-    const DESCR: &'static str = "<f2";
-    const SIZE: usize = 2;
-    fn from_le(bytes: &[u8]) -> Self {
-        F16::from_bits(u16::from_le_bytes(bytes.try_into().expect("2 bytes")))
-    }
-}
-
-/// bfloat16 has no numpy type: the files hold the raw bits as `<u2`.
-impl Scalar for Bf16 {
-    const DESCR: &'static str = "<u2";
-    const SIZE: usize = 2;
-    fn from_le(bytes: &[u8]) -> Self {
-        Bf16::from_bits(u16::from_le_bytes(bytes.try_into().expect("2 bytes")))
-    }
-}
-
 /// The contents of one `.npy` file.
 pub struct Npy {
     descr: String,
@@ -95,13 +50,14 @@ impl Npy {
         })
     }
 
-    /// The elements, in C order; fails unless the file holds `T`s, as many as its shape says.
-    pub fn into_vec<T: Scalar>(self) -> Result<Vec<T>, String> {
-        if self.descr != T::DESCR {
-            return Err(format!("holds {}, expected {}", self.descr, T::DESCR));
+    /// The raw little-endian elements, in C order; fails unless the file holds `descr` elements
+    /// of `size` bytes, as many as its shape says.
+    pub fn into_bytes(self, descr: &str, size: usize) -> Result<Vec<u8>, String> {
+        if self.descr != descr {
+            return Err(format!("holds {}, expected {descr}", self.descr));
         }
         let count: usize = self.shape.iter().product();
-        if self.data.len() != count * T::SIZE {
+        if self.data.len() != count * size {
             return Err(format!(
                 "has {} data bytes for shape {:?} of {}",
                 self.data.len(),
@@ -109,7 +65,14 @@ impl Npy {
                 self.descr
             ));
         }
-        Ok(self.data.chunks_exact(T::SIZE).map(T::from_le).collect())
+        Ok(self.data)
+    }
+
+    /// The elements of a float64 file, in C order.
+    pub fn into_f64(self) -> Result<Vec<f64>, String> {
+        let bytes = self.into_bytes("<f8", 8)?;
+        let value = |chunk: &[u8]| f64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        Ok(bytes.chunks_exact(8).map(value).collect())
     }
 }
 
@@ -143,37 +106,22 @@ mod tests {
     #[test]
     fn reads_a_numpy_header() {
         let bytes = file(
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1), }   \n",
-            &[0, 0, 128, 63, 0, 0, 0, 64],
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 1), }   \n",
+            &[0, 0, 0, 0, 0, 0, 240, 63, 0, 0, 0, 0, 0, 0, 0, 64],
         );
         let npy = Npy::parse(&bytes).unwrap();
         assert_eq!(npy.shape, [2, 1]);
-        assert_eq!(npy.into_vec::<f32>().unwrap(), [1.0, 2.0]);
+        assert_eq!(npy.into_f64().unwrap(), [1.0, 2.0]);
     }
 
     #[test]
     fn refuses_what_it_cannot_read() {
         let one_d = "{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }\n";
-        assert!(
-            Npy::parse(&file(one_d, &[0; 6]))
-                .unwrap()
-                .into_vec::<F16>()
-                .is_err()
-        );
-        assert!(
-            Npy::parse(&file(one_d, &[0; 4]))
-                .unwrap()
-                .into_vec::<Bf16>()
-                .is_err()
-        );
-        assert_eq!(
-            Npy::parse(&file(one_d, &[0; 6]))
-                .unwrap()
-                .into_vec::<Bf16>()
-                .unwrap()
-                .len(),
-            3
-        );
+        let parse = |data: &[u8]| Npy::parse(&file(one_d, data)).unwrap();
+        assert!(parse(&[0; 6]).into_bytes("<f2", 2).is_err());
+        assert!(parse(&[0; 4]).into_bytes("<u2", 2).is_err());
+        assert_eq!(parse(&[7; 6]).into_bytes("<u2", 2).unwrap(), [7; 6]);
+        assert!(parse(&[0; 6]).into_f64().is_err());
         let fortran = "{'descr': '<f8', 'fortran_order': True, 'shape': (3,), }\n";
         assert!(Npy::parse(&file(fortran, &[0; 24])).is_err());
         assert!(Npy::parse(b"\x93NUMPY\x02\x00").is_err());

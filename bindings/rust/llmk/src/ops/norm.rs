@@ -15,10 +15,11 @@
 //!
 //! [`Status::Overlap`]: crate::Status::Overlap
 
-use crate::context::{Backend, Context, Stream};
-use crate::error::{Error, Result, Status, check};
+use super::{check_memory, memory_of, raw_or_null};
+use crate::context::{Context, Stream};
+use crate::error::{Result, check};
 use crate::sys;
-use crate::tensor::{Memory, TensorMut, TensorRef};
+use crate::tensor::{TensorMut, TensorRef};
 
 /// `y = x / sqrt(mean(x²) + eps) * weight`, row by row.
 pub fn rms_norm(
@@ -163,7 +164,7 @@ pub fn layer_norm(
         &[
             ("x", x.memory()),
             ("weight", weight.memory()),
-            ("bias", bias.map_or(Memory::Unchecked, TensorRef::memory)),
+            ("bias", memory_of(bias)),
             ("y", y.memory()),
         ],
     )?;
@@ -196,7 +197,7 @@ pub fn layer_norm_in_place(
         &[
             ("x", x.memory()),
             ("weight", weight.memory()),
-            ("bias", bias.map_or(Memory::Unchecked, TensorRef::memory)),
+            ("bias", memory_of(bias)),
         ],
     )?;
     // SAFETY: as in rms_norm_in_place.
@@ -211,28 +212,4 @@ pub fn layer_norm_in_place(
             stream.as_raw(),
         )
     })
-}
-
-fn raw_or_null(tensor: Option<&TensorRef<'_>>) -> *const sys::llmk_tensor {
-    tensor.map_or(std::ptr::null(), |tensor| tensor.as_raw())
-}
-
-/// Refuses views whose memory is in the other space than the context's: the CPU backend would
-/// dereference device pointers, and a CUDA kernel could still read a host slice after its borrow
-/// ends. (For host memory the CUDA backend would refuse it too, where the runtime can tell.)
-fn check_memory(ctx: &Context, op: &str, views: &[(&str, Memory)]) -> Result<()> {
-    for &(name, memory) in views {
-        let misplaced = match (ctx.backend(), memory) {
-            (Backend::Cpu, Memory::Cuda) => "CUDA device memory, but the context is on the CPU",
-            (Backend::Cuda, Memory::Host) => {
-                "host memory, but the context is on a CUDA device; copy it into a DeviceBuffer"
-            }
-            _ => continue,
-        };
-        return Err(Error::new(
-            Status::WrongMemorySpace,
-            format!("{op}: {name} is {misplaced}"),
-        ));
-    }
-    Ok(())
 }
