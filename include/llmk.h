@@ -387,8 +387,8 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_kv_cache_write(llmk_context* ctx, const
  * token t goes to slot slot_mapping[t]; a negative slot means the token is skipped (padding).
  * k, v: [tokens, kv_heads, head_dim], one dtype with the caches, head_dim contiguous, other
  * strides free. slot_mapping: [tokens], I32 or I64, any stride. k_cache, v_cache: the paged
- * layout above, of the same kv_heads and head_dim; they overlap nothing. Two tokens with one
- * slot leave either's values there. A slot >= num_pages * page_size: the CPU backend refuses it
+ * layout above, of the same kv_heads and head_dim; they overlap nothing. Where two tokens
+ * share a slot, each element there ends up holding one of the two tokens' values. A slot >= num_pages * page_size: the CPU backend refuses it
  * with LLMK_ERROR_INVALID_VALUE before writing; a CUDA context does not read slot_mapping on the
  * host, so there that token is not written, and nothing out of bounds is. */
 LLMK_API LLMK_NODISCARD llmk_status llmk_paged_kv_cache_write(

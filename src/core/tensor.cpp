@@ -28,14 +28,36 @@ Span span(const llmk_tensor& t) {
   return {begin, begin + static_cast<uintptr_t>(extent_bytes(t))};
 }
 
+// The same elements with dense trailing dimensions merged and extents of 1 dropped, so that e.g.
+// [tokens, heads, head_dim] with dense heads is seen as rows of heads * head_dim.
+llmk_tensor coalesced(const llmk_tensor& t) {
+  llmk_tensor c = t;
+  c.ndim = 0;
+  for (int d = 0; d < t.ndim; ++d) {
+    if (t.shape[d] == 1) continue;
+    const int last = c.ndim - 1;
+    if (c.ndim > 0 && c.strides[last] == t.shape[d] * t.strides[d]) {
+      c.shape[last] *= t.shape[d];
+      c.strides[last] = t.strides[d];
+    } else {
+      c.shape[c.ndim] = t.shape[d];
+      c.strides[c.ndim] = t.strides[d];
+      ++c.ndim;
+    }
+  }
+  return c;
+}
+
 // Whether two non-empty views may share a byte. Beyond disjoint spans, it recognizes views that
-// interleave without touching, such as two column blocks of one row-major buffer: when the last
-// dimension of both is contiguous and every other stride is a multiple of a period P, each view
+// interleave without touching, such as two column blocks of one row-major buffer (x and y halves
+// of each row, or q and k of a fused QKV buffer): when the last dimension of both is contiguous
+// (after merging dense dimensions) and every other stride is a multiple of a period P, each view
 // lies within segments [start + kP, start + kP + width), and two such families are disjoint when
 // the second's start, taken modulo P, falls in the first's gap.
-bool may_overlap(const llmk_tensor& a, const llmk_tensor& b) {
-  const Span sa = span(a), sb = span(b);
+bool may_overlap(const llmk_tensor& a_view, const llmk_tensor& b_view) {
+  const Span sa = span(a_view), sb = span(b_view);
   if (sa.end <= sb.begin || sb.end <= sa.begin) return false;
+  const llmk_tensor a = coalesced(a_view), b = coalesced(b_view);
   if (a.ndim == 0 || b.ndim == 0 || a.strides[a.ndim - 1] != 1 || b.strides[b.ndim - 1] != 1 ||
       dtype_bits(a.dtype) % 8 != 0 || dtype_bits(b.dtype) % 8 != 0) {
     return true;

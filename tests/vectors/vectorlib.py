@@ -142,13 +142,18 @@ class Case:
         self._store(role, values.shape, strides, values, dtype, GAP_INT)
         return values
 
-    def view_of(self, role, base, offset, shape, strides):
-        """`role` is a view into `base`'s backing buffer, starting `offset` elements in (slices of
-        one fused buffer, e.g. gate and up of [gate | up]); returns its current values."""
+    def view_of(self, role, base, offset, shape, strides, scale=1.0, offset_value=0.0):
+        """`role` is an input view into `base`'s backing buffer, starting `offset` elements in
+        (slices of one fused buffer, e.g. up in [gate | up], or v in a fused QKV buffer). Its
+        elements get random normal(offset_value, scale) values, written into the base buffer;
+        returns them. Make base's buffer long enough with input(..., length=...)."""
         buffer, dtype = self.buffers[base]
+        values = round_to(dtype, offset_value + scale * self.rng.standard_normal(shape))
+        buffer[offset + view_indices(shape, strides)] = values
+        self.files[self._file(base, "")] = storage(dtype, buffer)
         self._view_tokens(role, shape, strides, dtype)
         self.tokens += [f"{role}=@{base}", f"{role}.offset={offset}"]
-        return buffer[offset + view_indices(shape, strides)]
+        return values
 
     def output(self, role, shape, strides, expected, dtype=None, rtol=None, atol=None):
         """An output view the runner allocates and fills with NaN; `expected` after the op."""

@@ -1,0 +1,115 @@
+// The launch logic of the RoPE kernel (rope_kernels.cuh): the runtime choices (style, dtype,
+// 16-byte packs or single elements) become template arguments here, in launch(), and the
+// geometry that spreads a token's units over threads is chosen in geometry_of().
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "core/cuda_util.hpp"
+#include "rope.hpp"
+#include "rope_kernels.cuh"
+
+namespace llmk {
+namespace {
+
+using rope_kernels::Geometry;
+using rope_kernels::kBlockThreads;
+using rope_kernels::kChunks;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+unsigned log2_ceil(int64_t n) {
+  unsigned shift = 0;
+  while ((int64_t{1} << shift) < n) ++shift;
+  return shift;
+}
+
+// 16 / element_bytes when every pack of q and k starts 16-byte aligned: the base pointers, the
+// token and head strides (where the extent is over 1) and the distance between packs of a unit
+// (rotary_dim / 2 in NeoX style, rotary_dim in GPT-J style) are multiples of 16 bytes. Otherwise
+// 1: element-wise access, still correct, slower.
+int pack_width(const RopeParams& p, size_t element) {
+  const int full = static_cast<int>(16 / element);
+  const uint64_t unit_span = (p.style == LLMK_ROPE_NEOX ? p.pairs : 2 * p.pairs) * element;
+  int width = pack_elements(element, {unit_span});
+  for (const RopeHeads& h : {p.q, p.k}) {
+    if (h.heads == 0) continue;
+    width = std::min(width, pack_elements(element, {reinterpret_cast<uintptr_t>(h.data)}));
+    if (p.tokens > 1) {
+      width = std::min(width, pack_elements(element, {h.token_stride * element}));
+    }
+    if (h.heads > 1) width = std::min(width, pack_elements(element, {h.head_stride * element}));
+  }
+  return width == full ? full : 1;
+}
+
+// Threads per token: enough that each owns at most kChunks units, and one unit each while a
+// token has fewer than a warp's worth (small heads), so the angles spread over many threads too.
+// Heads split into groups (blockIdx.y) when a token has more units than a block holds.
+Geometry geometry_of(const RopeParams& p, int pairs_per_unit) {
+  Geometry g;
+  g.units_per_head = static_cast<unsigned>(p.pairs / pairs_per_unit);
+  const int64_t heads = p.q.heads + p.k.heads;
+  g.heads_per_group = static_cast<unsigned>(
+      std::min<int64_t>(heads, int64_t{kBlockThreads} * kChunks / g.units_per_head));
+  const int64_t units = int64_t{g.heads_per_group} * g.units_per_head;
+  const int64_t threads = std::max(ceil_div(units, kChunks), std::min<int64_t>(units, 32));
+  g.token_shift = std::min(log2_ceil(kBlockThreads), log2_ceil(threads));
+  g.threads_per_token = 1u << g.token_shift;
+  return g;
+}
+
+template <llmk_rope_style S, class T, int VEC>
+void run(const RopeParams& p, cudaStream_t stream) {
+  const Geometry g = geometry_of(p, rope_kernels::Unit<S, VEC>::kPairs);
+  const int tokens_per_block = kBlockThreads >> g.token_shift;
+  const int64_t token_blocks = ceil_div(p.tokens, tokens_per_block);
+  const int64_t head_groups = ceil_div(p.q.heads + p.k.heads, g.heads_per_group);
+  if (token_blocks > INT32_MAX || head_groups > 65535) {
+    fail(LLMK_ERROR_UNSUPPORTED, "rope: %lld tokens of %lld heads are more than a CUDA grid holds",
+         static_cast<long long>(p.tokens), static_cast<long long>(p.q.heads + p.k.heads));
+  }
+  const dim3 grid(static_cast<unsigned>(token_blocks), static_cast<unsigned>(head_groups));
+  const size_t shared_bytes = size_t{2} * p.pairs * tokens_per_block * sizeof(float);
+  rope_kernels::rope_kernel<S, T, VEC><<<grid, kBlockThreads, shared_bytes, stream>>>(p, g);
+}
+
+// The one place where runtime choices become template arguments.
+template <class T>
+void launch(const RopeParams& p, cudaStream_t stream) {
+  constexpr int kPack = 16 / sizeof(T);
+  const bool packed = pack_width(p, sizeof(T)) == kPack;
+  auto with_width = [&](auto style) {
+    constexpr llmk_rope_style S = decltype(style)::value;
+    if (packed) {
+      run<S, T, kPack>(p, stream);
+    } else {
+      run<S, T, 1>(p, stream);
+    }
+  };
+  if (p.style == LLMK_ROPE_NEOX) {
+    with_width(std::integral_constant<llmk_rope_style, LLMK_ROPE_NEOX>{});
+  } else {
+    with_width(std::integral_constant<llmk_rope_style, LLMK_ROPE_GPTJ>{});
+  }
+}
+
+}  // namespace
+
+void rope_cuda(const RopeParams& p, const llmk_context&, void* stream_handle) {
+  const auto stream = static_cast<cudaStream_t>(stream_handle);
+  switch (p.dtype) {
+    case LLMK_DTYPE_F32: launch<float>(p, stream); break;
+    case LLMK_DTYPE_F16: launch<__half>(p, stream); break;
+    case LLMK_DTYPE_BF16: launch<__nv_bfloat16>(p, stream); break;
+    default: fail(LLMK_ERROR_INTERNAL, "rope_cuda: dtype %d reached the backend", p.dtype);
+  }
+  const cudaError_t error = cudaGetLastError();
+  if (error != cudaSuccess) fail_cuda("rope", error);
+}
+
+}  // namespace llmk
