@@ -143,43 +143,80 @@ func TestErrorValues(t *testing.T) {
 // thread by another goroutine, nor the "" of a call that succeeded there.
 func TestErrorMessagesStayWithTheirGoroutine(t *testing.T) {
 	ctx := newCPUContext(t)
+	const hidden = 64
+	x := tensorF32(t, make([]float32, hidden), 1, hidden)
+	weight := tensorF32(t, make([]float32, hidden), hidden)
+	checkMessagesPerGoroutine(t, func(g int) (valid, invalid func() error, want string, err error) {
+		wrong := int64(g + 1) // a weight length of this goroutine's own
+		short, err := llmk.TensorFromFloat32(make([]float32, wrong), []int64{wrong}, nil)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		y, err := llmk.TensorFromFloat32(make([]float32, hidden), []int64{1, hidden}, nil)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		valid = func() error { return llmk.RMSNorm(ctx, x, weight, 1e-6, y, nil) }
+		invalid = func() error { return llmk.RMSNorm(ctx, x, short, 1e-6, y, nil) }
+		return valid, invalid, fmt.Sprintf("rms_norm: weight has %d elements, x rows have %d", wrong, hidden), nil
+	})
+}
+
+// The same through a message the CPU backend writes while running the op (an id out of range),
+// after every argument check has passed.
+func TestEmbeddingMessagesStayWithTheirGoroutine(t *testing.T) {
+	ctx := newCPUContext(t)
+	const vocab, hidden = 4, 16
+	table := tensorF32(t, make([]float32, vocab*hidden), vocab, hidden)
+	checkMessagesPerGoroutine(t, func(g int) (valid, invalid func() error, want string, err error) {
+		good, err := llmk.TensorFromInt64([]int64{0, vocab - 1}, []int64{2}, nil)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		bad, err := llmk.TensorFromInt64([]int64{1, int64(vocab + g)}, []int64{2}, nil) // an id of its own
+		if err != nil {
+			return nil, nil, "", err
+		}
+		y, err := llmk.TensorFromFloat32(make([]float32, 2*hidden), []int64{2, hidden}, nil)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		valid = func() error { return llmk.Embedding(ctx, good, table, y, nil) }
+		invalid = func() error { return llmk.Embedding(ctx, bad, table, y, nil) }
+		return valid, invalid, fmt.Sprintf("embedding: token 1 has id %d, outside [0, %d) of table", vocab+g, vocab), nil
+	})
+}
+
+// checkMessagesPerGoroutine runs many goroutines, each alternating a valid call and an invalid one
+// whose message is its own, and checks every message. setup gives goroutine g its calls.
+func checkMessagesPerGoroutine(t *testing.T, setup func(g int) (valid, invalid func() error, want string, err error)) {
 	// More Ps than CPUs: threads get descheduled inside calls, the runtime hands their P to
 	// another thread, and goroutines move between threads far more often.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4 * runtime.NumCPU()))
 
-	const hidden, goroutines, iterations = 64, 48, 400
-	x := tensorF32(t, make([]float32, hidden), 1, hidden)
-	weight := tensorF32(t, make([]float32, hidden), hidden)
+	const goroutines, iterations = 48, 400
 	var wg sync.WaitGroup
 	for g := 0; g < goroutines; g++ {
+		valid, invalid, want, err := setup(g)
+		if err != nil {
+			t.Fatal(err)
+		}
 		wg.Add(1)
-		go func(wrong int64) { // a weight length of this goroutine's own
+		go func() {
 			defer wg.Done()
-			short, err := llmk.TensorFromFloat32(make([]float32, wrong), []int64{wrong}, nil)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			y, err := llmk.TensorFromFloat32(make([]float32, hidden), []int64{1, hidden}, nil)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			want := fmt.Sprintf("rms_norm: weight has %d elements, x rows have %d", wrong, hidden)
 			for i := 0; i < iterations; i++ {
-				if err := llmk.RMSNorm(ctx, x, weight, 1e-6, y, nil); err != nil {
+				if err := valid(); err != nil {
 					t.Errorf("a valid call failed: %v", err)
 					return
 				}
-				err := llmk.RMSNorm(ctx, x, short, 1e-6, y, nil)
 				var e *llmk.Error
-				if !errors.As(err, &e) || e.Status != llmk.StatusShapeMismatch || e.Message != want {
+				if err := invalid(); !errors.As(err, &e) || e.Message != want {
 					t.Errorf("iteration %d: got %v, want the message %q", i, err, want)
 					return
 				}
 				runtime.Gosched()
 			}
-		}(int64(g + 1))
+		}()
 	}
 	wg.Wait()
 }
