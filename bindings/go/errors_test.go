@@ -334,14 +334,14 @@ func TestBiasActivationRejects(t *testing.T) {
 		{"nil context", call(nil, x, &bias, gelu, y), llmk.StatusNullPointer, []string{"bias_activation: ctx is NULL"}},
 		{"nil data", call(ctx, nullTensor(t, llmk.F32, 2, 4), &bias, gelu, y), llmk.StatusNullPointer,
 			[]string{"bias_activation: x.data is NULL"}},
-		{"dtype mismatch", call(ctx, x, &halfBias, gelu, y), llmk.StatusDTypeMismatch, []string{"bias_activation: ", "bias"}},
-		{"shape mismatch", call(ctx, x, &shortBias, gelu, y), llmk.StatusShapeMismatch, []string{"bias_activation: ", "bias"}},
+		{"dtype mismatch", call(ctx, x, &halfBias, gelu, y), llmk.StatusDTypeMismatch, []string{"bias_activation: bias is f16 but x is f32"}},
+		{"shape mismatch", call(ctx, x, &shortBias, gelu, y), llmk.StatusShapeMismatch, []string{"bias_activation: bias has 3 elements, x rows have 4"}},
 		{"y shape", call(ctx, x, &bias, gelu, tensorF32(t, yData[:4], 1, 4)), llmk.StatusShapeMismatch,
-			[]string{"bias_activation: ", "y"}},
+			[]string{"bias_activation: y has extent 1 in dimension 0 but x has 2"}},
 		{"negative stride", call(ctx, x, &bias, gelu, backwards(t, yData, 2, 4, 2, 4)), llmk.StatusInvalidStride,
 			[]string{"bias_activation: y has a negative stride -4 in dimension 0"}},
 		{"activation", call(ctx, x, &bias, llmk.Activation(99), y), llmk.StatusInvalidValue,
-			[]string{"bias_activation: ", "activation"}},
+			[]string{"bias_activation: activation is 99, which is not an llmk_activation"}},
 	}, xData, yData)
 }
 
@@ -358,13 +358,13 @@ func TestGatedActivationRejects(t *testing.T) {
 		{"nil data", call(ctx, gate, nullTensor(t, llmk.F32, 2, 4), silu, y), llmk.StatusNullPointer,
 			[]string{"gated_activation: up.data is NULL"}},
 		{"dtype mismatch", call(ctx, gate, f16Tensor(t, 2, 4), silu, y), llmk.StatusDTypeMismatch,
-			[]string{"gated_activation: ", "up"}},
+			[]string{"gated_activation: up is f16 but gate is f32"}},
 		{"shape mismatch", call(ctx, gate, tensorF32(t, upData[:6], 2, 3), silu, y), llmk.StatusShapeMismatch,
-			[]string{"gated_activation: ", "up"}},
+			[]string{"gated_activation: up has extent 3 in dimension 1 but gate has 4"}},
 		{"negative stride", call(ctx, gate, up, silu, backwards(t, yData, 2, 4, 2, 4)), llmk.StatusInvalidStride,
 			[]string{"gated_activation: y has a negative stride -4 in dimension 0"}},
 		{"activation", call(ctx, gate, up, llmk.Activation(-1), y), llmk.StatusInvalidValue,
-			[]string{"gated_activation: ", "activation"}},
+			[]string{"gated_activation: activation is -1, which is not an llmk_activation"}},
 	}, gateData, upData, yData)
 }
 
