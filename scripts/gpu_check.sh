@@ -7,15 +7,22 @@
 # The Rust and Go test binaries are built elsewhere (the GPU machine has neither toolchain) by
 # scripts/build_binding_tests.sh into .carry/, which this script runs if present.
 #
-# Usage: OUT=/some/dir scripts/gpu_check.sh [--no-bench]
+# Usage: OUT=/some/dir scripts/gpu_check.sh [tests|bench]   (default: both; each part fits in
+# one 10-minute device call, and a second call on a warm machine reuses the build)
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$root/gpu-out}
 logs=$out/logs
 build=$root/build-gpu
+tests=1
 bench=1
-[ "${1:-}" = "--no-bench" ] && bench=0
+case "${1:-}" in
+  tests) bench=0 ;;
+  bench) tests=0 ;;
+  "") ;;
+  *) echo "usage: $0 [tests|bench]" >&2; exit 2 ;;
+esac
 mkdir -p "$logs"
 cd "$root"
 
@@ -44,28 +51,31 @@ export LD_LIBRARY_PATH=$build${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LLMK_LIBRARY=$build/libllmk.so
 export LLMK_VECTORS_DIR=$root/tests/vectors
 
-step ctest ctest --test-dir "$build" --output-on-failure
-# The sanitizers run gtest with a filter; a filter that selects nothing must not pass quietly.
-sanitize() {  # sanitize TOOL FILTER
-  local output status
-  output=$(compute-sanitizer --tool "$1" --error-exitcode 1 "$build/tests/llmk_gpu_tests" \
-    --gtest_filter="$2" 2>&1)
-  status=$?
-  echo "$output"
-  [ $status -eq 0 ] && grep -qE "Running [1-9][0-9]* tests?" <<<"$output"
-}
-step memcheck sanitize memcheck 'Manifest/GpuVectors.*:Graphs.*:Determinism.*'
-step racecheck sanitize racecheck 'Manifest/GpuVectors.*bf16*:Determinism.*'
-step python env PYTHONPATH="$root/bindings/python" python3 -m pytest -rs -q bindings/python/tests
-if [ -d .carry/rust ]; then
-  step rust bash -c 'for t in .carry/rust/*; do echo "## $t"; "$t" --nocapture || exit 1; done'
-else
-  echo "== rust: no test binaries in .carry/rust"; failures+=("rust(missing)")
-fi
-if [ -x .carry/go/llmk.test ]; then
-  step go .carry/go/llmk.test -test.v
-else
-  echo "== go: no test binary in .carry/go"; failures+=("go(missing)")
+if [ $tests = 1 ]; then
+  # -V: every test's output, so the log shows each gtest suite's time.
+  step ctest ctest --test-dir "$build" -V
+  # The sanitizers run gtest with a filter; a filter that selects nothing must not pass quietly.
+  sanitize() {  # sanitize TOOL FILTER
+    local output status
+    output=$(compute-sanitizer --tool "$1" --error-exitcode 1 "$build/tests/llmk_gpu_tests" \
+      --gtest_filter="$2" 2>&1)
+    status=$?
+    echo "$output"
+    [ $status -eq 0 ] && grep -qE "Running [1-9][0-9]* tests?" <<<"$output"
+  }
+  step memcheck sanitize memcheck 'Manifest/GpuVectors.*:Graphs.*:Determinism.*'
+  step racecheck sanitize racecheck 'Manifest/GpuVectors.*bf16*:Determinism.*'
+  step python env PYTHONPATH="$root/bindings/python" python3 -m pytest -rs -q bindings/python/tests
+  if [ -d .carry/rust ]; then
+    step rust bash -c 'for t in .carry/rust/*; do echo "## $t"; "$t" --nocapture || exit 1; done'
+  else
+    echo "== rust: no test binaries in .carry/rust"; failures+=("rust(missing)")
+  fi
+  if [ -x .carry/go/llmk.test ]; then
+    step go .carry/go/llmk.test -test.v
+  else
+    echo "== go: no test binary in .carry/go"; failures+=("go(missing)")
+  fi
 fi
 
 if [ $bench = 1 ]; then
@@ -86,14 +96,17 @@ fi
   cat "$logs/device.txt"
   echo '```'
   echo
-  echo "## Tests"
-  echo
-  grep -hE "tests passed|tests failed" "$logs/ctest.log" || true
-  grep -hE "ERROR SUMMARY|RACECHECK SUMMARY|Running [0-9]+ tests" "$logs/memcheck.log" "$logs/racecheck.log" || true
-  tail -n 1 "$logs/python.log" 2>/dev/null || true
-  grep -hE "^test result" "$logs/rust.log" 2>/dev/null | sort | uniq -c || true
-  grep -hE "^(PASS|FAIL|ok)" "$logs/go.log" 2>/dev/null || true
-  grep -hcE "^--- SKIP" "$logs/go.log" 2>/dev/null | sed 's/^/go skipped tests: /' || true
+  if [ $tests = 1 ]; then
+    echo "## Tests"
+    echo
+    grep -hE "tests passed|tests failed" "$logs/ctest.log" || true
+    grep -hE "ms total\)$" "$logs/ctest.log" | sort -t'(' -k2 -n -r | head -n 8 || true
+    grep -hE "ERROR SUMMARY|RACECHECK SUMMARY|Running [0-9]+ tests" "$logs/memcheck.log" "$logs/racecheck.log" || true
+    tail -n 1 "$logs/python.log" 2>/dev/null || true
+    grep -hE "^test result" "$logs/rust.log" 2>/dev/null | sort | uniq -c || true
+    grep -hE "^(PASS|FAIL|ok)" "$logs/go.log" 2>/dev/null || true
+    grep -hcE "^--- SKIP" "$logs/go.log" 2>/dev/null | sed 's/^/go skipped tests: /' || true
+  fi
   if [ $bench = 1 ]; then
     echo
     echo "## Single row, host-timed (us)"

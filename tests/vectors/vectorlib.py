@@ -96,6 +96,7 @@ class Case:
         self.rng = np.random.default_rng(seed)
         self.files = {}
         self.buffers = {}  # role -> (backing buffer, dtype), for views into it
+        self.views = {}  # role -> (the role whose buffer it views, offset in elements)
 
     def _file(self, role, suffix):
         base = self.name.replace("/", ".")
@@ -114,6 +115,7 @@ class Case:
         buffer[view_indices(shape, strides)] = values
         file = self._file(role, "")
         self.buffers[role] = (buffer, dtype)
+        self.views[role] = (role, 0)
         self.files[file] = storage(dtype, buffer)
         self._view_tokens(role, shape, strides, dtype)
         self.tokens.append(f"{role}={file}")
@@ -153,6 +155,7 @@ class Case:
         self.files[self._file(base, "")] = storage(dtype, buffer)
         self._view_tokens(role, shape, strides, dtype)
         self.tokens += [f"{role}=@{base}", f"{role}.offset={offset}"]
+        self.views[role] = (base, offset)
         return values
 
     def output(self, role, shape, strides, expected, dtype=None, rtol=None, atol=None):
@@ -161,9 +164,13 @@ class Case:
         self.expect(role, expected, dtype, rtol, atol)
 
     def alias(self, role, other, shape, strides, expected):
-        """`role` is the very same view as `other` (in place)."""
+        """`role` is the very same view as `other` (in place); `other` may itself be a view into
+        a third role's buffer."""
+        base, offset = self.views[other]
         self._view_tokens(role, shape, strides, self.dtype)
-        self.tokens.append(f"{role}=@{other}")
+        self.tokens.append(f"{role}=@{base}")
+        if offset:
+            self.tokens.append(f"{role}.offset={offset}")
         self.expect(role, expected)
 
     def expect(self, role, expected, dtype=None, rtol=None, atol=None):
