@@ -143,43 +143,376 @@ func TestErrorValues(t *testing.T) {
 // thread by another goroutine, nor the "" of a call that succeeded there.
 func TestErrorMessagesStayWithTheirGoroutine(t *testing.T) {
 	ctx := newCPUContext(t)
+	const hidden = 64
+	x := tensorF32(t, make([]float32, hidden), 1, hidden)
+	weight := tensorF32(t, make([]float32, hidden), hidden)
+	checkMessagesPerGoroutine(t, func(g int) (valid, invalid func() error, want string, err error) {
+		wrong := int64(g + 1) // a weight length of this goroutine's own
+		short, err := llmk.TensorFromFloat32(make([]float32, wrong), []int64{wrong}, nil)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		y, err := llmk.TensorFromFloat32(make([]float32, hidden), []int64{1, hidden}, nil)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		valid = func() error { return llmk.RMSNorm(ctx, x, weight, 1e-6, y, nil) }
+		invalid = func() error { return llmk.RMSNorm(ctx, x, short, 1e-6, y, nil) }
+		return valid, invalid, fmt.Sprintf("rms_norm: weight has %d elements, x rows have %d", wrong, hidden), nil
+	})
+}
+
+// The same through a message the CPU backend writes while running the op (an id out of range),
+// after every argument check has passed.
+func TestEmbeddingMessagesStayWithTheirGoroutine(t *testing.T) {
+	ctx := newCPUContext(t)
+	const vocab, hidden = 4, 16
+	table := tensorF32(t, make([]float32, vocab*hidden), vocab, hidden)
+	checkMessagesPerGoroutine(t, func(g int) (valid, invalid func() error, want string, err error) {
+		good, err := llmk.TensorFromInt64([]int64{0, vocab - 1}, []int64{2}, nil)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		bad, err := llmk.TensorFromInt64([]int64{1, int64(vocab + g)}, []int64{2}, nil) // an id of its own
+		if err != nil {
+			return nil, nil, "", err
+		}
+		y, err := llmk.TensorFromFloat32(make([]float32, 2*hidden), []int64{2, hidden}, nil)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		valid = func() error { return llmk.Embedding(ctx, good, table, y, nil) }
+		invalid = func() error { return llmk.Embedding(ctx, bad, table, y, nil) }
+		return valid, invalid, fmt.Sprintf("embedding: token 1 has id %d, outside [0, %d) of table", vocab+g, vocab), nil
+	})
+}
+
+// checkMessagesPerGoroutine runs many goroutines, each alternating a valid call and an invalid one
+// whose message is its own, and checks every message. setup gives goroutine g its calls.
+func checkMessagesPerGoroutine(t *testing.T, setup func(g int) (valid, invalid func() error, want string, err error)) {
 	// More Ps than CPUs: threads get descheduled inside calls, the runtime hands their P to
 	// another thread, and goroutines move between threads far more often.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4 * runtime.NumCPU()))
 
-	const hidden, goroutines, iterations = 64, 48, 400
-	x := tensorF32(t, make([]float32, hidden), 1, hidden)
-	weight := tensorF32(t, make([]float32, hidden), hidden)
+	const goroutines, iterations = 48, 400
 	var wg sync.WaitGroup
 	for g := 0; g < goroutines; g++ {
+		valid, invalid, want, err := setup(g)
+		if err != nil {
+			t.Fatal(err)
+		}
 		wg.Add(1)
-		go func(wrong int64) { // a weight length of this goroutine's own
+		go func() {
 			defer wg.Done()
-			short, err := llmk.TensorFromFloat32(make([]float32, wrong), []int64{wrong}, nil)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			y, err := llmk.TensorFromFloat32(make([]float32, hidden), []int64{1, hidden}, nil)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			want := fmt.Sprintf("rms_norm: weight has %d elements, x rows have %d", wrong, hidden)
 			for i := 0; i < iterations; i++ {
-				if err := llmk.RMSNorm(ctx, x, weight, 1e-6, y, nil); err != nil {
+				if err := valid(); err != nil {
 					t.Errorf("a valid call failed: %v", err)
 					return
 				}
-				err := llmk.RMSNorm(ctx, x, short, 1e-6, y, nil)
 				var e *llmk.Error
-				if !errors.As(err, &e) || e.Status != llmk.StatusShapeMismatch || e.Message != want {
+				if err := invalid(); !errors.As(err, &e) || e.Message != want {
 					t.Errorf("iteration %d: got %v, want the message %q", i, err, want)
 					return
 				}
 				runtime.Gosched()
 			}
-		}(int64(g + 1))
+		}()
 	}
 	wg.Wait()
+}
+
+// rejectedCall is a call that the library must refuse: with status, and with a message that
+// contains every one of parts (the op's prefix and the argument at fault).
+type rejectedCall struct {
+	name   string
+	call   func() error
+	status llmk.Status
+	parts  []string
+}
+
+// checkRejected makes each call and checks its status, its message, and that it left every one of
+// the watched slices (the Go memory behind the call's tensors) as it was.
+func checkRejected(t *testing.T, calls []rejectedCall, watched ...any) {
+	t.Helper()
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			before := fmt.Sprint(watched...)
+			e := wantStatus(t, c.call(), c.status)
+			for _, part := range c.parts {
+				if !strings.Contains(e.Message, part) {
+					t.Errorf("message %q does not contain %q", e.Message, part)
+				}
+			}
+			if after := fmt.Sprint(watched...); after != before {
+				t.Errorf("the rejected call wrote to its tensors:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+}
+
+// filled is a slice of n copies of v.
+func filled[E any](n int, v E) []E {
+	s := make([]E, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
+}
+
+// f16Tensor is a contiguous F16 tensor of zeros, for dtype mismatches.
+func f16Tensor(t *testing.T, shape ...int64) llmk.Tensor {
+	t.Helper()
+	n := int64(1)
+	for _, extent := range shape {
+		n *= extent
+	}
+	x, err := llmk.TensorFromUint16(make([]uint16, n), llmk.F16, shape, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// nullTensor is a tensor with NULL data, the nearest a Tensor value comes to a NULL argument.
+func nullTensor(t *testing.T, dtype llmk.DType, shape ...int64) llmk.Tensor {
+	t.Helper()
+	x, err := llmk.TensorFromPointer(nil, dtype, shape, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// backwards views data with the given shape and a stride of -rowStride in dimension 0, starting
+// at its last row. The slice constructors refuse negative strides; this leaves the check to the
+// library.
+func backwards(t *testing.T, data []float32, rows, rowStride int64, shape ...int64) llmk.Tensor {
+	t.Helper()
+	strides := make([]int64, len(shape))
+	strides[0] = -rowStride
+	for d, step := len(shape)-1, int64(1); d > 0; d-- {
+		strides[d] = step
+		step *= shape[d]
+	}
+	x, err := llmk.TensorFromPointer(unsafe.Pointer(&data[(rows-1)*rowStride]), llmk.F32, shape, strides)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func int32Tensor(t *testing.T, data []int32) llmk.Tensor {
+	t.Helper()
+	x, err := llmk.TensorFromInt32(data, []int64{int64(len(data))}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func int64Tensor(t *testing.T, data []int64) llmk.Tensor {
+	t.Helper()
+	x, err := llmk.TensorFromInt64(data, []int64{int64(len(data))}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func TestBiasActivationRejects(t *testing.T) {
+	ctx := newCPUContext(t)
+	xData, yData := filled(8, float32(1)), filled(8, float32(7))
+	x, y := tensorF32(t, xData, 2, 4), tensorF32(t, yData, 2, 4)
+	bias := tensorF32(t, filled(4, float32(0.5)), 4)
+	shortBias := tensorF32(t, make([]float32, 3), 3)
+	halfBias := f16Tensor(t, 4)
+	gelu := llmk.ActivationGELU
+	call := func(ctx *llmk.Context, x llmk.Tensor, bias *llmk.Tensor, a llmk.Activation, y llmk.Tensor) func() error {
+		return func() error { return llmk.BiasActivation(ctx, x, bias, a, y, nil) }
+	}
+	checkRejected(t, []rejectedCall{
+		{"nil context", call(nil, x, &bias, gelu, y), llmk.StatusNullPointer, []string{"bias_activation: ctx is NULL"}},
+		{"nil data", call(ctx, nullTensor(t, llmk.F32, 2, 4), &bias, gelu, y), llmk.StatusNullPointer,
+			[]string{"bias_activation: x.data is NULL"}},
+		{"dtype mismatch", call(ctx, x, &halfBias, gelu, y), llmk.StatusDTypeMismatch, []string{"bias_activation: bias is f16 but x is f32"}},
+		{"shape mismatch", call(ctx, x, &shortBias, gelu, y), llmk.StatusShapeMismatch, []string{"bias_activation: bias has 3 elements, x rows have 4"}},
+		{"y shape", call(ctx, x, &bias, gelu, tensorF32(t, yData[:4], 1, 4)), llmk.StatusShapeMismatch,
+			[]string{"bias_activation: y has extent 1 in dimension 0 but x has 2"}},
+		{"negative stride", call(ctx, x, &bias, gelu, backwards(t, yData, 2, 4, 2, 4)), llmk.StatusInvalidStride,
+			[]string{"bias_activation: y has a negative stride -4 in dimension 0"}},
+		{"activation", call(ctx, x, &bias, llmk.Activation(99), y), llmk.StatusInvalidValue,
+			[]string{"bias_activation: activation is 99, which is not an llmk_activation"}},
+	}, xData, yData)
+}
+
+func TestGatedActivationRejects(t *testing.T) {
+	ctx := newCPUContext(t)
+	gateData, upData, yData := filled(8, float32(1)), filled(8, float32(2)), filled(8, float32(7))
+	gate, up, y := tensorF32(t, gateData, 2, 4), tensorF32(t, upData, 2, 4), tensorF32(t, yData, 2, 4)
+	silu := llmk.ActivationSiLU
+	call := func(ctx *llmk.Context, gate, up llmk.Tensor, a llmk.Activation, y llmk.Tensor) func() error {
+		return func() error { return llmk.GatedActivation(ctx, gate, up, a, y, nil) }
+	}
+	checkRejected(t, []rejectedCall{
+		{"nil context", call(nil, gate, up, silu, y), llmk.StatusNullPointer, []string{"gated_activation: ctx is NULL"}},
+		{"nil data", call(ctx, gate, nullTensor(t, llmk.F32, 2, 4), silu, y), llmk.StatusNullPointer,
+			[]string{"gated_activation: up.data is NULL"}},
+		{"dtype mismatch", call(ctx, gate, f16Tensor(t, 2, 4), silu, y), llmk.StatusDTypeMismatch,
+			[]string{"gated_activation: up is f16 but gate is f32"}},
+		{"shape mismatch", call(ctx, gate, tensorF32(t, upData[:6], 2, 3), silu, y), llmk.StatusShapeMismatch,
+			[]string{"gated_activation: up has extent 3 in dimension 1 but gate has 4"}},
+		{"negative stride", call(ctx, gate, up, silu, backwards(t, yData, 2, 4, 2, 4)), llmk.StatusInvalidStride,
+			[]string{"gated_activation: y has a negative stride -4 in dimension 0"}},
+		{"activation", call(ctx, gate, up, llmk.Activation(-1), y), llmk.StatusInvalidValue,
+			[]string{"gated_activation: activation is -1, which is not an llmk_activation"}},
+	}, gateData, upData, yData)
+}
+
+func TestRopeRejects(t *testing.T) {
+	ctx := newCPUContext(t)
+	const tokens, qHeads, kvHeads, headDim, maxPosition = 2, 2, 1, 4, 8
+	positionData := []int32{0, 5}
+	qData, kData := filled(tokens*qHeads*headDim, float32(1)), filled(tokens*kvHeads*headDim, float32(2))
+	cacheData := filled(maxPosition*headDim, float32(0.5))
+	positions := int32Tensor(t, positionData)
+	q := tensorF32(t, qData, tokens, qHeads, headDim)
+	k := tensorF32(t, kData, tokens, kvHeads, headDim)
+	cache := tensorF32(t, cacheData, maxPosition, headDim)
+	config := llmk.DefaultRopeConfig()
+	call := func(ctx *llmk.Context, config llmk.RopeConfig, positions, q llmk.Tensor, k, cache *llmk.Tensor) func() error {
+		return func() error { return llmk.Rope(ctx, config, positions, q, k, cache, nil) }
+	}
+	oddRotary := config
+	oddRotary.RotaryDim = 3
+	badStyle := config
+	badStyle.Style = llmk.RopeStyle(7)
+	halfK := f16Tensor(t, tokens, kvHeads, headDim)
+	oneTokenK := tensorF32(t, kData[:kvHeads*headDim], 1, kvHeads, headDim)
+	farPositions := int32Tensor(t, []int32{0, maxPosition})
+	checkRejected(t, []rejectedCall{
+		{"nil context", call(nil, config, positions, q, &k, nil), llmk.StatusNullPointer, []string{"rope: ctx is NULL"}},
+		{"nil data", call(ctx, config, nullTensor(t, llmk.I32, tokens), q, &k, nil), llmk.StatusNullPointer,
+			[]string{"rope: positions.data is NULL"}},
+		{"dtype mismatch", call(ctx, config, positions, q, &halfK, nil), llmk.StatusDTypeMismatch, []string{"rope: k is f16 but q is f32"}},
+		{"shape mismatch", call(ctx, config, positions, q, &oneTokenK, nil), llmk.StatusShapeMismatch, []string{"rope: k has 1 tokens, q has 2"}},
+		{"negative stride", call(ctx, config, positions, backwards(t, qData, tokens, qHeads*headDim, tokens, qHeads, headDim), &k, nil),
+			llmk.StatusInvalidStride, []string{"rope: q has a negative stride -8 in dimension 0"}},
+		{"odd rotary_dim", call(ctx, oddRotary, positions, q, &k, nil), llmk.StatusInvalidValue, []string{"rope: rotary_dim is 3"}},
+		{"style", call(ctx, badStyle, positions, q, &k, nil), llmk.StatusInvalidValue, []string{"rope: config->style is 7"}},
+		{"position past the cache", call(ctx, config, farPositions, q, &k, &cache), llmk.StatusInvalidValue,
+			[]string{"rope: positions[1] is 8"}},
+	}, positionData, qData, kData, cacheData)
+}
+
+func TestEmbeddingRejects(t *testing.T) {
+	ctx := newCPUContext(t)
+	const tokens, vocab, hidden = 3, 5, 4
+	idData := []int32{4, 0, 2}
+	tableData, yData := filled(vocab*hidden, float32(1)), filled(tokens*hidden, float32(7))
+	ids := int32Tensor(t, idData)
+	table, y := tensorF32(t, tableData, vocab, hidden), tensorF32(t, yData, tokens, hidden)
+	call := func(ctx *llmk.Context, ids, table, y llmk.Tensor) func() error {
+		return func() error { return llmk.Embedding(ctx, ids, table, y, nil) }
+	}
+	checkRejected(t, []rejectedCall{
+		{"nil context", call(nil, ids, table, y), llmk.StatusNullPointer, []string{"embedding: ctx is NULL"}},
+		{"nil data", call(ctx, nullTensor(t, llmk.I32, tokens), table, y), llmk.StatusNullPointer,
+			[]string{"embedding: ids.data is NULL"}},
+		{"dtype mismatch", call(ctx, ids, table, f16Tensor(t, tokens, hidden)), llmk.StatusDTypeMismatch,
+			[]string{"embedding: y is f16 but table is f32"}},
+		{"shape mismatch", call(ctx, ids, table, tensorF32(t, yData[:2*hidden], 2, hidden)), llmk.StatusShapeMismatch,
+			[]string{"embedding: y has 2 rows, ids has 3 tokens"}},
+		{"negative stride", call(ctx, ids, backwards(t, tableData, vocab, hidden, vocab, hidden), y),
+			llmk.StatusInvalidStride, []string{"embedding: table has a negative stride -4 in dimension 0"}},
+		{"id past the vocabulary", call(ctx, int32Tensor(t, []int32{0, vocab, 1}), table, y), llmk.StatusInvalidValue,
+			[]string{"embedding: token 1 has id 5"}},
+		{"negative id", call(ctx, int64Tensor(t, []int64{0, 1, -1}), table, y), llmk.StatusInvalidValue,
+			[]string{"embedding: token 2 has id -1"}},
+	}, idData, tableData, yData)
+}
+
+func TestKVCacheWriteRejects(t *testing.T) {
+	ctx := newCPUContext(t)
+	const batch, newLen, maxSeq, kvHeads, headDim = 2, 1, 3, 2, 4
+	kData, vData := filled(batch*newLen*kvHeads*headDim, float32(1)), filled(batch*newLen*kvHeads*headDim, float32(2))
+	seqlenData := []int32{0, 2}
+	kCacheData, vCacheData := filled(batch*maxSeq*kvHeads*headDim, float32(7)), filled(batch*maxSeq*kvHeads*headDim, float32(8))
+	k, v := tensorF32(t, kData, batch, newLen, kvHeads, headDim), tensorF32(t, vData, batch, newLen, kvHeads, headDim)
+	seqlens := int32Tensor(t, seqlenData)
+	kCache := tensorF32(t, kCacheData, batch, maxSeq, kvHeads, headDim)
+	vCache := tensorF32(t, vCacheData, batch, maxSeq, kvHeads, headDim)
+	call := func(ctx *llmk.Context, k, v, seqlens, kCache, vCache llmk.Tensor) func() error {
+		return func() error { return llmk.KVCacheWrite(ctx, k, v, seqlens, kCache, vCache, nil) }
+	}
+	checkRejected(t, []rejectedCall{
+		{"nil context", call(nil, k, v, seqlens, kCache, vCache), llmk.StatusNullPointer, []string{"kv_cache_write: ctx is NULL"}},
+		{"nil data", call(ctx, nullTensor(t, llmk.F32, batch, newLen, kvHeads, headDim), v, seqlens, kCache, vCache),
+			llmk.StatusNullPointer, []string{"kv_cache_write: k.data is NULL"}},
+		{"dtype mismatch", call(ctx, k, f16Tensor(t, batch, newLen, kvHeads, headDim), seqlens, kCache, vCache),
+			llmk.StatusDTypeMismatch, []string{"kv_cache_write: v is f16 but k is f32"}},
+		{"shape mismatch", call(ctx, k, v, seqlens, kCache, tensorF32(t, vCacheData[:batch*maxSeq*kvHeads*3], batch, maxSeq, kvHeads, 3)),
+			llmk.StatusShapeMismatch, []string{"kv_cache_write: v_cache has extent 3 in dimension 3 but k_cache has 4"}},
+		{"negative stride", call(ctx, k, v, seqlens, kCache, backwards(t, vCacheData, batch, maxSeq*kvHeads*headDim, batch, maxSeq, kvHeads, headDim)),
+			llmk.StatusInvalidStride, []string{"kv_cache_write: v_cache has a negative stride -24 in dimension 0"}},
+		{"sequence full", call(ctx, k, v, int32Tensor(t, []int32{0, maxSeq}), kCache, vCache), llmk.StatusInvalidValue,
+			[]string{"kv_cache_write: cache_seqlens[1] is 3"}},
+	}, kData, vData, seqlenData, kCacheData, vCacheData)
+}
+
+func TestPagedKVCacheWriteRejects(t *testing.T) {
+	ctx := newCPUContext(t)
+	const tokens, pages, pageSize, kvHeads, headDim = 3, 2, 2, 2, 4
+	kData, vData := filled(tokens*kvHeads*headDim, float32(1)), filled(tokens*kvHeads*headDim, float32(2))
+	slotData := []int64{3, -1, 0}
+	kCacheData, vCacheData := filled(pages*pageSize*kvHeads*headDim, float32(7)), filled(pages*pageSize*kvHeads*headDim, float32(8))
+	k, v := tensorF32(t, kData, tokens, kvHeads, headDim), tensorF32(t, vData, tokens, kvHeads, headDim)
+	slots := int64Tensor(t, slotData)
+	kCache := tensorF32(t, kCacheData, pages, pageSize, kvHeads, headDim)
+	vCache := tensorF32(t, vCacheData, pages, pageSize, kvHeads, headDim)
+	call := func(ctx *llmk.Context, k, v, slots, kCache, vCache llmk.Tensor) func() error {
+		return func() error { return llmk.PagedKVCacheWrite(ctx, k, v, slots, kCache, vCache, nil) }
+	}
+	checkRejected(t, []rejectedCall{
+		{"nil context", call(nil, k, v, slots, kCache, vCache), llmk.StatusNullPointer, []string{"paged_kv_cache_write: ctx is NULL"}},
+		{"nil data", call(ctx, k, v, nullTensor(t, llmk.I64, tokens), kCache, vCache), llmk.StatusNullPointer,
+			[]string{"paged_kv_cache_write: slot_mapping.data is NULL"}},
+		{"dtype mismatch", call(ctx, k, v, slots, kCache, f16Tensor(t, pages, pageSize, kvHeads, headDim)),
+			llmk.StatusDTypeMismatch, []string{"paged_kv_cache_write: v_cache is f16 but k is f32"}},
+		{"shape mismatch", call(ctx, k, v, slots, kCache, tensorF32(t, vCacheData[:pages*pageSize*headDim], pages, pageSize, 1, headDim)),
+			llmk.StatusShapeMismatch, []string{"paged_kv_cache_write: v_cache has extent 1 in dimension 2 but k_cache has 2"}},
+		{"negative stride", call(ctx, backwards(t, kData, tokens, kvHeads*headDim, tokens, kvHeads, headDim), v, slots, kCache, vCache),
+			llmk.StatusInvalidStride, []string{"paged_kv_cache_write: k has a negative stride -8 in dimension 0"}},
+		{"slot past the cache", call(ctx, k, v, int64Tensor(t, []int64{0, pages * pageSize, 1}), kCache, vCache),
+			llmk.StatusInvalidValue, []string{"paged_kv_cache_write: token 1 has slot_mapping 4"}},
+	}, kData, vData, slotData, kCacheData, vCacheData)
+}
+
+func TestAdamWStepRejects(t *testing.T) {
+	ctx := newCPUContext(t)
+	paramData, gradData := filled(8, float32(1)), filled(8, float32(0.5))
+	avgData, avgSqData := filled(8, float32(0.1)), filled(8, float32(0.2))
+	param, grad := tensorF32(t, paramData, 2, 4), tensorF32(t, gradData, 2, 4)
+	avg, avgSq := tensorF32(t, avgData, 2, 4), tensorF32(t, avgSqData, 2, 4)
+	config := llmk.DefaultAdamWConfig()
+	call := func(ctx *llmk.Context, config llmk.AdamWConfig, param, grad, avg, avgSq llmk.Tensor) func() error {
+		return func() error { return llmk.AdamWStep(ctx, config, param, grad, avg, avgSq, nil) }
+	}
+	zeroEps := config
+	zeroEps.Eps = 0
+	stepZero := config
+	stepZero.Step = 0
+	checkRejected(t, []rejectedCall{
+		{"nil context", call(nil, config, param, grad, avg, avgSq), llmk.StatusNullPointer, []string{"adamw_step: ctx is NULL"}},
+		{"nil data", call(ctx, config, param, nullTensor(t, llmk.F32, 2, 4), avg, avgSq), llmk.StatusNullPointer,
+			[]string{"adamw_step: grad.data is NULL"}},
+		// grad may differ from param in dtype; the moments may not: F32 only.
+		{"moment dtype", call(ctx, config, param, grad, f16Tensor(t, 2, 4), avgSq), llmk.StatusUnsupportedDType,
+			[]string{"adamw_step: exp_avg has dtype f16"}},
+		{"shape mismatch", call(ctx, config, param, grad, avg, tensorF32(t, avgSqData[:6], 2, 3)), llmk.StatusShapeMismatch,
+			[]string{"adamw_step: exp_avg_sq has extent 3 in dimension 1 but param has 4"}},
+		{"negative stride", call(ctx, config, backwards(t, paramData, 2, 4, 2, 4), grad, avg, avgSq), llmk.StatusInvalidStride,
+			[]string{"adamw_step: param has a negative stride -4 in dimension 0"}},
+		{"eps", call(ctx, zeroEps, param, grad, avg, avgSq), llmk.StatusInvalidValue, []string{"adamw_step: config->eps is 0"}},
+		{"step", call(ctx, stepZero, param, grad, avg, avgSq), llmk.StatusInvalidValue, []string{"adamw_step: config->step is 0"}},
+	}, paramData, gradData, avgData, avgSqData)
 }

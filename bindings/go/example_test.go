@@ -55,3 +55,38 @@ func ExampleError() {
 	// rms_norm: weight has 3 elements, x rows have 4
 	// true
 }
+
+func ExampleRope() {
+	ctx, err := llmk.NewCPUContext()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ctx.Close()
+
+	// One token of a fused QKV buffer [tokens, q | k | v, headDim], one head each: q and k are
+	// views into it, rotated in place; v is left alone.
+	const tokens, headDim = 1, 4
+	qkv := []float32{1, 0, 1, 0 /* q */, 0, 1, 0, 1 /* k */, 9, 9, 9, 9 /* v */}
+	shape, strides := []int64{tokens, 1, headDim}, []int64{3 * headDim, headDim, 1}
+	q, err := llmk.TensorFromFloat32(qkv, shape, strides)
+	if err != nil {
+		log.Fatal(err)
+	}
+	k, err := llmk.TensorFromFloat32(qkv[headDim:], shape, strides)
+	if err != nil {
+		log.Fatal(err)
+	}
+	positions, err := llmk.TensorFromInt32([]int32{1}, []int64{tokens}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// GPT-J pairs (0, 1) and (2, 3), turned at position 1 by 1 and 10000^-0.5 radians.
+	config := llmk.DefaultRopeConfig()
+	config.Style = llmk.RopeGPTJ
+	if err := llmk.Rope(ctx, config, positions, q, &k, nil, nil); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%.4f\n", qkv)
+	// Output: [0.5403 0.8415 0.9999 0.0100 -0.8415 0.5403 -0.0100 0.9999 9.0000 9.0000 9.0000 9.0000]
+}

@@ -1,14 +1,16 @@
-// Package llmk is the Go binding of llmk, CUDA kernels for LLM inference (RMSNorm, fused
-// residual-add RMSNorm, LayerNorm) behind the stable C API of libllmk.so.
+// Package llmk is the Go binding of llmk, CUDA kernels for LLM inference behind the stable C API
+// of libllmk.so: normalization (RMSNorm, fused residual-add RMSNorm, LayerNorm), activations
+// (bias + activation, gated SwiGLU/GeGLU), rotary position embedding, embedding lookup, KV-cache
+// writes (contiguous and paged) and the AdamW optimizer step.
 //
 // The package links libllmk through cgo and pkg-config (package name "llmk"), so building needs
 // PKG_CONFIG_PATH to reach llmk.pc (or llmk-uninstalled.pc in a build tree) and running needs
 // the dynamic loader to find libllmk.so.0.
 //
 // A Context selects the CPU (the reference implementation, over host memory) or one CUDA device.
-// Tensors are views that own nothing: TensorFromFloat32 and TensorFromUint16 view Go slices, for
-// CPU contexts; DeviceBuffer holds memory from the library (device memory on a CUDA context),
-// and TensorFromPointer views memory from elsewhere. Ops take a Stream, nil being the default
+// Tensors are views that own nothing: TensorFromFloat32, TensorFromUint16, TensorFromInt32 and
+// TensorFromInt64 view Go slices, for CPU contexts; DeviceBuffer holds memory from the library
+// (device memory on a CUDA context), and TensorFromPointer views memory from elsewhere. Ops take a Stream, nil being the default
 // stream; on a CUDA context they are asynchronous, on a CPU context they run to completion.
 //
 // Every failure is an *Error carrying the library's Status and its detail message, which names

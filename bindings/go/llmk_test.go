@@ -2,6 +2,7 @@ package llmk_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"regexp"
 	"runtime"
@@ -127,6 +128,12 @@ func TestTensorConstructors(t *testing.T) {
 	if _, err := llmk.TensorFromUint16(make([]uint16, 4), llmk.BF16, []int64{4}, nil); err != nil {
 		t.Errorf("bf16: %v", err)
 	}
+	if ids, err := llmk.TensorFromInt32(make([]int32, 5), []int64{3}, []int64{2}); err != nil || ids.DType() != llmk.I32 {
+		t.Errorf("i32 with a stride: %v, %v", ids.DType(), err)
+	}
+	if slots, err := llmk.TensorFromInt64(make([]int64, 3), []int64{3}, nil); err != nil || slots.DType() != llmk.I64 {
+		t.Errorf("i64: %v, %v", slots.DType(), err)
+	}
 
 	rejected := []struct {
 		name   string
@@ -141,6 +148,8 @@ func TestTensorConstructors(t *testing.T) {
 		{"2^63 elements", errOf(llmk.TensorFromFloat32(data, []int64{2, 1 << 32, 1 << 32}, nil)), llmk.StatusInvalidShape},
 		{"unreachable offsets", errOf(llmk.TensorFromFloat32(data, []int64{3, 1}, []int64{math.MaxInt64, 1})), llmk.StatusInvalidStride},
 		{"f32 in a []uint16", errOf(llmk.TensorFromUint16(make([]uint16, 4), llmk.F32, []int64{4}, nil)), llmk.StatusUnsupportedDType},
+		{"i32 past the end", errOf(llmk.TensorFromInt32(make([]int32, 5), []int64{3}, []int64{3})), llmk.StatusInvalidShape},
+		{"i64 past the end", errOf(llmk.TensorFromInt64(make([]int64, 2), []int64{3}, nil)), llmk.StatusInvalidShape},
 	}
 	for _, r := range rejected {
 		e := wantStatus(t, r.err, r.status)
@@ -190,6 +199,18 @@ func testDeviceBuffer(t *testing.T, ctx *llmk.Context) {
 			t.Errorf("a %v view of shape %v: %v", ok.dtype, ok.shape, err)
 		}
 	}
+	// Views from an offset: the up half of [gate | up], a byte into i4 pairs.
+	up, err := buf.TensorAt(8, llmk.F32, []int64{1, 8}, []int64{16, 1})
+	if err != nil || uintptr(up.Data())-uintptr(buf.Ptr()) != 32 {
+		t.Errorf("an f32 view from element 8 starts %d bytes in (%v), want 32",
+			uintptr(up.Data())-uintptr(buf.Ptr()), err)
+	}
+	if _, err := buf.TensorAt(2, llmk.I4, []int64{126}, nil); err != nil {
+		t.Errorf("an i4 view from element 2 to the end: %v", err)
+	}
+	wantStatus(t, errOf(buf.TensorAt(9, llmk.F32, []int64{1, 8}, []int64{16, 1})), llmk.StatusInvalidShape)
+	wantStatus(t, errOf(buf.TensorAt(1, llmk.I4, []int64{2}, nil)), llmk.StatusInvalidValue)
+	wantStatus(t, errOf(buf.TensorAt(-1, llmk.F32, []int64{2}, nil)), llmk.StatusInvalidValue)
 	wantStatus(t, errOf(buf.Tensor(llmk.F32, []int64{4, 5}, nil)), llmk.StatusInvalidShape)
 	wantStatus(t, errOf(buf.Tensor(llmk.I4, []int64{129}, nil)), llmk.StatusInvalidShape)
 	wantStatus(t, errOf(buf.Tensor(llmk.DType(42), []int64{1}, nil)), llmk.StatusUnsupportedDType)
@@ -242,6 +263,45 @@ func TestOpsDoNotAllocate(t *testing.T) {
 	}
 }
 
+// The same for the ops with optional tensors, enums and config structs, which cross by value.
+func TestNewOpsDoNotAllocate(t *testing.T) {
+	ctx := newCPUContext(t)
+	x := tensorF32(t, make([]float32, 64), 4, 16)
+	up := tensorF32(t, make([]float32, 64), 4, 16)
+	bias := tensorF32(t, make([]float32, 16), 16)
+	y := tensorF32(t, make([]float32, 64), 4, 16)
+	positions := int32Tensor(t, []int32{0, 1, 2, 3})
+	q := tensorF32(t, make([]float32, 64), 4, 2, 8)
+	k := tensorF32(t, make([]float32, 32), 4, 1, 8)
+	ids := int64Tensor(t, []int64{3, 0, 1, 1})
+	table := tensorF32(t, make([]float32, 64), 4, 16)
+	slots := int32Tensor(t, []int32{0, 5, -1, 2})
+	kCache := tensorF32(t, make([]float32, 64), 2, 4, 1, 8)
+	vCache := tensorF32(t, make([]float32, 64), 2, 4, 1, 8)
+	seqlens := int32Tensor(t, []int32{0, 2})
+	newTokens := tensorF32(t, make([]float32, 32), 2, 2, 1, 8)
+	param, grad := tensorF32(t, make([]float32, 64), 4, 16), tensorF32(t, make([]float32, 64), 4, 16)
+	avg, avgSq := tensorF32(t, make([]float32, 64), 4, 16), tensorF32(t, make([]float32, 64), 4, 16)
+	rope, adamw := llmk.DefaultRopeConfig(), llmk.DefaultAdamWConfig()
+	must := func(op string, err error) {
+		if err != nil {
+			t.Fatalf("%s: %v", op, err)
+		}
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		must("bias_activation", llmk.BiasActivation(ctx, x, &bias, llmk.ActivationGELUTanh, y, nil))
+		must("gated_activation", llmk.GatedActivation(ctx, x, up, llmk.ActivationSiLU, y, nil))
+		must("rope", llmk.Rope(ctx, rope, positions, q, &k, nil, nil))
+		must("embedding", llmk.Embedding(ctx, ids, table, y, nil))
+		must("kv_cache_write", llmk.KVCacheWrite(ctx, newTokens, newTokens, seqlens, kCache, vCache, nil))
+		must("paged_kv_cache_write", llmk.PagedKVCacheWrite(ctx, k, k, slots, kCache, vCache, nil))
+		must("adamw_step", llmk.AdamWStep(ctx, adamw, param, grad, avg, avgSq, nil))
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per call of the seven ops, want 0", allocs)
+	}
+}
+
 // A Tensor keeps its slice alive: the GC may not reuse memory that only a Tensor refers to.
 func TestTensorKeepsSliceAlive(t *testing.T) {
 	ctx := newCPUContext(t)
@@ -274,5 +334,37 @@ func TestTensorKeepsSliceAlive(t *testing.T) {
 			}
 		}
 		runtime.KeepAlive(junk)
+	}
+}
+
+// The config constructors take the library's defaults, the values llmk.h documents.
+func TestDefaultConfigs(t *testing.T) {
+	rope := llmk.DefaultRopeConfig()
+	wantRope := llmk.RopeConfig{Style: llmk.RopeNeoX, RotaryDim: 0, Theta: 10000}
+	if rope != wantRope {
+		t.Errorf("DefaultRopeConfig() = %+v, want %+v", rope, wantRope)
+	}
+	adamw := llmk.DefaultAdamWConfig()
+	wantAdamW := llmk.AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-2, Step: 1}
+	if adamw != wantAdamW {
+		t.Errorf("DefaultAdamWConfig() = %+v, want %+v", adamw, wantAdamW)
+	}
+}
+
+// The enums' names are the C constants' suffixes, as the vector manifest spells them.
+func TestEnumNames(t *testing.T) {
+	names := map[fmt.Stringer]string{
+		llmk.ActivationIdentity: "identity", llmk.ActivationGELU: "gelu",
+		llmk.ActivationGELUTanh: "gelu_tanh", llmk.ActivationSiLU: "silu", llmk.ActivationReLU: "relu",
+		llmk.Activation(9): "Activation(9)",
+		llmk.RopeNeoX:      "neox", llmk.RopeGPTJ: "gptj", llmk.RopeStyle(-1): "RopeStyle(-1)",
+	}
+	for value, name := range names {
+		if value.String() != name {
+			t.Errorf("%#v.String() = %q, want %q", value, value.String(), name)
+		}
+	}
+	if int32(llmk.ActivationReLU) != 4 || int32(llmk.RopeGPTJ) != 1 {
+		t.Errorf("ActivationReLU = %d, RopeGPTJ = %d; llmk.h has 4 and 1", llmk.ActivationReLU, llmk.RopeGPTJ)
 	}
 }

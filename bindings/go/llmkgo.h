@@ -53,4 +53,12 @@ static inline llmk_tensor llmkgo_tensor(void* data, llmkgo_view view) {
   return t;
 }
 
+// The Go config structs mirror every field of the C ones and fill struct_size with the size seen
+// here; a field appended to the header must be added there too, which these sizes enforce.
+_Static_assert(sizeof(llmk_rope_config) ==
+                   sizeof(size_t) + 2 * sizeof(int32_t) + 5 * sizeof(double),
+               "llmk_rope_config changed: update RopeConfig in rope.go");
+_Static_assert(sizeof(llmk_adamw_config) == sizeof(size_t) + 5 * sizeof(double) + sizeof(int64_t),
+               "llmk_adamw_config changed: update AdamWConfig in adamw.go");
+
 #endif  // LLMKGO_H

@@ -70,8 +70,20 @@ func (b *DeviceBuffer) Len() int { return b.bytes }
 // Tensor views the buffer from its start. A nil strides means contiguous (row-major). The view
 // must lie within the buffer, with extents and strides >= 0.
 func (b *DeviceBuffer) Tensor(dtype DType, shape, strides []int64) (Tensor, error) {
+	return b.TensorAt(0, dtype, shape, strides)
+}
+
+// TensorAt views the buffer from its element `offset` (counted in elements of dtype, >= 0; even
+// for I4, whose views start on a byte), e.g. the up half of a fused [gate | up] buffer or the K
+// slice of a fused QKV buffer. A nil strides means contiguous (row-major). The view must lie
+// within the buffer, with extents and strides >= 0.
+func (b *DeviceBuffer) TensorAt(offset int64, dtype DType, shape, strides []int64) (Tensor, error) {
 	if !dtype.known() {
 		return Tensor{}, argError(StatusUnsupportedDType, "tensor: dtype %d is not an llmk dtype", int32(dtype))
+	}
+	if offset < 0 || (dtype == I4 && offset%2 != 0) {
+		return Tensor{}, argError(StatusInvalidValue,
+			"tensor: offset %d is negative or not on a byte of %v elements", offset, dtype)
 	}
 	t, err := newTensor(b.ptr, dtype, shape, strides)
 	if err != nil {
@@ -81,11 +93,16 @@ func (b *DeviceBuffer) Tensor(dtype DType, shape, strides []int64) (Tensor, erro
 	if err != nil {
 		return Tensor{}, err
 	}
-	hi, bitCount := bits.Mul64(uint64(elements), uint64(dtype.Bits()))
-	if hi != 0 || (bitCount+7)/8 > uint64(b.bytes) {
+	elementBits := uint64(dtype.Bits())
+	hiStart, startBits := bits.Mul64(uint64(offset), elementBits)
+	hiEnd, endBits := bits.Mul64(uint64(elements), elementBits)
+	endBits, carry := bits.Add64(endBits, startBits, 0)
+	if hiStart != 0 || hiEnd != 0 || carry != 0 || endBits > 8*uint64(b.bytes) {
 		return Tensor{}, argError(StatusInvalidShape,
-			"tensor: the view spans %d %v elements, the buffer has %d bytes", elements, dtype, b.bytes)
+			"tensor: the view spans %d %v elements from element %d, the buffer has %d bytes",
+			elements, dtype, offset, b.bytes)
 	}
+	t.data = unsafe.Add(b.ptr, startBits/8)
 	return t, nil
 }
 

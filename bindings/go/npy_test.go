@@ -17,7 +17,7 @@ type npyArray struct {
 	data  []byte
 }
 
-var npyItemSize = map[string]int{"<f2": 2, "<u2": 2, "<f4": 4, "<f8": 8}
+var npyItemSize = map[string]int{"<f2": 2, "<u2": 2, "<f4": 4, "<i4": 4, "<i8": 8, "<f8": 8}
 
 // readNpy reads the C-order arrays that tests/vectors/generate.py writes: the header is the
 // usual Python dict, of which only descr, fortran_order and shape matter.
@@ -94,6 +94,22 @@ func (a npyArray) float32s() []float32 {
 	out := make([]float32, len(a.data)/4)
 	for i := range out {
 		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(a.data[4*i:]))
+	}
+	return out
+}
+
+func (a npyArray) int32s() []int32 {
+	out := make([]int32, len(a.data)/4)
+	for i := range out {
+		out[i] = int32(binary.LittleEndian.Uint32(a.data[4*i:]))
+	}
+	return out
+}
+
+func (a npyArray) int64s() []int64 {
+	out := make([]int64, len(a.data)/8)
+	for i := range out {
+		out[i] = int64(binary.LittleEndian.Uint64(a.data[8*i:]))
 	}
 	return out
 }

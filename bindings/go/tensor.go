@@ -88,6 +88,18 @@ func TensorFromUint16(data []uint16, dtype DType, shape, strides []int64) (Tenso
 	return sliceTensor(firstElement(data), len(data), dtype, shape, strides)
 }
 
+// TensorFromInt32 views data as an I32 tensor (token ids, positions, slots). A nil strides means
+// contiguous (row-major). The view must lie within data, with extents and strides >= 0.
+func TensorFromInt32(data []int32, shape, strides []int64) (Tensor, error) {
+	return sliceTensor(firstElement(data), len(data), I32, shape, strides)
+}
+
+// TensorFromInt64 views data as an I64 tensor (token ids, positions, slots). A nil strides means
+// contiguous (row-major). The view must lie within data, with extents and strides >= 0.
+func TensorFromInt64(data []int64, shape, strides []int64) (Tensor, error) {
+	return sliceTensor(firstElement(data), len(data), I64, shape, strides)
+}
+
 // TensorFromPointer views memory the binding knows nothing about, such as device memory from
 // another CUDA library. A nil strides means contiguous (row-major). Nothing is checked against
 // the allocation: the caller guarantees that the view lies within it and that the memory stays

@@ -1,7 +1,8 @@
 package llmk_test
 
 // The runner of the shared test vectors (tests/vectors/README.md): the same cases as the C++
-// tests and the other bindings, with the same buffer, alias, NaN-poison and tolerance rules.
+// tests (tests/common/vectors.cpp) and the other bindings, with the same buffer, view, NaN-poison
+// and tolerance rules.
 
 import (
 	"bufio"
@@ -45,7 +46,28 @@ func (c vectorCase) float(key string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return strconv.ParseFloat(v, 64)
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v", key, err)
+	}
+	return f, nil
+}
+
+// integer parses an integer scalar, accepting the float spelling of a whole number ("64.0") as
+// the C++ runner does.
+func (c vectorCase) integer(key string) (int64, error) {
+	v, err := c.get(key)
+	if err != nil {
+		return 0, err
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return n, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return 0, fmt.Errorf("%s=%s is not an integer", key, v)
+	}
+	return int64(f), nil
 }
 
 func (c vectorCase) ints(key string) ([]int64, error) {
@@ -62,6 +84,81 @@ func (c vectorCase) ints(key string) ([]int64, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// enum is the constant among values whose String is the case's value of key (activation=silu).
+func enum[E fmt.Stringer](c vectorCase, key string, values ...E) (E, error) {
+	name, err := c.get(key)
+	if err != nil {
+		return values[0], err
+	}
+	for _, v := range values {
+		if v.String() == name {
+			return v, nil
+		}
+	}
+	return values[0], fmt.Errorf("%s=%s names no constant", key, name)
+}
+
+// configFields sets the fields of an op's config struct that a case gives; the others keep the
+// library's defaults. The first parse error sticks.
+type configFields struct {
+	c   vectorCase
+	err error
+}
+
+func (f *configFields) float(key string, field *float64) {
+	if f.err == nil && f.c.has(key) {
+		*field, f.err = f.c.float(key)
+	}
+}
+
+func (f *configFields) int32(key string, field *int32) {
+	if f.err == nil && f.c.has(key) {
+		var n int64
+		if n, f.err = f.c.integer(key); f.err == nil && n != int64(int32(n)) {
+			f.err = fmt.Errorf("%s=%d does not fit in an int32", key, n)
+		}
+		*field = int32(n)
+	}
+}
+
+func (f *configFields) int64(key string, field *int64) {
+	if f.err == nil && f.c.has(key) {
+		*field, f.err = f.c.integer(key)
+	}
+}
+
+func ropeConfig(c vectorCase) (llmk.RopeConfig, error) {
+	config := llmk.DefaultRopeConfig()
+	f := configFields{c: c}
+	if c.has("style") {
+		config.Style, f.err = enum(c, "style", llmk.RopeNeoX, llmk.RopeGPTJ)
+	}
+	f.int32("rotary_dim", &config.RotaryDim)
+	f.float("theta", &config.Theta)
+	f.float("llama3_factor", &config.Llama3Factor)
+	f.float("llama3_low_freq_factor", &config.Llama3LowFreqFactor)
+	f.float("llama3_high_freq_factor", &config.Llama3HighFreqFactor)
+	f.float("llama3_original_max_position", &config.Llama3OriginalMaxPosition)
+	return config, f.err
+}
+
+func adamWConfig(c vectorCase) (llmk.AdamWConfig, error) {
+	config := llmk.DefaultAdamWConfig()
+	f := configFields{c: c}
+	f.float("lr", &config.LR)
+	f.float("beta1", &config.Beta1)
+	f.float("beta2", &config.Beta2)
+	f.float("eps", &config.Eps)
+	f.float("weight_decay", &config.WeightDecay)
+	f.int64("step", &config.Step)
+	return config, f.err
+}
+
+func activation(c vectorCase) (llmk.Activation, error) {
+	return enum(c, "activation", llmk.ActivationIdentity, llmk.ActivationGELU,
+		llmk.ActivationGELUTanh, llmk.ActivationSiLU, llmk.ActivationReLU)
 }
 
 func loadManifest(dir string) ([]vectorCase, error) {
@@ -103,15 +200,20 @@ func loadManifest(dir string) ([]vectorCase, error) {
 	return cases, nil
 }
 
-// hostArray is a backing buffer in host memory: f32 elements, or the bits of f16/bf16 ones.
+// hostArray is a backing buffer in host memory, in the Go type that holds its dtype: f32
+// elements, the bits of f16/bf16 ones, or i32/i64 ones. Exactly one slice is in use.
 type hostArray struct {
 	dtype llmk.DType
 	f32   []float32
 	u16   []uint16
+	i32   []int32
+	i64   []int64
 }
 
+var vectorDTypes = []llmk.DType{llmk.F32, llmk.F16, llmk.BF16, llmk.I32, llmk.I64}
+
 func parseDType(name string) (llmk.DType, error) {
-	for _, d := range []llmk.DType{llmk.F32, llmk.F16, llmk.BF16} {
+	for _, d := range vectorDTypes {
 		if d.String() == name {
 			return d, nil
 		}
@@ -120,25 +222,50 @@ func parseDType(name string) (llmk.DType, error) {
 }
 
 // npyDescr is how the vectors store each dtype.
-var npyDescr = map[llmk.DType]string{llmk.F32: "<f4", llmk.F16: "<f2", llmk.BF16: "<u2"}
+var npyDescr = map[llmk.DType]string{
+	llmk.F32: "<f4", llmk.F16: "<f2", llmk.BF16: "<u2", llmk.I32: "<i4", llmk.I64: "<i8",
+}
 
 func arrayFromNpy(dtype llmk.DType, a npyArray) (hostArray, error) {
 	if a.descr != npyDescr[dtype] || len(a.shape) != 1 {
 		return hostArray{}, fmt.Errorf("a %v buffer needs a 1-D %s array, the file has %s of shape %v",
 			dtype, npyDescr[dtype], a.descr, a.shape)
 	}
-	if dtype == llmk.F32 {
-		return hostArray{dtype: dtype, f32: a.float32s()}, nil
+	h := hostArray{dtype: dtype}
+	switch dtype {
+	case llmk.F32:
+		h.f32 = a.float32s()
+	case llmk.F16, llmk.BF16:
+		h.u16 = a.uint16s()
+	case llmk.I32:
+		h.i32 = a.int32s()
+	case llmk.I64:
+		h.i64 = a.int64s()
 	}
-	return hostArray{dtype: dtype, u16: a.uint16s()}, nil
+	return h, nil
+}
+
+// makeArray is a zeroed array of n elements.
+func makeArray(dtype llmk.DType, n int64) hostArray {
+	a := hostArray{dtype: dtype}
+	switch dtype {
+	case llmk.F16, llmk.BF16:
+		a.u16 = make([]uint16, n)
+	case llmk.I32:
+		a.i32 = make([]int32, n)
+	case llmk.I64:
+		a.i64 = make([]int64, n)
+	default:
+		a.f32 = make([]float32, n)
+	}
+	return a
 }
 
 // nanArray is an output's fresh buffer: every element NaN, so that an unwritten one fails.
-func nanArray(dtype llmk.DType, n int64) hostArray {
-	a := hostArray{dtype: dtype}
+func nanArray(dtype llmk.DType, n int64) (hostArray, error) {
+	a := makeArray(dtype, n)
 	switch dtype {
 	case llmk.F32:
-		a.f32 = make([]float32, n)
 		for i := range a.f32 {
 			a.f32[i] = float32(math.NaN())
 		}
@@ -147,20 +274,27 @@ func nanArray(dtype llmk.DType, n int64) hostArray {
 		if dtype == llmk.BF16 {
 			nan = 0x7FC0
 		}
-		a.u16 = make([]uint16, n)
 		for i := range a.u16 {
 			a.u16[i] = nan
 		}
+	default:
+		return hostArray{}, fmt.Errorf("an output of dtype %v has no NaN to start from", dtype)
 	}
-	return a
+	return a, nil
 }
 
-func (a hostArray) len() int { return len(a.f32) + len(a.u16) }
+func (a hostArray) len() int { return len(a.f32) + len(a.u16) + len(a.i32) + len(a.i64) }
 
 func (a hostArray) bytes() int { return a.len() * a.dtype.Bits() / 8 }
 
 func (a hostArray) clone() hostArray {
-	return hostArray{dtype: a.dtype, f32: append([]float32(nil), a.f32...), u16: append([]uint16(nil), a.u16...)}
+	return hostArray{
+		dtype: a.dtype,
+		f32:   append([]float32(nil), a.f32...),
+		u16:   append([]uint16(nil), a.u16...),
+		i32:   append([]int32(nil), a.i32...),
+		i64:   append([]int64(nil), a.i64...),
+	}
 }
 
 func (a hostArray) value(i int) float64 {
@@ -169,23 +303,66 @@ func (a hostArray) value(i int) float64 {
 		return f16ToFloat64(a.u16[i])
 	case llmk.BF16:
 		return bf16ToFloat64(a.u16[i])
+	case llmk.I32:
+		return float64(a.i32[i])
+	case llmk.I64:
+		return float64(a.i64[i])
 	}
 	return float64(a.f32[i])
 }
 
-// sameBits compares element i bit for bit, so that NaN equals the same NaN.
-func (a hostArray) sameBits(b hostArray, i int) bool {
-	if a.dtype == llmk.F32 {
-		return math.Float32bits(a.f32[i]) == math.Float32bits(b.f32[i])
+// bits is element i's bit pattern, so that a NaN compares equal to the same NaN.
+func (a hostArray) bits(i int) uint64 {
+	switch a.dtype {
+	case llmk.F16, llmk.BF16:
+		return uint64(a.u16[i])
+	case llmk.I32:
+		return uint64(uint32(a.i32[i]))
+	case llmk.I64:
+		return uint64(a.i64[i])
 	}
-	return a.u16[i] == b.u16[i]
+	return uint64(math.Float32bits(a.f32[i]))
 }
 
-func (a hostArray) tensor(shape, strides []int64) (llmk.Tensor, error) {
-	if a.dtype == llmk.F32 {
-		return llmk.TensorFromFloat32(a.f32, shape, strides)
+// tensor views the array from its element offset.
+func (a hostArray) tensor(offset int64, shape, strides []int64) (llmk.Tensor, error) {
+	if offset < 0 || offset > int64(a.len()) {
+		return llmk.Tensor{}, fmt.Errorf("offset %d outside a buffer of %d elements", offset, a.len())
 	}
-	return llmk.TensorFromUint16(a.u16, a.dtype, shape, strides)
+	switch a.dtype {
+	case llmk.F16, llmk.BF16:
+		return llmk.TensorFromUint16(a.u16[offset:], a.dtype, shape, strides)
+	case llmk.I32:
+		return llmk.TensorFromInt32(a.i32[offset:], shape, strides)
+	case llmk.I64:
+		return llmk.TensorFromInt64(a.i64[offset:], shape, strides)
+	}
+	return llmk.TensorFromFloat32(a.f32[offset:], shape, strides)
+}
+
+func (a hostArray) copyToDevice(dst *llmk.DeviceBuffer) error {
+	switch a.dtype {
+	case llmk.F16, llmk.BF16:
+		return llmk.CopyToDevice(dst, a.u16)
+	case llmk.I32:
+		return llmk.CopyToDevice(dst, a.i32)
+	case llmk.I64:
+		return llmk.CopyToDevice(dst, a.i64)
+	}
+	return llmk.CopyToDevice(dst, a.f32)
+}
+
+// copyFromDevice fills a, whose slice has its length already, from src.
+func (a hostArray) copyFromDevice(src *llmk.DeviceBuffer) error {
+	switch a.dtype {
+	case llmk.F16, llmk.BF16:
+		return llmk.CopyToHost(a.u16, src)
+	case llmk.I32:
+		return llmk.CopyToHost(a.i32, src)
+	case llmk.I64:
+		return llmk.CopyToHost(a.i64, src)
+	}
+	return llmk.CopyToHost(a.f32, src)
 }
 
 // memory is where one run of the vectors keeps its backing buffers.
@@ -195,7 +372,8 @@ type memory interface {
 }
 
 type buffer interface {
-	tensor(shape, strides []int64) (llmk.Tensor, error)
+	// tensor views the buffer from its element offset, in the buffer's dtype.
+	tensor(offset int64, shape, strides []int64) (llmk.Tensor, error)
 	contents() (hostArray, error)
 	free() error
 }
@@ -208,8 +386,8 @@ type sliceBuffer struct{ a hostArray }
 
 func (goSlices) place(contents hostArray) (buffer, error) { return sliceBuffer{contents.clone()}, nil }
 
-func (b sliceBuffer) tensor(shape, strides []int64) (llmk.Tensor, error) {
-	return b.a.tensor(shape, strides)
+func (b sliceBuffer) tensor(offset int64, shape, strides []int64) (llmk.Tensor, error) {
+	return b.a.tensor(offset, shape, strides)
 }
 
 func (b sliceBuffer) contents() (hostArray, error) { return b.a, nil }
@@ -221,7 +399,7 @@ type llmkMemory struct{ ctx *llmk.Context }
 
 type deviceBuffer struct {
 	dtype llmk.DType
-	n     int
+	n     int64 // elements
 	buf   *llmk.DeviceBuffer
 }
 
@@ -234,47 +412,54 @@ func (m llmkMemory) place(contents hostArray) (buffer, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := deviceBuffer{dtype: contents.dtype, n: contents.len(), buf: buf}
-	if contents.dtype == llmk.F32 {
-		err = llmk.CopyToDevice(buf, contents.f32)
-	} else {
-		err = llmk.CopyToDevice(buf, contents.u16)
-	}
-	if err != nil {
+	if err := contents.copyToDevice(buf); err != nil {
 		buf.Free()
 		return nil, err
 	}
-	return b, nil
+	return deviceBuffer{dtype: contents.dtype, n: int64(contents.len()), buf: buf}, nil
 }
 
-func (b deviceBuffer) tensor(shape, strides []int64) (llmk.Tensor, error) {
-	return b.buf.Tensor(b.dtype, shape, strides)
+func (b deviceBuffer) tensor(offset int64, shape, strides []int64) (llmk.Tensor, error) {
+	return b.buf.TensorAt(offset, b.dtype, shape, strides)
 }
 
 func (b deviceBuffer) contents() (hostArray, error) {
-	a := hostArray{dtype: b.dtype}
-	if b.dtype == llmk.F32 {
-		a.f32 = make([]float32, b.n)
-		return a, llmk.CopyToHost(a.f32, b.buf)
-	}
-	a.u16 = make([]uint16, b.n)
-	return a, llmk.CopyToHost(a.u16, b.buf)
+	a := makeArray(b.dtype, b.n)
+	return a, a.copyFromDevice(b.buf)
 }
 
 func (b deviceBuffer) free() error { return b.buf.Free() }
 
 // The tensor roles of each op, named as in include/llmk.h, in argument order.
 var opRoles = map[string][]string{
-	"rms_norm":     {"x", "weight", "y"},
-	"add_rms_norm": {"x", "residual", "weight", "y"},
-	"layer_norm":   {"x", "weight", "bias", "y"},
+	"rms_norm":             {"x", "weight", "y"},
+	"add_rms_norm":         {"x", "residual", "weight", "y"},
+	"layer_norm":           {"x", "weight", "bias", "y"},
+	"bias_activation":      {"x", "bias", "y"},
+	"gated_activation":     {"gate", "up", "y"},
+	"rope":                 {"positions", "q", "k", "cos_sin_cache"},
+	"embedding":            {"ids", "table", "y"},
+	"kv_cache_write":       {"k", "v", "cache_seqlens", "k_cache", "v_cache"},
+	"paged_kv_cache_write": {"k", "v", "slot_mapping", "k_cache", "v_cache"},
+	"adamw_step":           {"param", "grad", "exp_avg", "exp_avg_sq"},
 }
 
-// role is one tensor argument of a case; aliases (y=@x) share the role of their target.
+// role is one tensor argument of a case: a view into the backing buffer of `owner`, which is the
+// role itself unless the case says `role=@owner`.
 type role struct {
-	initial hostArray // the backing buffer before the op
-	buf     buffer
+	name    string
+	dtype   llmk.DType
+	shape   []int64
+	strides []int64
+	owner   string
+	offset  int64 // buffer elements before the view's first one
 	tensor  llmk.Tensor
+}
+
+// backing is a buffer that a role owns, with its contents before the op.
+type backing struct {
+	initial hostArray
+	buf     buffer
 }
 
 // bufferLength is the backing buffer a view needs: 1 + sum((shape - 1) * strides), or 0.
@@ -289,111 +474,101 @@ func bufferLength(shape, strides []int64) int64 {
 	return n
 }
 
-func (r *role) load(c vectorCase, name, dir string, mem memory) error {
+func parseRole(c vectorCase, name string) (*role, error) {
+	r := &role{name: name, owner: name}
 	dtypeName, err := c.get(name + ".dtype")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	dtype, err := parseDType(dtypeName)
-	if err != nil {
-		return err
+	if r.dtype, err = parseDType(dtypeName); err != nil {
+		return nil, err
 	}
-	shape, err := c.ints(name + ".shape")
-	if err != nil {
-		return err
+	if r.shape, err = c.ints(name + ".shape"); err != nil {
+		return nil, err
 	}
-	strides, err := c.ints(name + ".strides")
-	if err != nil {
-		return err
+	if r.strides, err = c.ints(name + ".strides"); err != nil {
+		return nil, err
 	}
-	if len(strides) != len(shape) {
-		return fmt.Errorf("%s: %d strides for %d dimensions", name, len(strides), len(shape))
+	if len(r.strides) != len(r.shape) {
+		return nil, fmt.Errorf("%d strides for %d dimensions", len(r.strides), len(r.shape))
 	}
-	n := bufferLength(shape, strides)
-	if file := c.fields[name]; file != "" {
-		a, err := readNpy(filepath.Join(dir, "data", file))
-		if err != nil {
-			return err
+	if source := c.fields[name]; strings.HasPrefix(source, "@") {
+		r.owner = source[1:]
+		if c.has(name + ".offset") {
+			if r.offset, err = c.integer(name + ".offset"); err != nil {
+				return nil, err
+			}
 		}
-		if r.initial, err = arrayFromNpy(dtype, a); err != nil {
-			return fmt.Errorf("%s: %v", file, err)
-		}
-		if int64(r.initial.len()) != n {
-			return fmt.Errorf("%s: %d elements, the view needs a buffer of %d", file, r.initial.len(), n)
-		}
-	} else {
-		r.initial = nanArray(dtype, n)
 	}
-	if r.buf, err = mem.place(r.initial); err != nil {
-		return err
-	}
-	r.tensor, err = r.buf.tensor(shape, strides)
-	return err
+	return r, nil
 }
 
-// check compares the view with expect[name] and the rest of the buffer with its initial bits.
-func (r *role) check(t *testing.T, c vectorCase, name, dir string) {
+// newBacking is the buffer of an owner role: its input file, or NaN for an output.
+func newBacking(c vectorCase, r *role, dir string, mem memory) (*backing, error) {
+	b := &backing{}
+	n := bufferLength(r.shape, r.strides)
+	if file := c.fields[r.name]; file != "" {
+		a, err := readNpy(filepath.Join(dir, "data", file))
+		if err != nil {
+			return nil, err
+		}
+		if b.initial, err = arrayFromNpy(r.dtype, a); err != nil {
+			return nil, fmt.Errorf("%s: %v", file, err)
+		}
+		if int64(b.initial.len()) < n {
+			return nil, fmt.Errorf("%s: %d elements, the view needs a buffer of %d", file, b.initial.len(), n)
+		}
+	} else {
+		var err error
+		if b.initial, err = nanArray(r.dtype, n); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	b.buf, err = mem.place(b.initial)
+	return b, err
+}
+
+// checkView compares view r of a buffer's contents `after` with expect.<r>, and marks the
+// buffer elements it covers in `checked`.
+func checkView(t *testing.T, c vectorCase, r *role, after hostArray, dir string, checked []bool) {
 	t.Helper()
-	after, err := r.buf.contents()
-	if err != nil {
-		t.Fatalf("%s: reading back: %v", name, err)
-	}
-	shape, strides := r.tensor.Shape(), r.tensor.Strides()
-	inView := make([]bool, after.len())
-	if !c.has("expect." + name) {
-		// An input: nothing may write to any of its elements.
-		checkUnwritten(t, name, r.initial, after, inView)
-		return
-	}
-	file := c.fields["expect."+name]
+	file := c.fields["expect."+r.name]
 	want, err := readNpy(filepath.Join(dir, "data", file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want.descr != "<f8" || fmt.Sprint(want.shape) != fmt.Sprint(shape) {
-		t.Fatalf("%s: expected <f8 of shape %v, the file has %s of %v", file, shape, want.descr, want.shape)
+	if want.descr != "<f8" || fmt.Sprint(want.shape) != fmt.Sprint(r.shape) {
+		t.Fatalf("%s: expected <f8 of shape %v, the file has %s of %v", file, r.shape, want.descr, want.shape)
 	}
-	rtol, err := c.float("rtol." + name)
+	rtol, err := c.float("rtol." + r.name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	atol, err := c.float("atol." + name)
+	atol, err := c.float("atol." + r.name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	expected := want.float64s()
 	bad := 0
 	for i, expect := range expected {
-		offset, rest := int64(0), int64(i)
-		for d := len(shape) - 1; d >= 0; d-- {
-			offset += rest % shape[d] * strides[d]
-			rest /= shape[d]
+		offset, rest := r.offset, int64(i)
+		for d := len(r.shape) - 1; d >= 0; d-- {
+			offset += rest % r.shape[d] * r.strides[d]
+			rest /= r.shape[d]
 		}
-		inView[offset] = true
+		checked[offset] = true
 		got := after.value(int(offset))
 		finite := !math.IsNaN(got) && !math.IsInf(got, 0)
 		if finite && math.Abs(got-expect) <= atol+rtol*math.Abs(expect) {
 			continue
 		}
 		if bad++; bad <= 3 {
-			t.Errorf("%s[%d] = %g, expected %g", name, i, got, expect)
+			t.Errorf("%s[%d] = %g, expected %g", r.name, i, got, expect)
 		}
 	}
 	if bad > 0 {
-		t.Errorf("%s: %d of %d elements off (rtol %g, atol %g)", name, bad, len(expected), rtol, atol)
-	}
-	checkUnwritten(t, name, r.initial, after, inView)
-}
-
-// checkUnwritten reports the first element outside the view that differs from its initial bits:
-// a gap the op wrote, or, for an input, any write at all.
-func checkUnwritten(t *testing.T, name string, initial, after hostArray, inView []bool) {
-	t.Helper()
-	for e, skip := range inView {
-		if !skip && !after.sameBits(initial, e) {
-			t.Errorf("%s: buffer element %d was written (%g, initially %g)", name, e, after.value(e), initial.value(e))
-			return
-		}
+		t.Errorf("%s: %d of %d elements off (rtol %g, atol %g)", r.name, bad, len(expected), rtol, atol)
 	}
 }
 
@@ -407,72 +582,145 @@ func runCase(t *testing.T, ctx *llmk.Context, mem memory, dir string, c vectorCa
 		t.Fatalf("unknown op %q", op)
 	}
 	roles := map[string]*role{}
-	var owners []*role // the roles that own a buffer, each once
+	var present []*role // in argument order
 	for _, name := range names {
 		if !c.has(name + ".shape") {
 			continue // an optional tensor left out: passed as NULL
 		}
-		if source := c.fields[name]; strings.HasPrefix(source, "@") {
-			target, ok := roles[source[1:]]
-			if !ok {
-				t.Fatalf("%s=%s: no such role before it", name, source)
-			}
-			roles[name] = target // the very same view: same pointer, shape and strides
-			continue
-		}
-		r := &role{}
-		if err := r.load(c, name, dir, mem); err != nil {
+		r, err := parseRole(c, name)
+		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		roles[name] = r
+		present = append(present, r)
+	}
+	// The buffers first, then the views into them: `R=@S` may name a role after R.
+	buffers := map[string]*backing{}
+	var owners []string
+	for _, r := range present {
+		if r.owner != r.name {
+			continue
+		}
+		b, err := newBacking(c, r, dir, mem)
+		if err != nil {
+			t.Fatalf("%s: %v", r.name, err)
+		}
+		name := r.name
 		t.Cleanup(func() {
-			if err := r.buf.free(); err != nil {
+			if err := b.buf.free(); err != nil {
 				t.Errorf("%s: free: %v", name, err)
 			}
 		})
-		roles[name] = r
-		owners = append(owners, r)
+		buffers[r.name] = b
+		owners = append(owners, r.name)
 	}
-	tensor := func(name string) llmk.Tensor {
-		r, ok := roles[name]
+	for _, r := range present {
+		b, ok := buffers[r.owner]
 		if !ok {
-			t.Fatalf("the case has no %s", name)
+			t.Fatalf("%s=@%s: %s has no buffer of its own", r.name, r.owner, r.owner)
 		}
-		return r.tensor
-	}
-	eps, err := c.float("eps")
-	if err != nil {
-		t.Fatal(err)
+		if r.dtype != b.initial.dtype {
+			t.Fatalf("%s is %v, a view into %s's %v buffer", r.name, r.dtype, r.owner, b.initial.dtype)
+		}
+		if r.tensor, err = b.buf.tensor(r.offset, r.shape, r.strides); err != nil {
+			t.Fatalf("%s: %v", r.name, err)
+		}
 	}
 
-	switch op {
-	case "rms_norm":
-		err = llmk.RMSNorm(ctx, tensor("x"), tensor("weight"), float32(eps), tensor("y"), nil)
-	case "add_rms_norm":
-		err = llmk.AddRMSNorm(ctx, tensor("x"), tensor("residual"), tensor("weight"), float32(eps), tensor("y"), nil)
-	case "layer_norm":
-		var bias *llmk.Tensor
-		if r, ok := roles["bias"]; ok {
-			bias = &r.tensor
-		}
-		err = llmk.LayerNorm(ctx, tensor("x"), tensor("weight"), bias, float32(eps), tensor("y"), nil)
-	}
-	if err != nil {
+	if err := callOp(ctx, c, op, roles); err != nil {
 		t.Fatalf("%s: %v", op, err)
 	}
 	if err := ctx.Synchronize(nil); err != nil {
 		t.Fatalf("synchronize: %v", err)
 	}
 
-	// Each buffer once, under the name that has an expectation if one does (y of y=@x).
+	// Per buffer: every view with an expect. file must match it; every other element (gaps,
+	// inputs) must keep its initial bits.
 	for _, owner := range owners {
-		checked := ""
-		for _, name := range names {
-			if roles[name] == owner && (checked == "" || c.has("expect."+name)) {
-				checked = name
+		b := buffers[owner]
+		after, err := b.buf.contents()
+		if err != nil {
+			t.Fatalf("%s: reading back: %v", owner, err)
+		}
+		checked := make([]bool, after.len())
+		for _, r := range present {
+			if r.owner == owner && c.has("expect."+r.name) {
+				checkView(t, c, r, after, dir, checked)
 			}
 		}
-		owner.check(t, c, checked, dir)
+		for e, isChecked := range checked {
+			if !isChecked && after.bits(e) != b.initial.bits(e) {
+				t.Errorf("%s: buffer element %d outside every output view was written (%g, initially %g)",
+					owner, e, after.value(e), b.initial.value(e))
+				break
+			}
+		}
 	}
+}
+
+// callOp calls the op of case c with the roles' tensors, an absent optional role being nil.
+func callOp(ctx *llmk.Context, c vectorCase, op string, roles map[string]*role) error {
+	tensor := func(name string) llmk.Tensor {
+		if r, ok := roles[name]; ok {
+			return r.tensor
+		}
+		// A required role the case lacks: its zero Tensor has NULL data, which the op reports.
+		return llmk.Tensor{}
+	}
+	optional := func(name string) *llmk.Tensor {
+		if r, ok := roles[name]; ok {
+			return &r.tensor
+		}
+		return nil
+	}
+	switch op {
+	case "rms_norm", "add_rms_norm", "layer_norm":
+		eps, err := c.float("eps")
+		if err != nil {
+			return err
+		}
+		switch op {
+		case "rms_norm":
+			return llmk.RMSNorm(ctx, tensor("x"), tensor("weight"), float32(eps), tensor("y"), nil)
+		case "add_rms_norm":
+			return llmk.AddRMSNorm(ctx, tensor("x"), tensor("residual"), tensor("weight"), float32(eps),
+				tensor("y"), nil)
+		}
+		return llmk.LayerNorm(ctx, tensor("x"), tensor("weight"), optional("bias"), float32(eps),
+			tensor("y"), nil)
+	case "bias_activation", "gated_activation":
+		a, err := activation(c)
+		if err != nil {
+			return err
+		}
+		if op == "bias_activation" {
+			return llmk.BiasActivation(ctx, tensor("x"), optional("bias"), a, tensor("y"), nil)
+		}
+		return llmk.GatedActivation(ctx, tensor("gate"), tensor("up"), a, tensor("y"), nil)
+	case "rope":
+		config, err := ropeConfig(c)
+		if err != nil {
+			return err
+		}
+		return llmk.Rope(ctx, config, tensor("positions"), tensor("q"), optional("k"),
+			optional("cos_sin_cache"), nil)
+	case "embedding":
+		return llmk.Embedding(ctx, tensor("ids"), tensor("table"), tensor("y"), nil)
+	case "kv_cache_write":
+		return llmk.KVCacheWrite(ctx, tensor("k"), tensor("v"), tensor("cache_seqlens"),
+			tensor("k_cache"), tensor("v_cache"), nil)
+	case "paged_kv_cache_write":
+		return llmk.PagedKVCacheWrite(ctx, tensor("k"), tensor("v"), tensor("slot_mapping"),
+			tensor("k_cache"), tensor("v_cache"), nil)
+	case "adamw_step":
+		config, err := adamWConfig(c)
+		if err != nil {
+			return err
+		}
+		return llmk.AdamWStep(ctx, config, tensor("param"), tensor("grad"), tensor("exp_avg"),
+			tensor("exp_avg_sq"), nil)
+	}
+	return fmt.Errorf("the runner does not call op %q", op)
 }
 
 func runVectors(t *testing.T, ctx *llmk.Context, mem memory) {
