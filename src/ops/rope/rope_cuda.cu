@@ -22,12 +22,6 @@ using rope_kernels::kChunks;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-unsigned log2_ceil(int64_t n) {
-  unsigned shift = 0;
-  while ((int64_t{1} << shift) < n) ++shift;
-  return shift;
-}
-
 // 16 / element_bytes when every pack of q and k starts 16-byte aligned: the base pointers, the
 // token and head strides (where the extent is over 1) and the distance between packs of a unit
 // (rotary_dim / 2 in NeoX style, rotary_dim in GPT-J style) are multiples of 16 bytes. Otherwise
@@ -49,33 +43,36 @@ int pack_width(const RopeParams& p, size_t element) {
 
 // Threads per token: enough that each owns at most kChunks units, and one unit each while a
 // token has fewer than a warp's worth (small heads), so the angles spread over many threads too.
-// Heads split into groups (blockIdx.y) when a token has more units than a block holds.
+// Any count, not only powers of two, so that uneven head counts (GQA's 32 + 8) still give every
+// thread kChunks units. Heads split evenly into groups (blockIdx.y) when a token has more units
+// than a block holds.
 Geometry geometry_of(const RopeParams& p, int pairs_per_unit) {
   Geometry g;
   g.units_per_head = static_cast<unsigned>(p.pairs / pairs_per_unit);
   const int64_t heads = p.q.heads + p.k.heads;
-  g.heads_per_group = static_cast<unsigned>(
-      std::min<int64_t>(heads, int64_t{kBlockThreads} * kChunks / g.units_per_head));
+  const int64_t groups = ceil_div(heads, int64_t{kBlockThreads} * kChunks / g.units_per_head);
+  g.heads_per_group = static_cast<unsigned>(ceil_div(heads, groups));
   const int64_t units = int64_t{g.heads_per_group} * g.units_per_head;
-  const int64_t threads = std::max(ceil_div(units, kChunks), std::min<int64_t>(units, 32));
-  g.token_shift = std::min(log2_ceil(kBlockThreads), log2_ceil(threads));
-  g.threads_per_token = 1u << g.token_shift;
+  g.threads_per_token =
+      static_cast<unsigned>(std::max(ceil_div(units, kChunks), std::min<int64_t>(units, 32)));
+  g.tokens_per_block =
+      static_cast<unsigned>(std::min<int64_t>(kBlockThreads / g.threads_per_token, p.tokens));
   return g;
 }
 
 template <llmk_rope_style S, class T, int VEC>
 void run(const RopeParams& p, cudaStream_t stream) {
   const Geometry g = geometry_of(p, rope_kernels::Unit<S, VEC>::kPairs);
-  const int tokens_per_block = kBlockThreads >> g.token_shift;
-  const int64_t token_blocks = ceil_div(p.tokens, tokens_per_block);
+  const int64_t token_blocks = ceil_div(p.tokens, g.tokens_per_block);
   const int64_t head_groups = ceil_div(p.q.heads + p.k.heads, g.heads_per_group);
   if (token_blocks > INT32_MAX || head_groups > 65535) {
     fail(LLMK_ERROR_UNSUPPORTED, "rope: %lld tokens of %lld heads are more than a CUDA grid holds",
          static_cast<long long>(p.tokens), static_cast<long long>(p.q.heads + p.k.heads));
   }
   const dim3 grid(static_cast<unsigned>(token_blocks), static_cast<unsigned>(head_groups));
-  const size_t shared_bytes = size_t{2} * p.pairs * tokens_per_block * sizeof(float);
-  rope_kernels::rope_kernel<S, T, VEC><<<grid, kBlockThreads, shared_bytes, stream>>>(p, g);
+  const unsigned threads = g.tokens_per_block * g.threads_per_token;
+  const size_t shared_bytes = size_t{2} * p.pairs * g.tokens_per_block * sizeof(float);
+  rope_kernels::rope_kernel<S, T, VEC><<<grid, threads, shared_bytes, stream>>>(p, g);
 }
 
 // The one place where runtime choices become template arguments.

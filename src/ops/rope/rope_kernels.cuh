@@ -16,7 +16,13 @@
 // its q and k heads (64 heads for Llama-2-7B: the f64 work costs nothing per element). The rest
 // is a memory-bound in-place pass: each thread owns up to kChunks units (a unit is the part of
 // one head that one thread rotates), issues every load of them first, computes the angles while
-// those loads are in flight, waits at the one barrier, and then rotates and stores. With 16-byte
+// those loads are in flight, waits at the one barrier, and then rotates and stores. A token's
+// units are spread evenly over any number of threads, not a power of two: GQA's 32 + 8 heads of
+// 8 units are 80 threads of 4 units, three tokens to a block, where 128 threads would hold 2.5
+// units each and a third less in flight. The units' addresses are computed again after the
+// barrier rather than kept: that keeps the kernel within 64 registers, four blocks per SM, so
+// more loads stay in flight while a block waits at its barrier (for a cache row, a second
+// dependent load) or drains its stores. With 16-byte
 // packs a NeoX unit is one pack from the first half of the rotary dimensions and the matching
 // pack from the second half; a GPT-J unit is one pack holding its pairs side by side. Where the
 // layout does not allow 16-byte accesses, VEC is 1: a NeoX unit is one pair, a GPT-J unit one pair
@@ -34,9 +40,11 @@
 namespace llmk {
 namespace rope_kernels {
 
-// Every block has this many threads; each owns at most kChunks units.
+// A block has at most this many threads; each owns at most kChunks units. kMinBlocksPerSm blocks
+// of 16-byte units keep ~128 KB of loads in flight per SM.
 constexpr int kBlockThreads = 256;
 constexpr int kChunks = 4;
+constexpr int kMinBlocksPerSm = 4;
 
 // The shape of one unit: kPairs pairs in kPacks packs of VEC elements.
 template <llmk_rope_style S, int VEC>
@@ -53,8 +61,8 @@ struct Unit {
 
 // How the threads of a block split their work; rope_cuda.cu chooses it.
 struct Geometry {
-  unsigned threads_per_token;  // 2^token_shift; a block holds kBlockThreads >> token_shift tokens
-  unsigned token_shift;
+  unsigned threads_per_token;  // a block is tokens_per_block * threads_per_token threads
+  unsigned tokens_per_block;
   unsigned heads_per_group;  // of the q heads followed by the k heads; blockIdx.y is the group
   unsigned units_per_head;
 };
@@ -106,16 +114,29 @@ __device__ __forceinline__ float cache_element(const RopeParams& p, int64_t inde
                                          : to_float(static_cast<const T*>(p.cache)[index]);
 }
 
+// Where unit u of a token's head group starts, and its index j within its head.
+template <class T>
+__device__ __forceinline__ T* unit_start(const RopeParams& p, const Geometry& g, int64_t token,
+                                         int64_t first_head, unsigned u, int& j) {
+  const int64_t head = first_head + u / g.units_per_head;
+  j = static_cast<int>(u % g.units_per_head);
+  const bool in_q = head < p.q.heads;
+  const int64_t h = in_q ? head : head - p.q.heads;
+  T* const base = static_cast<T*>(in_q ? p.q.data : p.k.data);
+  return base + token * (in_q ? p.q.token_stride : p.k.token_stride) +
+         h * (in_q ? p.q.head_stride : p.k.head_stride);
+}
+
 template <llmk_rope_style S, class T, int VEC>
-__global__ void __launch_bounds__(kBlockThreads)
+__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
     rope_kernel(const __grid_constant__ RopeParams p, const Geometry g) {
   using U = Unit<S, VEC>;
   using P = Pack<T, VEC>;
   // Per token of the block: its pairs' cosines, then their sines.
   extern __shared__ float4 shared_storage[];
-  const unsigned slot = threadIdx.x >> g.token_shift;
-  const unsigned lane = threadIdx.x & (g.threads_per_token - 1);
-  const int64_t token = int64_t{blockIdx.x} * (kBlockThreads >> g.token_shift) + slot;
+  const unsigned slot = threadIdx.x / g.threads_per_token;
+  const unsigned lane = threadIdx.x - slot * g.threads_per_token;
+  const int64_t token = int64_t{blockIdx.x} * g.tokens_per_block + slot;
   const bool token_valid = token < p.tokens;
   const int64_t first_head = int64_t{blockIdx.y} * g.heads_per_group;
   const int64_t heads = min(int64_t{g.heads_per_group}, p.q.heads + p.k.heads - first_head);
@@ -124,23 +145,15 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t position = token_valid ? position_of(p, token) : 0;
 
   P data[kChunks][U::kPacks];
-  T* head_start[kChunks];
-  int pair[kChunks];  // the unit's first pair
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
     const unsigned u = lane + c * g.threads_per_token;
     if (u >= units) continue;
-    const int64_t head = first_head + u / g.units_per_head;
-    const int j = static_cast<int>(u % g.units_per_head);
-    const bool in_q = head < p.q.heads;
-    const int64_t h = in_q ? head : head - p.q.heads;
-    T* base = static_cast<T*>(in_q ? p.q.data : p.k.data);
-    head_start[c] = base + token * (in_q ? p.q.token_stride : p.k.token_stride) +
-                    h * (in_q ? p.q.head_stride : p.k.head_stride);
-    pair[c] = j * U::kPairs;
+    int j;
+    const T* const start = unit_start<T>(p, g, token, first_head, u, j);
 #pragma unroll
     for (int k = 0; k < U::kPacks; ++k) {
-      data[c][k] = *reinterpret_cast<const P*>(head_start[c] + U::offset(j, k, p.pairs));
+      data[c][k] = *reinterpret_cast<const P*>(start + U::offset(j, k, p.pairs));
     }
   }
 
@@ -168,9 +181,11 @@ __global__ void __launch_bounds__(kBlockThreads)
   for (int c = 0; c < kChunks; ++c) {
     const unsigned u = lane + c * g.threads_per_token;
     if (u >= units) continue;
+    int j;
+    T* const start = unit_start<T>(p, g, token, first_head, u, j);
     float cos[U::kPairs], sin[U::kPairs], v[U::kPacks * VEC];
-    load_floats(cos_table + pair[c], cos);
-    load_floats(sin_table + pair[c], sin);
+    load_floats(cos_table + j * U::kPairs, cos);
+    load_floats(sin_table + j * U::kPairs, sin);
 #pragma unroll
     for (int k = 0; k < U::kPacks; ++k) {
       float part[VEC];
@@ -186,13 +201,12 @@ __global__ void __launch_bounds__(kBlockThreads)
       v[first] = x * cos[i] - y * sin[i];
       v[second] = y * cos[i] + x * sin[i];
     }
-    const int j = pair[c] / U::kPairs;
 #pragma unroll
     for (int k = 0; k < U::kPacks; ++k) {
       float part[VEC];
 #pragma unroll
       for (int e = 0; e < VEC; ++e) part[e] = v[k * VEC + e];
-      *reinterpret_cast<P*>(head_start[c] + U::offset(j, k, p.pairs)) = pack<T>(part);
+      *reinterpret_cast<P*>(start + U::offset(j, k, p.pairs)) = pack<T>(part);
     }
   }
 }
