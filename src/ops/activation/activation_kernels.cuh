@@ -21,30 +21,38 @@
 //      SiLU:       x * rcp(1 + 2^(-x log2 e))                                   5 instructions
 //      GELU tanh:  x/2 (1 + tanh u) = x * sigmoid(2u) = x * rcp(1 + 2^(-2u log2 e)),
 //                  u = sqrt(2/pi) (x + 0.044715 x^3)                            7 instructions
-//      GELU erf:   x Phi(x), Phi from Zelen & Severo's approximation (Abramowitz & Stegun
-//                  26.2.17, absolute error < 7.5e-8): for a = |x|, t = 1 / (1 + 0.2316419 a),
-//                  Q = exp(-a^2/2) / sqrt(2 pi) * (b1 t + ... + b5 t^5) is 1 - Phi(a), so
-//                  Phi(x) = 1 - Q for x >= 0 and Q below.                      15 instructions
-//    Checked in f32 arithmetic on [-20, 20] against float64: GELU's error is at most 1.7% of the
-//    f16 tolerance (atol + rtol |y|), SiLU's and GELU-tanh's relative error at most 1e-6. The
-//    bias GELU row with erff would issue ~30 instructions per element, the whole budget; with
-//    these ~20 (widening, bias, GELU, narrowing, addresses) it keeps a third of it free.
+//      GELU erf:   x Phi(x) = x/2 + |x| (1/2 - Q(|x|)), Q = 1 - Phi from Zelen & Severo's
+//                  approximation (Abramowitz & Stegun 26.2.17, absolute error < 7.5e-8): for
+//                  a = |x|, t = 1 / (1 + 0.2316419 a),
+//                  Q(a) = exp(-a^2/2) / sqrt(2 pi) * (b1 t + ... + b5 t^5).    13 instructions
+//                  For x < 0 the sum cancels to x Q(a): 1/2 - Q's rounding (2^-26) costs an
+//                  absolute |x| 2^-26 < 1e-7 (past |x| ~ 5.6, 1/2 - Q rounds to 1/2 and y to an
+//                  exact 0), 1% of f16's atol, times |up| in the gated form. It buys two of the
+//                  five instructions x * (x >= 0 ? 1 - Q : Q) takes (product, sign test, select).
+//    Checked in f32 arithmetic on [-20, 20] against float64 (ex2 and rcp perturbed by their
+//    documented error): GELU's error is at most 2.1% of the f16 tolerance (atol + rtol |y|),
+//    SiLU's and GELU-tanh's relative error at most 1e-6. The bias GELU row with erff would issue
+//    ~30 instructions per element, the whole budget; with these ~18 (widening, bias, GELU,
+//    narrowing, addresses) it keeps more than a third of it free.
 //    tanh.approx.f32 is not used: its 2^-11 relative error would survive 1 + tanh(u) ~ 0 as a
 //    percent-level error of the output.
 //
-// Geometry: each row is cut into chunks of threads_per_row * PACKS packs of VEC elements (16
-// bytes when every pointer, row stride and n allow it, as core/pack.cuh's pack_elements says;
-// narrower down to single elements otherwise). A thread owns packs lane, lane + threads_per_row,
-// ... of its chunk, so each of its PACKS loads is coalesced across the warp, and issues all of
-// its loads (x and up, or x and bias) before it computes and stores. The grid is (chunk, row
-// group): a lone long row spreads over many blocks, short rows share one (rows_per_block rows of
-// threads_per_row threads each), and no block loops. A thread reads each element of its own
-// packs before writing the same element of y, so y may be exactly x (or gate, or up).
+// Geometry: each row is cut into chunks of threads_per_row * packs_per_thread packs of VEC
+// elements (16 bytes when every pointer, row stride and n allow it, as core/pack.cuh's
+// pack_elements says; narrower down to single elements otherwise). A thread owns packs lane,
+// lane + threads_per_row, ... of its chunk, so each of its loads is coalesced across the warp,
+// and issues all of its loads (x and up, or x and bias) before it computes and stores. The grid
+// is (chunk, row group): a lone long row spreads over many blocks, short rows share one
+// (rows_per_block rows of threads_per_row threads each), and no block loops. packs_per_thread is
+// the compile-time most, PACKS, unless that would leave SMs idle (activation_launch.cuh). A
+// thread reads each element of its own packs before writing the same element of y, so y may be
+// exactly x (or gate, or up).
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -55,14 +63,23 @@ namespace llmk {
 namespace activation_kernels {
 
 constexpr int kBlockThreads = 256;
-// Four blocks per SM at most 64 registers each keep 1024 threads, 64 KB per input stream of
-// 16-byte loads, in flight per SM: more than Little's law asks at ~4.8 TB/s.
-constexpr int kMinBlocksPerSm = 4;
 
-// Packs per thread: 64 bytes of each input stream (four 16-byte packs), and at most 16 accesses
-// when packs are narrower.
-template <class T, int VEC>
-constexpr int kPacksPerThread = 64 / (VEC * sizeof(T)) < 16 ? 64 / (VEC * sizeof(T)) : 16;
+// Most packs a thread holds: 64 bytes of each input stream (four 16-byte packs), at most 16
+// accesses when packs are narrower. The bias form holds half of both: its bias packs take as
+// many registers as x's but come from L2 (every row reads the same bias) and add no DRAM bytes
+// in flight, so the registers are better spent on more resident blocks, whose loads overlap
+// other blocks' math (bias + GELU issues ~18 instructions per element, the most of any form).
+template <class T, int VEC, ActivationForm F>
+constexpr int kMaxPacksPerThread = F == ActivationForm::bias
+                                       ? std::min<int>(32 / (VEC * sizeof(T)), 8)
+                                       : std::min<int>(64 / (VEC * sizeof(T)), 16);
+
+// Blocks of kBlockThreads per SM the register budget must allow. Four (64 registers) keep 1024
+// threads, 64 KB per input stream of 16-byte loads, in flight per SM: more than Little's law asks
+// at ~4.8 TB/s. The bias form's halved packs fit six (40 registers): eight of its usual
+// 192-thread blocks (one 5504-wide bf16 row each) instead of five, 32 KB of x in flight per SM.
+template <ActivationForm F>
+constexpr int kMinBlocksPerSm = F == ActivationForm::bias ? 6 : 4;
 
 __device__ __forceinline__ float exp2_approx(float v) {
   float r;
@@ -107,8 +124,10 @@ __device__ __forceinline__ float activate(float v) {
                     b5 = 1.330274429f * kInvSqrt2Pi;
     const float t = rcp_approx(fmaf(0.2316419f, fabsf(v), 1.0f));
     const float series = t * fmaf(fmaf(fmaf(fmaf(b5, t, b4), t, b3), t, b2), t, b1);
-    const float tail = exp2_approx(v * v * (-0.5f * kLog2e)) * series;  // 1 - Phi(|v|)
-    return v * (v >= 0.0f ? 1.0f - tail : tail);
+    const float half_v = 0.5f * v;
+    const float gauss = exp2_approx(half_v * (v * -kLog2e));  // exp(-v^2 / 2)
+    // v/2 + |v| (1/2 - Q(|v|)), no sign test: see the top of the file.
+    return fmaf(fabsf(v), fmaf(-gauss, series, 0.5f), half_v);
   }
 }
 
@@ -143,17 +162,18 @@ __device__ __forceinline__ P* row_start(Base* base, int64_t offset) {
 }
 
 // Block (threads_per_row, rows_per_block), grid (chunks per row, row groups, row groups / 65535).
+// Each thread holds 2^packs_shift <= PACKS packs (a shift: a multiply costs registers).
 template <class T, int VEC, ActivationForm F, llmk_activation A>
-__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
-    activation_kernel(const ActivationParams p) {
+__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<F>)
+    activation_kernel(const ActivationParams p, const int packs_shift) {
   using P = Pack<T, VEC>;
-  constexpr int PACKS = kPacksPerThread<T, VEC>;
+  constexpr int PACKS = kMaxPacksPerThread<T, VEC, F>;
   constexpr bool kAccurate = std::is_same_v<T, float>;
   const int64_t row_group = blockIdx.y + int64_t{blockIdx.z} * gridDim.y;
   const int64_t row = row_group * blockDim.y + threadIdx.y;
   if (row >= p.rows.count) return;
   const int64_t packs = p.n / VEC;
-  const int64_t first = int64_t{blockIdx.x} * blockDim.x * PACKS + threadIdx.x;
+  const int64_t first = (int64_t{blockIdx.x} * blockDim.x << packs_shift) + threadIdx.x;
 
   // Unused strides are 0, so one merged row dimension (the usual case) needs no decomposition.
   int64_t x_offset, y_offset, up_offset;
@@ -177,14 +197,14 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm)
 #pragma unroll
   for (int c = 0; c < PACKS; ++c) {
     const int64_t j = first + c * blockDim.x;
-    if (j >= packs) break;
+    if (c == (1 << packs_shift) || j >= packs) break;
     xv[c] = x[j];
     if constexpr (F != ActivationForm::plain) sv[c] = second[j];
   }
 #pragma unroll
   for (int c = 0; c < PACKS; ++c) {
     const int64_t j = first + c * blockDim.x;
-    if (j >= packs) break;
+    if (c == (1 << packs_shift) || j >= packs) break;
     float v[VEC];
     unpack(xv[c], v);
     if constexpr (F == ActivationForm::bias) {

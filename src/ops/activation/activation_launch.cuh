@@ -1,8 +1,8 @@
 // The launch logic of the activation kernels (activation_kernels.cuh): the runtime choices (form,
-// activation, pack width) become template arguments here, in launch(), and the tile and grid are
-// picked from the row length and count. Each dtype's instantiation lives in a generated
-// translation unit (CMakeLists.txt, activation_instance.cu.in), so the dtypes compile in
-// parallel.
+// activation, pack width) become template arguments here, in launch_activation(), and the tile
+// and grid are picked from the row length, the row count and the SM count. Each dtype's
+// instantiation lives in a generated translation unit (CMakeLists.txt, activation_instance.cu.in),
+// so the dtypes compile in parallel.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -21,6 +21,10 @@ using activation_kernels::kBlockThreads;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+constexpr int exact_log2(int power_of_two) {
+  return power_of_two > 1 ? 1 + exact_log2(power_of_two / 2) : 0;
+}
+
 // The widest pack (elements, up to 16 bytes) that every data pointer, row stride and the row
 // length allow.
 inline int pack_width(const ActivationParams& p, size_t element) {
@@ -36,26 +40,46 @@ inline int pack_width(const ActivationParams& p, size_t element) {
 }
 
 // How rows map onto blocks: threads_per_row threads (a power of two up to a warp, so short rows
-// share a block; or whole warps up to a block) hold a chunk of a row at packs_per_thread packs
-// each, a row too long for one block is cut into equal chunks, and rows_per_block rows share a
-// block.
+// share a block; or whole warps up to max_threads, a block's most) hold a chunk of a row at
+// 2^packs_shift packs each, a row too long for one block is cut into equal chunks, and
+// rows_per_block rows share a block.
 struct Tile {
-  int threads_per_row, rows_per_block;
+  int packs_shift, threads_per_row, rows_per_block;
   int64_t chunks;  // per row
+
+  int64_t blocks(int64_t rows) const { return chunks * ceil_div(rows, rows_per_block); }
 };
 
-inline Tile tile_for(int64_t packs, int packs_per_thread) {
+inline Tile tile_for(int64_t packs, int packs_shift, int max_threads) {
   Tile tile;
+  tile.packs_shift = packs_shift;
+  const int packs_per_thread = 1 << packs_shift;
   const int64_t threads = ceil_div(packs, packs_per_thread);
   if (threads <= 32) {
     tile.threads_per_row = 1;
     while (tile.threads_per_row < threads) tile.threads_per_row *= 2;
   } else {
-    const int64_t chunks = ceil_div(threads, kBlockThreads);
+    const int64_t chunks = ceil_div(threads, max_threads);
     tile.threads_per_row = static_cast<int>(ceil_div(ceil_div(threads, chunks), 32) * 32);
   }
-  tile.rows_per_block = std::max(1, kBlockThreads / tile.threads_per_row);
+  tile.rows_per_block = std::max(1, max_threads / tile.threads_per_row);
   tile.chunks = ceil_div(packs, int64_t{tile.threads_per_row} * packs_per_thread);
+  return tile;
+}
+
+// The most packs per thread and the biggest chunks, if that gives every SM a block. A smaller
+// call (one decode token: 1 x 11008 would be 2 blocks) is bound by latency, not bandwidth, and
+// a thread's loads, math and stores run one after another: it goes faster spread thinner, first
+// with fewer packs per thread, then down to two-warp chunks, until it covers the SMs.
+inline Tile pick_tile(int64_t packs, int64_t rows, int max_packs_shift, int sm_count) {
+  Tile tile = tile_for(packs, max_packs_shift, kBlockThreads);
+  for (int shift = max_packs_shift - 1; shift >= 0 && tile.blocks(rows) < sm_count; --shift) {
+    tile = tile_for(packs, shift, kBlockThreads);
+  }
+  for (int threads = kBlockThreads / 2; threads >= 64 && tile.blocks(rows) < sm_count;
+       threads /= 2) {
+    tile = tile_for(packs, 0, threads);
+  }
   return tile;
 }
 
@@ -80,15 +104,16 @@ using FormConstant = std::integral_constant<ActivationForm, F>;
 
 // The one place where runtime choices become template arguments.
 template <class T>
-void launch_activation(const ActivationParams& p, cudaStream_t stream) {
+void launch_activation(const ActivationParams& p, int sm_count, cudaStream_t stream) {
   auto run = [&](auto vec, auto form, auto activation) {
     constexpr int kVec = decltype(vec)::value;
-    constexpr int kPacks = activation_kernels::kPacksPerThread<T, kVec>;
-    const Tile tile = tile_for(p.n / kVec, kPacks);
+    constexpr ActivationForm kForm = decltype(form)::value;
+    const Tile tile =
+        pick_tile(p.n / kVec, p.rows.count,
+                  exact_log2(activation_kernels::kMaxPacksPerThread<T, kVec, kForm>), sm_count);
     const dim3 block(tile.threads_per_row, tile.rows_per_block);
-    activation_kernels::activation_kernel<T, kVec, decltype(form)::value,
-                                          decltype(activation)::value>
-        <<<grid_for(tile, p.rows.count), block, 0, stream>>>(p);
+    activation_kernels::activation_kernel<T, kVec, kForm, decltype(activation)::value>
+        <<<grid_for(tile, p.rows.count), block, 0, stream>>>(p, tile.packs_shift);
   };
   auto with_activation = [&](auto vec, auto form) {
     switch (p.activation) {
