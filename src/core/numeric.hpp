@@ -99,4 +99,30 @@ inline uint16_t f16_from_double(double d) {
   return sign | static_cast<uint16_t>((exponent + 14) << 10) | mantissa;
 }
 
+// A float dtype's storage type and its exact conversions to and from double, for the CPU
+// references: Element<D>::load widens a stored value, Element<D>::store rounds once.
+template <llmk_dtype D>
+struct Element;
+
+template <>
+struct Element<LLMK_DTYPE_F32> {
+  using Storage = float;
+  static double load(float v) { return v; }
+  static float store(double v) { return static_cast<float>(v); }
+};
+
+template <>
+struct Element<LLMK_DTYPE_F16> {
+  using Storage = uint16_t;
+  static double load(uint16_t v) { return f16_to_double(v); }
+  static uint16_t store(double v) { return f16_from_double(v); }
+};
+
+template <>
+struct Element<LLMK_DTYPE_BF16> {
+  using Storage = uint16_t;
+  static double load(uint16_t v) { return bf16_to_double(v); }
+  static uint16_t store(double v) { return bf16_from_double(v); }
+};
+
 }  // namespace llmk

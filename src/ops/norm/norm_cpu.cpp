@@ -15,30 +15,6 @@ namespace llmk {
 namespace {
 
 template <llmk_dtype D>
-struct Element;
-
-template <>
-struct Element<LLMK_DTYPE_F32> {
-  using Storage = float;
-  static double load(float v) { return v; }
-  static float store(double v) { return static_cast<float>(v); }
-};
-
-template <>
-struct Element<LLMK_DTYPE_F16> {
-  using Storage = uint16_t;
-  static double load(uint16_t v) { return f16_to_double(v); }
-  static uint16_t store(double v) { return f16_from_double(v); }
-};
-
-template <>
-struct Element<LLMK_DTYPE_BF16> {
-  using Storage = uint16_t;
-  static double load(uint16_t v) { return bf16_to_double(v); }
-  static uint16_t store(double v) { return bf16_from_double(v); }
-};
-
-template <llmk_dtype D>
 void norm_rows(const NormParams& p) {
   using E = Element<D>;
   using T = typename E::Storage;
