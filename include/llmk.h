@@ -299,8 +299,9 @@ typedef enum llmk_rope_style {
 typedef struct llmk_rope_config {
   size_t struct_size; /* sizeof(llmk_rope_config), set by llmk_rope_config_init */
   int32_t style;      /* an llmk_rope_style; default LLMK_ROPE_NEOX */
-  /* The dimensions rotated, from the start of each head: even and <= head_dim; 0 (the default)
-   * means head_dim. The dimensions past it are left as they are (partial rotary). */
+  /* The dimensions rotated, from the start of each head: even, <= head_dim and <= 512; 0 (the
+   * default) means head_dim. The dimensions past it are left as they are (partial rotary). A
+   * larger rotary_dim is refused with LLMK_ERROR_UNSUPPORTED. */
   int32_t rotary_dim;
   /* Pair i (0 <= i < rotary_dim/2) turns by position * theta^(-2i / rotary_dim). Default 10000. */
   double theta;
@@ -388,9 +389,10 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_kv_cache_write(llmk_context* ctx, const
  * k, v: [tokens, kv_heads, head_dim], one dtype with the caches, head_dim contiguous, other
  * strides free. slot_mapping: [tokens], I32 or I64, any stride. k_cache, v_cache: the paged
  * layout above, of the same kv_heads and head_dim; they overlap nothing. Where two tokens
- * share a slot, each element there ends up holding one of the two tokens' values. A slot >= num_pages * page_size: the CPU backend refuses it
- * with LLMK_ERROR_INVALID_VALUE before writing; a CUDA context does not read slot_mapping on the
- * host, so there that token is not written, and nothing out of bounds is. */
+ * share a slot, each element there ends up holding one of the two tokens' values.
+ * A slot >= num_pages * page_size: the CPU backend refuses it with LLMK_ERROR_INVALID_VALUE
+ * before writing; a CUDA context does not read slot_mapping on the host, so there that token is
+ * not written, and nothing out of bounds is. */
 LLMK_API LLMK_NODISCARD llmk_status llmk_paged_kv_cache_write(
     llmk_context* ctx, const llmk_tensor* k, const llmk_tensor* v, const llmk_tensor* slot_mapping,
     const llmk_tensor* k_cache, const llmk_tensor* v_cache, void* stream);
