@@ -27,18 +27,15 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // (rotary_dim / 2 in NeoX style, rotary_dim in GPT-J style) are multiples of 16 bytes. Otherwise
 // 1: element-wise access, still correct, slower.
 int pack_width(const RopeParams& p, size_t element) {
-  const int full = static_cast<int>(16 / element);
-  const uint64_t unit_span = (p.style == LLMK_ROPE_NEOX ? p.pairs : 2 * p.pairs) * element;
-  int width = pack_elements(element, {unit_span});
+  uint64_t offsets = (p.style == LLMK_ROPE_NEOX ? p.pairs : 2 * p.pairs) * element;
   for (const RopeHeads& h : {p.q, p.k}) {
     if (h.heads == 0) continue;
-    width = std::min(width, pack_elements(element, {reinterpret_cast<uintptr_t>(h.data)}));
-    if (p.tokens > 1) {
-      width = std::min(width, pack_elements(element, {h.token_stride * element}));
-    }
-    if (h.heads > 1) width = std::min(width, pack_elements(element, {h.head_stride * element}));
+    offsets |= reinterpret_cast<uintptr_t>(h.data);
+    if (p.tokens > 1) offsets |= h.token_stride * element;
+    if (h.heads > 1) offsets |= h.head_stride * element;
   }
-  return width == full ? full : 1;
+  const int width = pack_elements(element, {offsets});
+  return width == static_cast<int>(16 / element) ? width : 1;
 }
 
 // Threads per token: enough that each owns at most kChunks units, and one unit each while a
