@@ -398,6 +398,151 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_paged_kv_cache_write(
     const llmk_tensor* k_cache, const llmk_tensor* v_cache, void* stream);
 
 /* ---------------------------------------------------------------------------------------------
+ * Matrix multiplication
+ *
+ * D = a(alpha * A B + beta * C + bias), with
+ *   A: [M, K], B: [K, N], C and D: [M, N], or [batch, ...] of each (see below);
+ *   bias: NULL or [N], contiguous, added to every row of D;
+ *   a: an llmk_activation.
+ * One dtype for every tensor: F32, F16 or BF16. Accumulation is f32 (f64 on the CPU), and each
+ * element of D is rounded once. F32 inputs are multiplied in full f32 unless the config allows
+ * TF32.
+ *
+ * Layouts come from the strides, nothing is copied: every matrix is row-major (its last
+ * dimension has stride 1) or column-major (its second-to-last dimension has stride 1), with a
+ * leading dimension (the other stride) at least its extent. A transposed view is just the other
+ * of the two: nn.Linear's y = x W^T, with W [N, K] row-major, is B = W^T, the view of W with
+ * shape [K, N] and strides [1, K]. A view that is neither (no unit stride, or a leading dimension
+ * smaller than the extent) is refused with LLMK_ERROR_NOT_CONTIGUOUS or LLMK_ERROR_INVALID_STRIDE;
+ * so is a bias with a column-major D (LLMK_ERROR_UNSUPPORTED), which cuBLASLt cannot take.
+ * C has the layout (row- or column-major) of D, with its own leading dimension.
+ *
+ * Batches: D of rank 3 is a batch of products. A, B and C have rank 3 with the same batch, each
+ * with its own batch stride (0 repeats one matrix for every product), or rank 2 (one matrix for
+ * every product). D's batches may not overlap.
+ *
+ * D may be exactly C (same data, shape and strides); it overlaps nothing else. beta == 0 does not
+ * read C, which may then be NULL. K == 0 gives D = a(beta * C + bias); M == 0, N == 0 or batch 0
+ * is a successful no-op.
+ *
+ * Engines, on a CUDA context: cuBLASLt, or for decode-sized M (a few rows) a GEMV kernel of
+ * llmk's own that streams B once at memory bandwidth. The GEMV runs where M <= 16, batch is 1,
+ * B is column-major (the nn.Linear weight), A and D (and C) are row-major, and the data pointers
+ * and leading dimensions of A and B are multiples of 16 bytes. LLMK_MATMUL_PATH_AUTO takes it where
+ * the benchmarks found it faster than cuBLASLt (bench/results/); llmk_matmul_path_for says which
+ * engine a call takes. cuBLASLt fuses bias, ReLU and GELU_TANH into its epilogue; with GELU (exact)
+ * or SILU it adds the bias, and one more elementwise pass over D applies the activation. The GEMV
+ * fuses all.
+ *
+ * No per-call overhead: the context holds the cuBLASLt handle and caches its heuristic's answer
+ * per shape, layout, dtype and epilogue (llmk_matmul_cache_stats counts the queries). cuBLASLt's
+ * workspace is memory the context sets aside per stream, 32 MiB, on the first cuBLASLt matmul on
+ * that stream; later calls allocate nothing. So that a call can be captured into a CUDA graph, run
+ * one matmul on the stream before capturing it: a capture that would need to set aside the
+ * stream's workspace is refused with LLMK_ERROR_UNSUPPORTED.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum llmk_matmul_path {
+  LLMK_MATMUL_PATH_AUTO = 0,     /* llmk's choice, as measured (see above) */
+  LLMK_MATMUL_PATH_CUBLASLT = 1, /* always cuBLASLt */
+  /* llmk's GEMV; a call it cannot take (see above) is refused with LLMK_ERROR_UNSUPPORTED */
+  LLMK_MATMUL_PATH_GEMV = 2
+} llmk_matmul_path;
+
+/* matmul's options. Fill with llmk_matmul_config_init, then change what differs. */
+typedef struct llmk_matmul_config {
+  size_t struct_size; /* sizeof(llmk_matmul_config), set by llmk_matmul_config_init */
+  float alpha;        /* default 1 */
+  float beta;         /* default 0 */
+  int32_t activation; /* an llmk_activation; default LLMK_ACTIVATION_IDENTITY */
+  /* Nonzero lets cuBLASLt round F32 inputs to TF32 (10-bit mantissa) on tensor cores. Default 0. */
+  int32_t allow_tf32;
+  int32_t path; /* an llmk_matmul_path; default LLMK_MATMUL_PATH_AUTO; ignored on the CPU */
+} llmk_matmul_config;
+
+/* Fills `config` with the defaults above (and its struct_size). */
+LLMK_API void llmk_matmul_config_init(llmk_matmul_config* config);
+
+/* D = a(alpha * A B + beta * C + bias), as described above. c and bias may be NULL. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_matmul(llmk_context* ctx, const llmk_matmul_config* config,
+                                                const llmk_tensor* a, const llmk_tensor* b,
+                                                const llmk_tensor* c, const llmk_tensor* bias,
+                                                const llmk_tensor* d, void* stream);
+
+/* The engine llmk_matmul would take for these arguments (checked as llmk_matmul checks them):
+ * LLMK_MATMUL_PATH_CUBLASLT or LLMK_MATMUL_PATH_GEMV, never AUTO. On a CPU context the answer is
+ * the CUDA one for a device like the H200 llmk is tuned on. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_matmul_path_for(
+    llmk_context* ctx, const llmk_matmul_config* config, const llmk_tensor* a, const llmk_tensor* b,
+    const llmk_tensor* c, const llmk_tensor* bias, const llmk_tensor* d, int32_t* path);
+
+/* What the context's matmul plan cache has done so far (all 0 on a CPU context): distinct plans
+ * cached, cuBLASLt heuristic queries made (one per plan), and workspaces set aside (one per
+ * stream). Either out pointer may be NULL. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_matmul_cache_stats(const llmk_context* ctx, int64_t* plans,
+                                                            int64_t* heuristic_queries,
+                                                            int64_t* workspaces);
+
+/* ---------------------------------------------------------------------------------------------
+ * Feed-forward blocks
+ *
+ * Whole MLP blocks in one call, over nn.Linear weights: y = ... x W^T ..., each weight W of shape
+ * [out_features, in_features], last dimension contiguous, row stride free. x: [tokens, d_model]
+ * and y: [tokens, d_model], last dimension contiguous, row strides free; one dtype for every
+ * tensor: F32, F16 or BF16. y overlaps no input.
+ *
+ * The intermediate activations live in `workspace`, device memory (host memory on a CPU context)
+ * of at least the bytes the *_workspace_size function returns for these shapes, aligned to 16
+ * bytes, overlapping no tensor. Each GEMM runs as llmk_matmul would (same engines, same
+ * numerics), and the intermediate is rounded to the dtype, as separate calls would round it;
+ * only gated_mlp's GEMV engine keeps gate and up in f32 until it has combined them.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Options of llmk_ffn and llmk_gated_mlp. Fill with llmk_mlp_config_init. */
+typedef struct llmk_mlp_config {
+  size_t struct_size; /* sizeof(llmk_mlp_config), set by llmk_mlp_config_init */
+  int32_t allow_tf32; /* as in llmk_matmul_config; default 0 */
+  int32_t path;       /* an llmk_matmul_path for every GEMM; default LLMK_MATMUL_PATH_AUTO */
+} llmk_mlp_config;
+
+/* Fills `config` with the defaults above (and its struct_size). */
+LLMK_API void llmk_mlp_config_init(llmk_mlp_config* config);
+
+/* Bytes of workspace llmk_ffn needs for x [tokens, d_model] and w1 [d_ff, d_model]. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_ffn_workspace_size(llmk_context* ctx, const llmk_tensor* x,
+                                                            const llmk_tensor* w1, size_t* bytes);
+
+/* y = a(x W1^T + b1) W2^T + b2. w1: [d_ff, d_model], w2: [d_model, d_ff]; b1: [d_ff] and
+ * b2: [d_model], contiguous, or NULL. a is fused into the first GEMM (cuBLASLt fuses bias, ReLU
+ * and GELU_TANH; see matmul for GELU and SILU). */
+LLMK_API LLMK_NODISCARD llmk_status llmk_ffn(llmk_context* ctx, const llmk_mlp_config* config,
+                                             const llmk_tensor* x, const llmk_tensor* w1,
+                                             const llmk_tensor* b1, const llmk_tensor* w2,
+                                             const llmk_tensor* b2, llmk_activation activation,
+                                             void* workspace, size_t workspace_bytes,
+                                             const llmk_tensor* y, void* stream);
+
+/* Bytes of workspace llmk_gated_mlp needs for x [tokens, d_model] and w_gate [d_ff, d_model]. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_gated_mlp_workspace_size(llmk_context* ctx,
+                                                                  const llmk_tensor* x,
+                                                                  const llmk_tensor* w_gate,
+                                                                  size_t* bytes);
+
+/* y = (a(x Wg^T) * (x Wu^T)) Wd^T: the Llama / Mistral MLP with SILU (SwiGLU), GeGLU with
+ * GELU or GELU_TANH, or any other llmk_activation. w_gate and w_up: [d_ff, d_model]; w_down:
+ * [d_model, d_ff]. A fused [2 d_ff, d_model] gate_up weight (vLLM's) is passed as two views: w_gate
+ * its first d_ff rows, w_up the next d_ff. For a few tokens (the GEMV engine) one kernel reads both
+ * weights and applies a(gate) * up before writing; for more, one GEMM (two when w_gate and w_up are
+ * not one fused buffer) writes [gate | up], and llmk_gated_activation's kernel combines them. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_gated_mlp(llmk_context* ctx, const llmk_mlp_config* config,
+                                                   const llmk_tensor* x, const llmk_tensor* w_gate,
+                                                   const llmk_tensor* w_up,
+                                                   const llmk_tensor* w_down,
+                                                   llmk_activation activation, void* workspace,
+                                                   size_t workspace_bytes, const llmk_tensor* y,
+                                                   void* stream);
+
+/* ---------------------------------------------------------------------------------------------
  * Optimizer
  * ------------------------------------------------------------------------------------------- */
 

@@ -1,0 +1,51 @@
+// matmul as its engines see it: the checked call rewritten so that D is row-major (a column-major
+// D is the transposed problem D^T = B^T A^T), each matrix a pointer, an orientation, a leading
+// dimension and a batch stride, all counted in elements.
+#pragma once
+
+#include "core/context.hpp"
+
+namespace llmk {
+
+struct MatrixView {
+  const void* data;  // NULL only for an absent C
+  bool row_major;    // element (i, j) at i * ld + j; else at i + j * ld
+  int64_t ld;        // >= the extent along the unit-stride side, >= 1
+  int64_t batch_stride;
+};
+
+struct MatmulParams {
+  llmk_dtype dtype;  // of every tensor
+  int64_t batch, m, n, k;
+  MatrixView a;  // [m, k]
+  MatrixView b;  // [k, n]
+  MatrixView c;  // [m, n], row-major; data is NULL when beta == 0
+  MatrixView d;  // [m, n], row-major
+  const void* bias;  // [n], contiguous, or NULL
+  float alpha, beta;
+  llmk_activation activation;
+  bool allow_tf32;
+};
+
+// Where the GEMV engine can run at all: batch 1, m <= kGemvMaxRows, A and D (and C) row-major,
+// B column-major, and 16-byte aligned pointers and leading dimensions for A and B.
+constexpr int64_t kGemvMaxRows = 16;
+bool gemv_can_run(const MatmulParams& p);
+
+// The engine for a CUDA call, resolving LLMK_MATMUL_PATH_AUTO; fails with LLMK_ERROR_UNSUPPORTED
+// when the GEMV is asked for and cannot run.
+llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_matmul_path asked);
+
+// The reference: f64 sums, each element of D rounded once.
+void matmul_cpu(const MatmulParams& p);
+
+// The engines. The caller has made ctx's device current and checked every argument.
+void matmul_cublaslt(const MatmulParams& p, const llmk_context& ctx, void* stream);
+void matmul_gemv(const MatmulParams& p, void* stream);
+
+// gated_mlp's fused first half on the GEMV engine: h = a(x Wg^T) * (x Wu^T), rounded once.
+// gate and up are [m, k] x [k, n] problems as above that share a and d (the output h); their
+// alpha is 1, beta 0 and no bias.
+void gated_gemv(const MatmulParams& gate, const MatrixView& up, void* stream);
+
+}  // namespace llmk
