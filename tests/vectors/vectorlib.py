@@ -129,12 +129,13 @@ class Case:
         self._store(role, shape, strides, values, dtype, GAP_VALUE, length)
         return values
 
-    def values(self, role, values, strides=None, dtype=None):
-        """A float input view holding the given values (rounded to the dtype); returns them."""
+    def values(self, role, values, strides=None, dtype=None, length=None):
+        """A float input view holding the given values (rounded to the dtype); returns them.
+        A stride of 0 repeats elements: their values must then be equal (np.broadcast_to)."""
         dtype = dtype or self.dtype
         values = round_to(dtype, values)
         strides = strides or contiguous(values.shape)
-        self._store(role, values.shape, strides, values, dtype, GAP_VALUE)
+        self._store(role, values.shape, strides, values, dtype, GAP_VALUE, length)
         return values
 
     def ints(self, role, values, strides=None, dtype="i32"):
@@ -163,7 +164,7 @@ class Case:
         self._view_tokens(role, shape, strides, dtype or self.dtype)
         self.expect(role, expected, dtype, rtol, atol)
 
-    def alias(self, role, other, shape, strides, expected):
+    def alias(self, role, other, shape, strides, expected, rtol=None, atol=None):
         """`role` is the very same view as `other` (in place); `other` may itself be a view into
         a third role's buffer."""
         base, offset = self.views[other]
@@ -171,7 +172,7 @@ class Case:
         self.tokens.append(f"{role}=@{base}")
         if offset:
             self.tokens.append(f"{role}.offset={offset}")
-        self.expect(role, expected)
+        self.expect(role, expected, rtol=rtol, atol=atol)
 
     def expect(self, role, expected, dtype=None, rtol=None, atol=None):
         """The expected contents of view `role` after the op (inputs that the op overwrites too).
