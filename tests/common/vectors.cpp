@@ -118,6 +118,13 @@ int32_t activation_from_name(const std::string& name) {
   return kNames.at(name);
 }
 
+int32_t matmul_path_from_name(const std::string& name) {
+  static const std::map<std::string, int32_t> kNames = {{"auto", LLMK_MATMUL_PATH_AUTO},
+                                                        {"cublaslt", LLMK_MATMUL_PATH_CUBLASLT},
+                                                        {"gemv", LLMK_MATMUL_PATH_GEMV}};
+  return kNames.at(name);
+}
+
 int32_t rope_style_from_name(const std::string& name) {
   static const std::map<std::string, int32_t> kNames = {{"neox", LLMK_ROPE_NEOX},
                                                         {"gptj", LLMK_ROPE_GPTJ}};
@@ -137,13 +144,19 @@ const std::map<std::string, std::vector<std::string>>& op_roles() {
       {"kv_cache_write", {"k", "v", "cache_seqlens", "k_cache", "v_cache"}},
       {"paged_kv_cache_write", {"k", "v", "slot_mapping", "k_cache", "v_cache"}},
       {"adamw_step", {"param", "grad", "exp_avg", "exp_avg_sq"}},
+      {"matmul", {"a", "b", "c", "bias", "d"}},
+      {"ffn", {"x", "w1", "b1", "w2", "b2", "y"}},
+      {"gated_mlp", {"x", "w_gate", "w_up", "w_down", "y"}},
   };
   return kRoles;
 }
 
-// Calls the op of case `c` with the given tensors (NULL for an absent role).
+// Calls the op of case `c` with the given tensors (NULL for an absent role). An op that takes a
+// workspace gets it from `workspace(bytes)`: memory of the context that the caller frees after the
+// op has finished.
 llmk_status call_op(llmk_context* ctx, const VectorCase& c,
-                    const std::function<const llmk_tensor*(const char*)>& tensor) {
+                    const std::function<const llmk_tensor*(const char*)>& tensor,
+                    const std::function<void*(size_t)>& workspace) {
   const std::string& op = c.get("op");
   auto number = [&](const char* key) { return std::stod(c.get(key)); };
   if (op == "rms_norm") {
@@ -206,6 +219,37 @@ llmk_status call_op(llmk_context* ctx, const VectorCase& c,
     return llmk_adamw_step(ctx, &config, tensor("param"), tensor("grad"), tensor("exp_avg"),
                            tensor("exp_avg_sq"), nullptr);
   }
+  if (op == "matmul") {
+    llmk_matmul_config config;
+    llmk_matmul_config_init(&config);
+    if (c.has("alpha")) config.alpha = static_cast<float>(number("alpha"));
+    if (c.has("beta")) config.beta = static_cast<float>(number("beta"));
+    if (c.has("activation")) config.activation = activation_from_name(c.get("activation"));
+    if (c.has("allow_tf32")) config.allow_tf32 = static_cast<int32_t>(number("allow_tf32"));
+    if (c.has("path")) config.path = matmul_path_from_name(c.get("path"));
+    return llmk_matmul(ctx, &config, tensor("a"), tensor("b"), tensor("c"), tensor("bias"),
+                       tensor("d"), nullptr);
+  }
+  if (op == "ffn" || op == "gated_mlp") {
+    llmk_mlp_config config;
+    llmk_mlp_config_init(&config);
+    if (c.has("allow_tf32")) config.allow_tf32 = static_cast<int32_t>(number("allow_tf32"));
+    if (c.has("path")) config.path = matmul_path_from_name(c.get("path"));
+    const auto activation = static_cast<llmk_activation>(activation_from_name(c.get("activation")));
+    const bool ffn = op == "ffn";
+    size_t bytes = 0;
+    const llmk_status sized =
+        ffn ? llmk_ffn_workspace_size(ctx, tensor("x"), tensor("w1"), &bytes)
+            : llmk_gated_mlp_workspace_size(ctx, tensor("x"), tensor("w_gate"), &bytes);
+    if (sized != LLMK_SUCCESS) return sized;
+    void* scratch = bytes == 0 ? nullptr : workspace(bytes);
+    if (ffn) {
+      return llmk_ffn(ctx, &config, tensor("x"), tensor("w1"), tensor("b1"), tensor("w2"),
+                      tensor("b2"), activation, scratch, bytes, tensor("y"), nullptr);
+    }
+    return llmk_gated_mlp(ctx, &config, tensor("x"), tensor("w_gate"), tensor("w_up"),
+                          tensor("w_down"), activation, scratch, bytes, tensor("y"), nullptr);
+  }
   throw std::runtime_error("unknown op " + op);
 }
 
@@ -255,6 +299,7 @@ std::vector<std::string> run_vector_case(llmk_context* ctx, const VectorCase& c,
 
   std::map<std::string, Role> roles;
   std::map<std::string, Buffer> buffers;
+  std::vector<void*> workspaces;  // freed with the buffers
   std::vector<std::string> problems;
   auto must = [&](llmk_status status, const char* what) {
     if (status != LLMK_SUCCESS) {
@@ -281,24 +326,34 @@ std::vector<std::string> run_vector_case(llmk_context* ctx, const VectorCase& c,
         if (buffer.initial.size() < buffer_elements(role.view) * buffer.element) {
           throw std::runtime_error(name + ": buffer smaller than its view");
         }
-        must(llmk_malloc(ctx, buffer.initial.size(), &buffer.data), "llmk_malloc");
-        must(llmk_memcpy(ctx, buffer.data, buffer.initial.data(), buffer.initial.size(), nullptr),
-             "llmk_memcpy");
+        if (!buffer.initial.empty()) {  // an empty view's data may stay NULL
+          must(llmk_malloc(ctx, buffer.initial.size(), &buffer.data), "llmk_malloc");
+          must(llmk_memcpy(ctx, buffer.data, buffer.initial.data(), buffer.initial.size(), nullptr),
+               "llmk_memcpy");
+        }
       }
       const Buffer& buffer = buffers.at(role.buffer);
       role.view.data = static_cast<uint8_t*>(buffer.data) + role.offset * buffer.element;
     }
-    must(call_op(ctx, c,
-                 [&](const char* name) -> const llmk_tensor* {
-                   const auto it = roles.find(name);
-                   return it == roles.end() ? nullptr : &it->second.view;
-                 }),
+    must(call_op(
+             ctx, c,
+             [&](const char* name) -> const llmk_tensor* {
+               const auto it = roles.find(name);
+               return it == roles.end() ? nullptr : &it->second.view;
+             },
+             [&](size_t bytes) {
+               void* p = nullptr;
+               must(llmk_malloc(ctx, bytes, &p), "llmk_malloc (workspace)");
+               workspaces.push_back(p);
+               return p;
+             }),
          c.get("op").c_str());
     must(llmk_synchronize(ctx, nullptr), "llmk_synchronize");
 
     // Per buffer: the views with an expect. file must match it; every other element (gaps,
     // inputs) must hold its initial bytes.
     for (const auto& [buffer_name, buffer] : buffers) {
+      if (buffer.initial.empty()) continue;
       std::vector<uint8_t> after(buffer.initial.size());
       must(llmk_memcpy(ctx, after.data(), buffer.data, after.size(), nullptr), "llmk_memcpy");
       must(llmk_synchronize(ctx, nullptr), "llmk_synchronize");
@@ -326,6 +381,9 @@ std::vector<std::string> run_vector_case(llmk_context* ctx, const VectorCase& c,
   for (auto& [name, buffer] : buffers) {
     if (llmk_free(ctx, buffer.data) != LLMK_SUCCESS)
       problems.push_back(name + ": llmk_free failed");
+  }
+  for (void* p : workspaces) {
+    if (llmk_free(ctx, p) != LLMK_SUCCESS) problems.push_back("workspace: llmk_free failed");
   }
   return problems;
 }
