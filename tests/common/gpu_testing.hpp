@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -132,6 +133,88 @@ inline void expect_close(const std::string& what, const HostTensor& h,
 inline void expect_close(const std::string& what, const HostTensor& h,
                          const std::vector<uint8_t>& gpu, const std::vector<uint8_t>& cpu) {
   expect_close(what, h, gpu, cpu, rtol_of(h.view.dtype), atol_of(h.view.dtype));
+}
+
+// --- matmul and the MLP blocks: the tolerance rule of tests/vectors/README.md ------------------
+
+// Half an ulp of the dtype, relative: the error of one rounding to it.
+inline double unit_roundoff(int32_t dtype) {
+  return dtype == LLMK_DTYPE_F32 ? 0x1p-24 : dtype == LLMK_DTYPE_F16 ? 0x1p-11 : 0x1p-8;
+}
+
+// max |a'(x)|: how much an activation can grow an error of its input.
+inline double activation_slope(llmk_activation a) {
+  return a == LLMK_ACTIVATION_GELU || a == LLMK_ACTIVATION_GELU_TANH ? 1.13
+         : a == LLMK_ACTIVATION_SILU                                 ? 1.1
+                                                                     : 1.0;
+}
+
+// Whether a CUDA engine may apply `a` to a pre-activation already rounded to the dtype
+// (cuBLASLt has no GELU or SiLU epilogue: GEMM + bias is written, one more pass applies a).
+inline bool rounds_pre_activation(llmk_activation a) {
+  return a == LLMK_ACTIVATION_GELU || a == LLMK_ACTIVATION_GELU_TANH || a == LLMK_ACTIVATION_SILU;
+}
+
+// a(x) in double, for error bounds.
+inline double host_activate(llmk_activation a, double x) {
+  switch (a) {
+    case LLMK_ACTIVATION_IDENTITY: return x;
+    case LLMK_ACTIVATION_GELU: return 0.5 * x * std::erfc(-x / std::sqrt(2.0));
+    case LLMK_ACTIVATION_GELU_TANH:
+      return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+    case LLMK_ACTIVATION_SILU: return x / (1.0 + std::exp(-x));
+    case LLMK_ACTIVATION_RELU: return x > 0 ? x : 0.0;
+  }
+  return x;
+}
+
+// What f32 accumulation of k products (plus alpha, beta C and bias) may add to a sum whose terms'
+// magnitudes add up to `magnitude`, `products` of it being sum |a b|; TF32 rounds (or truncates)
+// each input to 10 mantissa bits, up to 2^-9 of each product.
+inline double accumulation_bound(int64_t k, double magnitude, double products, bool tf32) {
+  return static_cast<double>(k + 2) * 0x1p-24 * magnitude + (tf32 ? 0x1p-9 * products : 0.0);
+}
+
+// A rank-2 view's elements as doubles, row-major [rows][cols].
+inline std::vector<double> read_matrix(const HostTensor& h) {
+  const llmk_tensor& v = h.view;
+  const size_t element = element_bytes(v.dtype);
+  std::vector<double> out(static_cast<size_t>(v.shape[0] * v.shape[1]));
+  for (int64_t i = 0; i < v.shape[0]; ++i) {
+    for (int64_t j = 0; j < v.shape[1]; ++j) {
+      const int64_t e = h.offset + i * v.strides[0] + j * v.strides[1];
+      out[i * v.shape[1] + j] = element_to_double(v.dtype, h.bytes.data() + e * element);
+    }
+  }
+  return out;
+}
+
+// Whether this build has the GEMV engine (until it lands, LLMK_MATMUL_PATH_GEMV is refused with
+// "not built yet"): asked once, with a call the engine can take.
+inline bool gemv_engine_built() {
+  static const bool built = [] {
+    std::mt19937_64 rng(1);
+    HostTensor a = make_tensor(LLMK_DTYPE_F16, {1, 64}, {}, 0, rng, 0.0, 1.0, false);
+    HostTensor w = make_tensor(LLMK_DTYPE_F16, {32, 64}, {}, 0, rng, 0.0, 1.0, false);
+    HostTensor d = make_tensor(LLMK_DTYPE_F16, {1, 32}, {}, 0, rng, 0.0, 0.0, true);
+    DeviceCopy da(a), dw(w), dd(d);
+    const llmk_tensor av = view_at(a, da.ptr), dv = view_at(d, dd.ptr);
+    const llmk_tensor bv = make_view(dw.ptr, LLMK_DTYPE_F16, {64, 32}, {1, 64});
+    llmk_matmul_config config;
+    llmk_matmul_config_init(&config);
+    config.path = LLMK_MATMUL_PATH_GEMV;
+    const llmk_status status =
+        llmk_matmul(cuda_context(), &config, &av, &bv, nullptr, nullptr, &dv, nullptr);
+    if (status == LLMK_ERROR_UNSUPPORTED &&
+        std::string(llmk_last_error_message()).find("not built") != std::string::npos) {
+      std::printf("note: the GEMV engine is not built; GEMV cases are skipped\n");
+      return false;
+    }
+    EXPECT_EQ(status, LLMK_SUCCESS) << llmk_last_error_message();
+    EXPECT_EQ(llmk_synchronize(cuda_context(), nullptr), LLMK_SUCCESS);
+    return true;
+  }();
+  return built;
 }
 
 }  // namespace llmk_test

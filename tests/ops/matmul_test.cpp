@@ -698,6 +698,14 @@ TEST_F(MatmulPath, AutoTakesCublasltWhereTheGemvCannotRun) {
   EXPECT_EQ(path, LLMK_MATMUL_PATH_CUBLASLT);
 }
 
+TEST_F(MatmulPath, OneRowWithAPaddedLeadingDimensionTakesTheGemv) {
+  // K = 36 (72-byte rows), but A's and B's leading dimensions padded to 40 (80 bytes): the
+  // header's condition holds. With M = 1 A's leading dimension is never stepped over at all.
+  a_ld_ = b_ld_ = 40;
+  EXPECT_EQ(path_for(2, 36), LLMK_MATMUL_PATH_GEMV) << llmk_last_error_message();
+  EXPECT_EQ(path_for(1, 36), LLMK_MATMUL_PATH_GEMV) << llmk_last_error_message();
+}
+
 TEST_F(MatmulPath, ForcedPaths) {
   config_.path = LLMK_MATMUL_PATH_CUBLASLT;
   EXPECT_EQ(path_for(1), LLMK_MATMUL_PATH_CUBLASLT);
