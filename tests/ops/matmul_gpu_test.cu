@@ -657,6 +657,24 @@ TEST(MatmulCache, CaptureOnAStreamWithoutWorkspaceIsRefusedCleanly) {
   EXPECT_EQ(d.read(p.host.d.bytes.size()), direct);
   ASSERT_CUDA(cudaGraphExecDestroy(exec));
   ASSERT_CUDA(cudaGraphDestroy(graph));
+
+  // A shape the cache has not seen, captured on the warm stream: the heuristic query is host
+  // work, so only the workspace needs the warm-up.
+  const Problem fresh(prefill_spec(LLMK_ACTIVATION_RELU, 41));
+  const Stats warm = stats();
+  DeviceCopy fresh_d(fresh.host.d);
+  ASSERT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  const llmk_status planned = fresh.run(fresh_d, stream);
+  ASSERT_CUDA(cudaStreamEndCapture(stream, &graph));
+  ASSERT_EQ(planned, LLMK_SUCCESS) << llmk_last_error_message();
+  EXPECT_EQ(stats().plans, warm.plans + 1);
+  EXPECT_EQ(stats().workspaces, warm.workspaces);
+  ASSERT_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  ASSERT_CUDA(cudaGraphLaunch(exec, stream));
+  ASSERT_CUDA(cudaStreamSynchronize(stream));
+  EXPECT_EQ(fresh_d.read(fresh.host.d.bytes.size()), fresh.run_and_read(nullptr));
+  ASSERT_CUDA(cudaGraphExecDestroy(exec));
+  ASSERT_CUDA(cudaGraphDestroy(graph));
   ASSERT_CUDA(cudaStreamDestroy(stream));
 }
 

@@ -356,6 +356,35 @@ TEST(MlpGpu, ForcedGemvThatCannotRunIsRefusedBeforeAnyWork) {
   }
 }
 
+TEST(MlpGpu, ForcedGemvWithAnUpWeightItCannotStreamWritesNothing) {
+  // gated_mlp with path=gemv, 3 tokens: w_gate can take the GEMV but a separate w_up whose rows
+  // are not 16-byte multiples cannot. The call must be refused before any GEMM runs: y and the
+  // (NaN-poisoned) workspace keep their bits.
+  if (!gemv_engine_built()) GTEST_SKIP() << "the GEMV engine is not built";
+  MlpSpec s;
+  s.gated = true;
+  s.fused = false;
+  s.dtype = LLMK_DTYPE_F16;
+  s.tokens = 3;
+  s.up_pad = 1;  // rows of 257 halves
+  std::mt19937_64 rng(3);
+  const MlpHost h = make_host(s, rng);
+  DeviceCopy dx(h.x), dw(h.w_in), dup(h.w_up), dw2(h.w2), dy(h.y);
+  const MlpViews g = views(s, h, dx.ptr, dw.ptr, dup.ptr, nullptr, dw2.ptr, nullptr, dy.ptr);
+  const size_t bytes = workspace_size(cuda_context(), s, g);
+  HostTensor poison;
+  poison.view = make_view(nullptr, LLMK_DTYPE_F16, {static_cast<int64_t>(bytes / 2)});
+  poison.bytes = nan_buffer(LLMK_DTYPE_F16, bytes / 2);
+  DeviceCopy workspace(poison);
+  EXPECT_EQ(call(cuda_context(), s, g, LLMK_MATMUL_PATH_GEMV, workspace.ptr, bytes),
+            LLMK_ERROR_UNSUPPORTED)
+      << llmk_last_error_message();
+  ASSERT_LLMK(llmk_synchronize(cuda_context(), nullptr));
+  EXPECT_EQ(dy.read(h.y.bytes.size()), h.y.bytes) << "y written by a refused call";
+  EXPECT_EQ(workspace.read(poison.bytes.size()), poison.bytes)
+      << "the workspace was written: a GEMM ran before the call was refused";
+}
+
 TEST(MlpGpu, CapturedBlocksReplayTheSameResult) {
   // After one call on a stream (its cuBLASLt workspace set aside), ffn and gated_mlp capture in
   // global mode and replay to the bits of the direct call.
