@@ -476,7 +476,7 @@ def test_matmul_config_fields_the_binding_refuses(cpu):
         llmk.matmul(cpu, llmk.MatmulConfig(allow_tf32=1 << 31), a, b, None, bias, d)
     with pytest.raises(TypeError):
         llmk.matmul(cpu, llmk.MatmulConfig(path="gemv"), a, b, None, bias, d)
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError):
         llmk.matmul(cpu, llmk.MatmulConfig(alpha="one"), a, b, None, bias, d)
 
 
