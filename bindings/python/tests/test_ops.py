@@ -680,7 +680,9 @@ def test_ffn_matches_torch_eager_on_cuda(cuda, torch, dtype_name, tokens, activa
     w2, b2 = randn(d_model, d_ff, scale=d_ff ** -0.5), randn(d_model, scale=0.5)
     out = torch.full((tokens, d_model), float("nan"), dtype=dtype, device="cuda")
     views = [torch_view(torch, t) for t in (x, w1, b1, w2, b2)]
-    workspace = torch_workspace(torch, cuda, llmk.ffn_workspace_size(cuda, views[0], views[1]))
+    # The workspace straight from torch, through __cuda_array_interface__ (uint8: U8).
+    workspace = torch.empty(llmk.ffn_workspace_size(cuda, views[0], views[1]),
+                            dtype=torch.uint8, device="cuda")
     stream = torch.cuda.current_stream()
     llmk.ffn(cuda, None, *views, activation, workspace, torch_view(torch, out),
              stream=stream.cuda_stream)
