@@ -356,6 +356,12 @@ impl<'a> TensorMut<'a> {
         &self.view.raw
     }
 
+    /// The same view, read-only, for as long as it borrows `self`: for calls that only inspect
+    /// an output, such as [`matmul_path_for`](crate::matmul_path_for).
+    pub fn view(&self) -> TensorRef<'_> {
+        TensorRef::from_view(self.view)
+    }
+
     pub(crate) fn memory(&self) -> Memory {
         self.view.memory
     }
