@@ -3,6 +3,7 @@
 #include <new>
 
 #include "cuda_util.hpp"
+#include "ops/matmul/cublaslt.hpp"
 
 namespace llmk {
 
@@ -31,7 +32,7 @@ llmk_context make_cuda_context(int device) {
   }
   DeviceGuard guard(device);
   check_cuda(cudaFree(nullptr), "context_create: initializing the CUDA context");
-  llmk_context ctx{LLMK_BACKEND_CUDA, device, 0, 0, 0};
+  llmk_context ctx{LLMK_BACKEND_CUDA, device, 0, 0, 0, nullptr};
   check_cuda(cudaDeviceGetAttribute(&ctx.sm_count, cudaDevAttrMultiProcessorCount, device),
              "context_create: cudaDeviceGetAttribute");
   check_cuda(cudaDeviceGetAttribute(&ctx.cc_major, cudaDevAttrComputeCapabilityMajor, device),
@@ -45,6 +46,7 @@ llmk_context make_cuda_context(int device) {
          "rebuild it with that architecture in CMAKE_CUDA_ARCHITECTURES",
          device, ctx.cc_major, ctx.cc_minor);
   }
+  ctx.cublaslt = std::make_shared<Cublaslt>(device);
   return ctx;
 }
 
@@ -67,7 +69,7 @@ LLMK_API llmk_status llmk_context_create(llmk_backend backend, int32_t device, l
     if (out == nullptr) fail(LLMK_ERROR_NULL_POINTER, "context_create: out is NULL");
     llmk_context ctx{};
     switch (static_cast<int>(backend)) {  // an int: callers may pass values beyond the enum's
-      case LLMK_BACKEND_CPU: ctx = llmk_context{LLMK_BACKEND_CPU, -1, 0, 0, 0}; break;
+      case LLMK_BACKEND_CPU: ctx = llmk_context{LLMK_BACKEND_CPU, -1, 0, 0, 0, nullptr}; break;
       case LLMK_BACKEND_CUDA: ctx = make_cuda_context(device); break;
       default:
         fail(LLMK_ERROR_INVALID_VALUE, "context_create: backend %d is not an llmk_backend",

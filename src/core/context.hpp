@@ -1,8 +1,15 @@
-// The context behind the opaque llmk_context handle. It is immutable once created, which is what
-// makes one context safe to use from several threads at once.
+// The context behind the opaque llmk_context handle. It is immutable once created, apart from the
+// cuBLASLt engine's caches, which guard themselves: that is what makes one context safe to use
+// from several threads at once.
 #pragma once
 
+#include <memory>
+
 #include "llmk.h"
+
+namespace llmk {
+class Cublaslt;  // ops/matmul/cublaslt.hpp
+}  // namespace llmk
 
 struct llmk_context {
   llmk_backend backend;
@@ -10,6 +17,7 @@ struct llmk_context {
   int sm_count;  // multiprocessors of that device (0 for the CPU)
   int cc_major;  // compute capability
   int cc_minor;
+  std::shared_ptr<llmk::Cublaslt> cublaslt;  // a CUDA context's matmul engine; NULL on the CPU
 };
 
 namespace llmk {

@@ -46,11 +46,7 @@ void run_activation(const char* op, ActivationForm form, llmk_context* ctx_handl
   check_no_overlap(op, y, x, /*allow_identical=*/true);
   if (gated || has_bias) check_no_overlap(op, y, second, /*allow_identical=*/gated);
 
-  const int32_t activation_value = static_cast<int32_t>(activation);
-  if (activation_value < LLMK_ACTIVATION_IDENTITY || activation_value > LLMK_ACTIVATION_RELU) {
-    fail(LLMK_ERROR_INVALID_VALUE, "%s: activation is %d, which is not an llmk_activation", op,
-         activation_value);
-  }
+  check_activation(op, "activation", activation);
 
   std::optional<DeviceGuard> device;
   if (is_cuda(ctx)) {
@@ -89,6 +85,14 @@ void run_activation(const char* op, ActivationForm form, llmk_context* ctx_handl
 }
 
 }  // namespace
+
+void check_activation(const char* op, const char* name, int32_t value) {
+  if (value < LLMK_ACTIVATION_IDENTITY || value > LLMK_ACTIVATION_RELU) {
+    fail(LLMK_ERROR_INVALID_VALUE, "%s: %s is %d, which is not an llmk_activation", op, name,
+         value);
+  }
+}
+
 }  // namespace llmk
 
 using llmk::ActivationForm;

@@ -29,8 +29,13 @@ struct ActivationParams {
   RowStrides y_strides;
 };
 
+// Fails with LLMK_ERROR_INVALID_VALUE, naming `name`, unless `value` is an llmk_activation.
+void check_activation(const char* op, const char* name, int32_t value);
+
 // The reference: f64 math, each output rounded once.
 void activation_cpu(const ActivationParams& p);
+// a(v) in f64, the formulas of llmk.h: what every CPU reference applies.
+double activate(llmk_activation activation, double v);
 
 // Launches on `stream` of the current device (the caller has set it); fails with
 // LLMK_ERROR_CUDA or LLMK_ERROR_CUDA_CONTEXT_LOST if the launch does.

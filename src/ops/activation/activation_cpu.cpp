@@ -10,7 +10,6 @@
 #include "core/numeric.hpp"
 
 namespace llmk {
-namespace {
 
 double activate(llmk_activation activation, double v) {
   switch (activation) {
@@ -27,6 +26,8 @@ double activate(llmk_activation activation, double v) {
   }
   fail(LLMK_ERROR_INTERNAL, "activation_cpu: activation %d reached the backend", activation);
 }
+
+namespace {
 
 template <llmk_dtype D>
 void activation_rows(const ActivationParams& p) {

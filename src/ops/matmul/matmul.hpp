@@ -17,10 +17,10 @@ struct MatrixView {
 struct MatmulParams {
   llmk_dtype dtype;  // of every tensor
   int64_t batch, m, n, k;
-  MatrixView a;  // [m, k]
-  MatrixView b;  // [k, n]
-  MatrixView c;  // [m, n], row-major; data is NULL when beta == 0
-  MatrixView d;  // [m, n], row-major
+  MatrixView a;      // [m, k]
+  MatrixView b;      // [k, n]
+  MatrixView c;      // [m, n], row-major; data is NULL when beta == 0
+  MatrixView d;      // [m, n], row-major
   const void* bias;  // [n], contiguous, or NULL
   float alpha, beta;
   llmk_activation activation;
@@ -36,11 +36,16 @@ bool gemv_can_run(const MatmulParams& p);
 // when the GEMV is asked for and cannot run.
 llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_matmul_path asked);
 
+// Runs a checked call on ctx's backend (the caller has made a CUDA context's device current):
+// the CPU reference, or the engine choose_matmul_path picks, with the activation pass cuBLASLt
+// needs for GELU and SILU. An empty product is a no-op.
+void run_matmul(const char* op, const llmk_context& ctx, const MatmulParams& p,
+                llmk_matmul_path asked, void* stream);
+
 // The reference: f64 sums, each element of D rounded once.
 void matmul_cpu(const MatmulParams& p);
 
-// The engines. The caller has made ctx's device current and checked every argument.
-void matmul_cublaslt(const MatmulParams& p, const llmk_context& ctx, void* stream);
+// The GEMV engine (the cuBLASLt one is ctx.cublaslt); the caller has made the device current.
 void matmul_gemv(const MatmulParams& p, void* stream);
 
 // gated_mlp's fused first half on the GEMV engine: h = a(x Wg^T) * (x Wu^T), rounded once.
