@@ -4,7 +4,10 @@
 //! The semantics are those of the C++ runner, `tests/common/vectors.cpp`: each role that names a
 //! file, or is an output, gets a backing buffer of its own; a role `@S` is a view into `S`'s
 //! buffer, `R.offset` elements in. After the op, per buffer, every view with an `expect.` file
-//! must match it, and every other element of the buffer must hold its initial bytes.
+//! must match it, and every other element of the buffer must hold its initial bytes. `ffn` and
+//! `gated_mlp` get a workspace of the size their `*_workspace_size` asks for, from `llmk_malloc`
+//! on the context, every byte 0xff (NaN in each float dtype); `matmul` cases also check what
+//! `matmul_path_for` says of the call.
 //!
 //! The vectors are read from `$LLMK_VECTORS_DIR`, else from the source tree the binary was built
 //! in; set the variable where the binary runs on another machine.
@@ -326,8 +329,13 @@ impl<'c> Tensors<'c> {
         matches!((self.roles.get(a), self.roles.get(b)), (Some(a), Some(b)) if a.same_view(b))
     }
 
+    /// The first element of a role's view: NULL in an empty buffer, as the C++ runner passes it
+    /// (an empty view's data is not read, and a dangling pointer need not be aligned).
     fn data(&self, role: &Role) -> *mut u8 {
         let buffer = &self.buffers[&role.buffer];
+        if buffer.initial.is_empty() {
+            return std::ptr::null_mut();
+        }
         buffer.base.wrapping_add(role.offset * buffer.element)
     }
 
