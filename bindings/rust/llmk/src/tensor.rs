@@ -445,5 +445,8 @@ mod tests {
         assert_eq!(view.strides(), [12, 4, 1]);
         assert_eq!(view.dtype(), DType::Bf16);
         assert_eq!(view.as_raw().ndim, 3);
+        let read_only = view.view();
+        assert_eq!(read_only.strides(), [12, 4, 1]);
+        assert_eq!(read_only.as_raw().data, view.as_raw().data);
     }
 }
