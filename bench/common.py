@@ -60,10 +60,13 @@ def copy_ceiling():
     return 2 * n / us / 1e3, us
 
 
-def parse_args(description):
+def parse_args(description, add_arguments=None):
+    """--json and --markdown, plus whatever add_arguments(parser) adds."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", help="write the rows here as JSON")
     parser.add_argument("--markdown", help="write the table here")
+    if add_arguments is not None:
+        add_arguments(parser)
     return parser.parse_args()
 
 

@@ -5,9 +5,13 @@
 //   back-to-back: N calls then one synchronize; time / N (throughput of issuing calls)
 //   round trip:   call + synchronize, N times; time / N (latency of one call)
 // The subjects: an empty kernel, and llmk_rms_norm / llmk_add_rms_norm / llmk_layer_norm over one
-// row of 4096 bf16. The acceptance bound is llmk <= empty launch + 2 us in both loops.
+// row of 4096 bf16 (the acceptance bound is llmk <= empty launch + 2 us in both loops); and a
+// small bf16 GEMM (64 x 64 x 64) through llmk_matmul on cuBLASLt against cublasLtMatmul called
+// directly with its descriptors and algorithm prepared once: what llmk's checks, plan lookup and
+// stack-built descriptors add per call.
 //
 // Output: one line per subject and loop, "latency <subject> <loop> <microseconds>".
+#include <cublasLt.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -85,6 +89,52 @@ int main() {
   tw.shape[0] = kHidden;
   tw.strides[0] = 1;
 
+  // The GEMM: D [64, 64] = A [64, 64] W^T, W [64, 64] row-major; cuBLASLt computes D^T = W A^T.
+  constexpr int64_t kGemm = 64;
+  void *ga = nullptr, *gw = nullptr, *gd = nullptr;
+  for (void** p : {&ga, &gw, &gd}) {
+    check(llmk_malloc(ctx, kGemm * kGemm * 2, p) == LLMK_SUCCESS, "malloc");
+    cudaMemset(*p, 0x3c, kGemm * kGemm * 2);
+  }
+  const llmk_tensor gemm_a = row(ga, kGemm * kGemm), gemm_d = row(gd, kGemm * kGemm);
+  llmk_tensor gemm_a2 = gemm_a, gemm_b = gemm_a, gemm_d2 = gemm_d;
+  gemm_a2.shape[0] = gemm_d2.shape[0] = kGemm;
+  gemm_a2.shape[1] = gemm_d2.shape[1] = kGemm;
+  gemm_a2.strides[0] = gemm_d2.strides[0] = kGemm;
+  gemm_b.data = gw;
+  gemm_b.shape[0] = gemm_b.shape[1] = kGemm;
+  gemm_b.strides[0] = 1;
+  gemm_b.strides[1] = kGemm;
+  llmk_matmul_config gemm_config;
+  llmk_matmul_config_init(&gemm_config);
+  gemm_config.path = LLMK_MATMUL_PATH_CUBLASLT;
+
+  cublasLtHandle_t lt = nullptr;
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t layout = nullptr;  // every operand is 64 x 64 column-major, ld 64
+  cublasLtMatmulPreference_t preference = nullptr;
+  cublasLtMatmulHeuristicResult_t heuristic{};
+  int found = 0;
+  void* lt_workspace = nullptr;
+  const size_t lt_workspace_bytes = size_t{32} << 20;
+  const cublasOperation_t transpose = CUBLAS_OP_T;
+  check(cublasLtCreate(&lt) == CUBLAS_STATUS_SUCCESS &&
+            cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) ==
+                CUBLAS_STATUS_SUCCESS &&
+            cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose,
+                                           sizeof transpose) == CUBLAS_STATUS_SUCCESS &&
+            cublasLtMatrixLayoutCreate(&layout, CUDA_R_16BF, kGemm, kGemm, kGemm) ==
+                CUBLAS_STATUS_SUCCESS &&
+            cublasLtMatmulPreferenceCreate(&preference) == CUBLAS_STATUS_SUCCESS &&
+            cublasLtMatmulPreferenceSetAttribute(
+                preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &lt_workspace_bytes,
+                sizeof lt_workspace_bytes) == CUBLAS_STATUS_SUCCESS &&
+            cublasLtMatmulAlgoGetHeuristic(lt, desc, layout, layout, layout, layout, preference, 1,
+                                           &heuristic, &found) == CUBLAS_STATUS_SUCCESS &&
+            found == 1 && cudaMalloc(&lt_workspace, lt_workspace_bytes) == cudaSuccess,
+        "cuBLASLt setup");
+  const float one = 1.0f, zero = 0.0f;
+
   struct Subject {
     const char* name;
     std::function<void()> once;
@@ -105,13 +155,33 @@ int main() {
          check(llmk_layer_norm(ctx, &tx, &tw, nullptr, 1e-5f, &ty, stream) == LLMK_SUCCESS,
                "layer_norm");
        }},
+      {"cublaslt_direct_gemm_64_bf16",
+       [&] {
+         check(cublasLtMatmul(lt, desc, &one, gw, layout, ga, layout, &zero, gd, layout, gd, layout,
+                              &heuristic.algo, lt_workspace, lt_workspace_bytes,
+                              stream) == CUBLAS_STATUS_SUCCESS,
+               "cublasLtMatmul");
+       }},
+      {"llmk_matmul_gemm_64_bf16",
+       [&] {
+         check(llmk_matmul(ctx, &gemm_config, &gemm_a2, &gemm_b, nullptr, nullptr, &gemm_d2,
+                           stream) == LLMK_SUCCESS,
+               "matmul");
+       }},
   };
   for (const Subject& s : subjects) {
     std::printf("latency %s back_to_back %.3f\n", s.name, median_us(s.once, false, stream));
     std::printf("latency %s round_trip %.3f\n", s.name, median_us(s.once, true, stream));
   }
   check(llmk_synchronize(ctx, stream) == LLMK_SUCCESS, "synchronize");
-  for (void* p : {x, residual, y, w}) check(llmk_free(ctx, p) == LLMK_SUCCESS, "free");
+  for (void* p : {x, residual, y, w, ga, gw, gd}) {
+    check(llmk_free(ctx, p) == LLMK_SUCCESS, "free");
+  }
+  cudaFree(lt_workspace);
+  cublasLtMatmulPreferenceDestroy(preference);
+  cublasLtMatrixLayoutDestroy(layout);
+  cublasLtMatmulDescDestroy(desc);
+  cublasLtDestroy(lt);
   cudaStreamDestroy(stream);
   llmk_context_destroy(ctx);
   return 0;

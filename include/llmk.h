@@ -422,8 +422,8 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_paged_kv_cache_write(
  * every product). D's batches may not overlap.
  *
  * D may be exactly C (same data, shape and strides); it overlaps nothing else. beta == 0 does not
- * read C, which may then be NULL. K == 0 gives D = a(beta * C + bias); M == 0, N == 0 or batch 0
- * is a successful no-op.
+ * read C, which may then be NULL. M == 0, N == 0 or batch 0 is a successful no-op; K == 0 (an
+ * empty sum) is refused with LLMK_ERROR_UNSUPPORTED, on both backends, as cuBLASLt refuses it.
  *
  * Engines, on a CUDA context: cuBLASLt, or for decode-sized M (a few rows) a GEMV kernel of
  * llmk's own that streams B once at memory bandwidth. The GEMV runs where M <= 16, batch is 1,

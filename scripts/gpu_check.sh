@@ -9,6 +9,8 @@
 #
 # Usage: OUT=/some/dir scripts/gpu_check.sh [tests|bench]   (default: both; each part fits in
 # one 10-minute device call, and a second call on a warm machine reuses the build)
+# BENCH="matmul rope" runs only those bench/bench_<op>.py (default: every one, bench_matmul.py
+# included).
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -84,6 +86,7 @@ if [ $bench = 1 ]; then
   mkdir -p "$out/bench"
   for script in bench/bench_*.py; do
     name=$(basename "$script" .py)
+    if [ -n "${BENCH:-}" ] && ! grep -qw "${name#bench_}" <<<"$BENCH"; then continue; fi
     step "$name" env PYTHONPATH="$root/bindings/python" PYTHONUNBUFFERED=1 \
       python3 "$script" --json "$out/bench/$name.json" --markdown "$out/bench/$name.md"
   done

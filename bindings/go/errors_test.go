@@ -516,3 +516,229 @@ func TestAdamWStepRejects(t *testing.T) {
 		{"step", call(ctx, stepZero, param, grad, avg, avgSq), llmk.StatusInvalidValue, []string{"adamw_step: config->step is 0"}},
 	}, paramData, gradData, avgData, avgSqData)
 }
+
+func TestMatmulRejects(t *testing.T) {
+	ctx := newCPUContext(t)
+	const m, k, n = 2, 3, 4
+	aData, bData := filled(m*k, float32(1)), filled(k*2*n, float32(0.5))
+	cData, biasData, dData := filled(m*n, float32(2)), filled(n, float32(0.25)), filled(m*n, float32(7))
+	a, b := tensorF32(t, aData, m, k), tensorF32(t, bData[:k*n], k, n)
+	c, bias, d := tensorF32(t, cData, m, n), tensorF32(t, biasData, n), tensorF32(t, dData, m, n)
+	config := llmk.DefaultMatmulConfig()
+	config.Beta = 0.5
+	call := func(ctx *llmk.Context, config llmk.MatmulConfig, a, b llmk.Tensor, c, bias *llmk.Tensor, d llmk.Tensor) func() error {
+		return func() error { return llmk.Matmul(ctx, config, a, b, c, bias, d, nil) }
+	}
+	// B with no unit stride: every other column of a [k, 2n] buffer.
+	bGaps, err := llmk.TensorFromFloat32(bData, []int64{k, n}, []int64{2 * n, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// D column-major: [m, n] with strides [1, m].
+	dColumns, err := llmk.TensorFromFloat32(dData, []int64{m, n}, []int64{1, m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// D over A's memory: a [2, 2] A whose second row D starts on.
+	shared := filled(6, float32(1))
+	aShared, dShared := tensorF32(t, shared[:4], 2, 2), tensorF32(t, shared[2:], 2, 2)
+	badActivation, badPath, nanAlpha, noBeta := config, config, config, config
+	badActivation.Activation = llmk.Activation(99)
+	badPath.Path = llmk.MatmulPath(7)
+	nanAlpha.Alpha = float32(math.NaN())
+	noBeta.Beta = 0
+	kZero := tensorF32(t, aData[:0], m, 0)
+	shortBias, narrowC := tensorF32(t, biasData[:n-1], n-1), tensorF32(t, cData[:m*(n-1)], m, n-1)
+	checkRejected(t, []rejectedCall{
+		{"nil context", call(nil, config, a, b, &c, &bias, d), llmk.StatusNullPointer, []string{"matmul: ctx is NULL"}},
+		{"nil data", call(ctx, config, nullTensor(t, llmk.F32, m, k), b, &c, &bias, d), llmk.StatusNullPointer,
+			[]string{"matmul: a.data is NULL"}},
+		{"dtype mismatch", call(ctx, config, a, f16Tensor(t, k, n), &c, &bias, d), llmk.StatusDTypeMismatch,
+			[]string{"matmul: b is f16 but a is f32"}},
+		{"K mismatch", call(ctx, config, a, tensorF32(t, bData[:2*n], 2, n), &c, &bias, d), llmk.StatusShapeMismatch,
+			[]string{"matmul: b has 2 rows, but a's K (columns) has 3"}},
+		{"bias length", call(ctx, config, a, b, &c, &shortBias, d), llmk.StatusShapeMismatch,
+			[]string{"matmul: bias has 3 elements, but d's N has 4"}},
+		{"c shape", call(ctx, config, a, b, &narrowC, &bias, d), llmk.StatusShapeMismatch,
+			[]string{"matmul: c has 3 columns, but d has 4"}},
+		{"bias rank", call(ctx, config, a, b, &c, &c, d), llmk.StatusInvalidNDim, []string{"matmul: bias"}},
+		{"negative stride", call(ctx, config, a, b, &c, &bias, backwards(t, dData, m, n, m, n)), llmk.StatusInvalidStride,
+			[]string{"matmul: d has a negative stride -4 in dimension 0"}},
+		{"no unit stride", call(ctx, config, a, bGaps, &c, &bias, d), llmk.StatusNotContiguous,
+			[]string{"matmul: b is neither row-major nor column-major"}},
+		{"bias with column-major d", call(ctx, noBeta, a, b, nil, &bias, dColumns), llmk.StatusUnsupported,
+			[]string{"matmul: a bias needs a row-major d"}},
+		{"beta without c", call(ctx, config, a, b, nil, &bias, d), llmk.StatusNullPointer,
+			[]string{"matmul: c is NULL but config->beta is 0.5"}},
+		{"d overlaps a", call(ctx, noBeta, aShared, tensorF32(t, bData[:4], 2, 2), nil, nil, dShared), llmk.StatusOverlap,
+			[]string{"matmul: d overlaps a"}},
+		{"K is 0", call(ctx, noBeta, kZero, tensorF32(t, bData[:0], 0, n), nil, nil, d), llmk.StatusUnsupported,
+			[]string{"matmul: a has no columns (K is 0)"}},
+		{"activation", call(ctx, badActivation, a, b, &c, &bias, d), llmk.StatusInvalidValue,
+			[]string{"matmul: config->activation is 99, which is not an llmk_activation"}},
+		{"path", call(ctx, badPath, a, b, &c, &bias, d), llmk.StatusInvalidValue,
+			[]string{"matmul: config->path is 7, which is not an llmk_matmul_path"}},
+		{"alpha", call(ctx, nanAlpha, a, b, &c, &bias, d), llmk.StatusInvalidValue,
+			[]string{"matmul: config->alpha is nan"}},
+	}, aData, bData, cData, biasData, dData, shared)
+
+	// MatmulPathFor checks its arguments as Matmul does.
+	pathFor := func(config llmk.MatmulConfig, a, b llmk.Tensor, c, bias *llmk.Tensor, d llmk.Tensor) func() error {
+		return func() error {
+			_, err := llmk.MatmulPathFor(ctx, config, a, b, c, bias, d)
+			return err
+		}
+	}
+	checkRejected(t, []rejectedCall{
+		{"path_for nil data", pathFor(config, nullTensor(t, llmk.F32, m, k), b, &c, &bias, d), llmk.StatusNullPointer,
+			[]string{"a.data is NULL"}},
+		{"path_for dtype mismatch", pathFor(config, a, f16Tensor(t, k, n), &c, &bias, d), llmk.StatusDTypeMismatch,
+			[]string{"b is f16 but a is f32"}},
+		{"path_for beta without c", pathFor(config, a, b, nil, &bias, d), llmk.StatusNullPointer,
+			[]string{"c is NULL but config->beta is 0.5"}},
+		{"path_for path", pathFor(badPath, a, b, &c, &bias, d), llmk.StatusInvalidValue,
+			[]string{"config->path is 7"}},
+	}, aData, bData, cData, biasData, dData)
+}
+
+// alignedBytes is n bytes of Go memory starting on 16 bytes, and the same shifted by one byte.
+func alignedBytes(n int) (aligned, misaligned []byte) {
+	raw := make([]byte, n+32)
+	start := 0
+	for uintptr(unsafe.Pointer(&raw[start]))%16 != 0 {
+		start++
+	}
+	return raw[start : start+n], raw[start+1 : start+1+n]
+}
+
+func TestFFNRejects(t *testing.T) {
+	ctx := newCPUContext(t)
+	const tokens, dModel, dFF = 2, 4, 3
+	xData, yData := filled(tokens*dModel, float32(1)), filled(tokens*dModel, float32(7))
+	w1Data, b1Data := filled(dFF*dModel, float32(0.5)), filled(dFF, float32(0.1))
+	w2Data, b2Data := filled(dModel*dFF, float32(0.25)), filled(dModel, float32(0.2))
+	x, y := tensorF32(t, xData, tokens, dModel), tensorF32(t, yData, tokens, dModel)
+	w1, b1 := tensorF32(t, w1Data, dFF, dModel), tensorF32(t, b1Data, dFF)
+	w2, b2 := tensorF32(t, w2Data, dModel, dFF), tensorF32(t, b2Data, dModel)
+	config := llmk.DefaultMLPConfig()
+	bytes, err := llmk.FFNWorkspaceSize(ctx, x, w1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes < tokens*dFF*4 {
+		t.Fatalf("FFNWorkspaceSize = %d, less than the %d bytes of the intermediate", bytes, tokens*dFF*4)
+	}
+	scratch, misaligned := alignedBytes(bytes)
+	ws := llmk.WorkspaceFromBytes(scratch)
+	call := func(ctx *llmk.Context, config llmk.MLPConfig, x, w1 llmk.Tensor, b1 *llmk.Tensor, w2 llmk.Tensor,
+		b2 *llmk.Tensor, a llmk.Activation, ws llmk.Workspace, y llmk.Tensor) func() error {
+		return func() error { return llmk.FFN(ctx, config, x, w1, b1, w2, b2, a, ws, y, nil) }
+	}
+	gelu := llmk.ActivationGELU
+	if err := call(ctx, config, x, w1, &b1, w2, &b2, gelu, ws, y)(); err != nil {
+		t.Fatalf("the valid call: %v", err)
+	}
+	for i := range yData {
+		yData[i] = 7
+	}
+	badPath := config
+	badPath.Path = llmk.MatmulPath(5)
+	// y over the workspace: the workspace viewed as the output too.
+	yOnScratch, err := llmk.TensorFromPointer(unsafe.Pointer(&scratch[0]), llmk.F32, []int64{tokens, dModel}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRejected(t, []rejectedCall{
+		{"nil context", call(nil, config, x, w1, &b1, w2, &b2, gelu, ws, y), llmk.StatusNullPointer, []string{"ffn: ctx is NULL"}},
+		{"nil data", call(ctx, config, nullTensor(t, llmk.F32, tokens, dModel), w1, &b1, w2, &b2, gelu, ws, y),
+			llmk.StatusNullPointer, []string{"ffn: x.data is NULL"}},
+		{"dtype mismatch", call(ctx, config, x, w1, &b1, f16Tensor(t, dModel, dFF), &b2, gelu, ws, y),
+			llmk.StatusDTypeMismatch, []string{"ffn: w2 is f16 but x is f32"}},
+		{"w1 columns", call(ctx, config, x, tensorF32(t, w1Data[:dFF*3], dFF, 3), &b1, w2, &b2, gelu, ws, y),
+			llmk.StatusShapeMismatch, []string{"ffn: w1 has 3 columns (in_features), x has 4 (d_model)"}},
+		{"w2 shape", call(ctx, config, x, w1, &b1, tensorF32(t, w2Data[:dModel*2], dModel, 2), &b2, gelu, ws, y),
+			llmk.StatusShapeMismatch, []string{"ffn: w2 is [4, 2]; it must be [d_model, d_ff] = [4, 3]"}},
+		{"b1 length", call(ctx, config, x, w1, &b2, w2, &b2, gelu, ws, y),
+			llmk.StatusShapeMismatch, []string{"ffn: b1 has 4 elements; it must have d_ff = 3"}},
+		{"negative stride", call(ctx, config, x, w1, &b1, w2, &b2, gelu, ws, backwards(t, yData, tokens, dModel, tokens, dModel)),
+			llmk.StatusInvalidStride, []string{"ffn: y has a negative stride -4 in dimension 0"}},
+		{"activation", call(ctx, config, x, w1, &b1, w2, &b2, llmk.Activation(99), ws, y), llmk.StatusInvalidValue,
+			[]string{"ffn: activation is 99, which is not an llmk_activation"}},
+		{"path", call(ctx, badPath, x, w1, &b1, w2, &b2, gelu, ws, y), llmk.StatusInvalidValue,
+			[]string{"ffn: config->path is 5, which is not an llmk_matmul_path"}},
+		{"no workspace", call(ctx, config, x, w1, &b1, w2, &b2, gelu, llmk.Workspace{}, y), llmk.StatusNullPointer,
+			[]string{"ffn: workspace is NULL"}},
+		{"short workspace", call(ctx, config, x, w1, &b1, w2, &b2, gelu, llmk.WorkspaceFromBytes(scratch[:bytes-1]), y),
+			llmk.StatusInvalidValue, []string{fmt.Sprintf("ffn: workspace_bytes is %d; these shapes need %d", bytes-1, bytes)}},
+		{"misaligned workspace", call(ctx, config, x, w1, &b1, w2, &b2, gelu, llmk.WorkspaceFromBytes(misaligned), y),
+			llmk.StatusMisaligned, []string{"ffn: workspace", "is not aligned to 16 bytes"}},
+		{"negative workspace", call(ctx, config, x, w1, &b1, w2, &b2, gelu, llmk.WorkspaceFromPointer(unsafe.Pointer(&scratch[0]), -1), y),
+			llmk.StatusInvalidValue, []string{"ffn: workspace has -1 bytes"}},
+		{"y over the workspace", call(ctx, config, x, w1, &b1, w2, &b2, gelu, ws, yOnScratch), llmk.StatusOverlap,
+			[]string{"ffn: y overlaps workspace"}},
+	}, xData, yData, w1Data, b1Data, w2Data, b2Data)
+
+	checkRejected(t, []rejectedCall{
+		{"size: nil context", func() error { _, err := llmk.FFNWorkspaceSize(nil, x, w1); return err },
+			llmk.StatusNullPointer, []string{"ffn_workspace_size: ctx is NULL"}},
+		{"size: w1 columns", func() error { _, err := llmk.FFNWorkspaceSize(ctx, x, w2); return err },
+			llmk.StatusShapeMismatch, []string{"ffn_workspace_size: w1 has 3 columns (in_features), x has 4 (d_model)"}},
+	})
+}
+
+func TestGatedMLPRejects(t *testing.T) {
+	ctx := newCPUContext(t)
+	const tokens, dModel, dFF = 2, 4, 3
+	xData, yData := filled(tokens*dModel, float32(1)), filled(tokens*dModel, float32(7))
+	gateUpData, downData := filled(2*dFF*dModel, float32(0.5)), filled(dModel*dFF, float32(0.25))
+	x, y := tensorF32(t, xData, tokens, dModel), tensorF32(t, yData, tokens, dModel)
+	wGate, wUp := tensorF32(t, gateUpData[:dFF*dModel], dFF, dModel), tensorF32(t, gateUpData[dFF*dModel:], dFF, dModel)
+	wDown := tensorF32(t, downData, dModel, dFF)
+	config := llmk.DefaultMLPConfig()
+	bytes, err := llmk.GatedMLPWorkspaceSize(ctx, x, wGate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes < 2*tokens*dFF*4 {
+		t.Fatalf("GatedMLPWorkspaceSize = %d, less than the %d bytes of [gate | up]", bytes, 2*tokens*dFF*4)
+	}
+	buf, err := llmk.NewDeviceBuffer(ctx, bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Free()
+	ws := buf.Workspace()
+	call := func(ctx *llmk.Context, config llmk.MLPConfig, x, wGate, wUp, wDown llmk.Tensor, a llmk.Activation,
+		ws llmk.Workspace, y llmk.Tensor) func() error {
+		return func() error { return llmk.GatedMLP(ctx, config, x, wGate, wUp, wDown, a, ws, y, nil) }
+	}
+	silu := llmk.ActivationSiLU
+	if err := call(ctx, config, x, wGate, wUp, wDown, silu, ws, y)(); err != nil {
+		t.Fatalf("the valid call: %v", err)
+	}
+	for i := range yData {
+		yData[i] = 7
+	}
+	short := llmk.WorkspaceFromPointer(buf.Ptr(), bytes-1)
+	checkRejected(t, []rejectedCall{
+		{"nil context", call(nil, config, x, wGate, wUp, wDown, silu, ws, y), llmk.StatusNullPointer,
+			[]string{"gated_mlp: ctx is NULL"}},
+		{"nil data", call(ctx, config, x, wGate, nullTensor(t, llmk.F32, dFF, dModel), wDown, silu, ws, y),
+			llmk.StatusNullPointer, []string{"gated_mlp: w_up.data is NULL"}},
+		{"dtype mismatch", call(ctx, config, x, f16Tensor(t, dFF, dModel), wUp, wDown, silu, ws, y),
+			llmk.StatusDTypeMismatch, []string{"gated_mlp: w_gate is f16 but x is f32"}},
+		{"w_up rows", call(ctx, config, x, wGate, tensorF32(t, gateUpData[:2*dModel], 2, dModel), wDown, silu, ws, y),
+			llmk.StatusShapeMismatch, []string{"gated_mlp: w_up"}},
+		{"w_down shape", call(ctx, config, x, wGate, wUp, tensorF32(t, downData[:dModel*2], dModel, 2), silu, ws, y),
+			llmk.StatusShapeMismatch, []string{"gated_mlp: w_down is [4, 2]; it must be [d_model, d_ff] = [4, 3]"}},
+		{"negative stride", call(ctx, config, backwards(t, xData, tokens, dModel, tokens, dModel), wGate, wUp, wDown, silu, ws, y),
+			llmk.StatusInvalidStride, []string{"gated_mlp: x has a negative stride -4 in dimension 0"}},
+		{"activation", call(ctx, config, x, wGate, wUp, wDown, llmk.Activation(-2), ws, y), llmk.StatusInvalidValue,
+			[]string{"gated_mlp: activation is -2, which is not an llmk_activation"}},
+		{"short workspace", call(ctx, config, x, wGate, wUp, wDown, silu, short, y), llmk.StatusInvalidValue,
+			[]string{fmt.Sprintf("gated_mlp: workspace_bytes is %d; these shapes need %d", bytes-1, bytes)}},
+		{"workspace over w_up", call(ctx, config, x, wGate, wUp, wDown, silu,
+			llmk.WorkspaceFromPointer(unsafe.Pointer(&gateUpData[0]), bytes), y),
+			llmk.StatusOverlap, []string{"gated_mlp: workspace overlaps w_gate"}},
+	}, xData, yData, gateUpData, downData)
+}

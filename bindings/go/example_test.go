@@ -90,3 +90,42 @@ func ExampleRope() {
 	fmt.Printf("%.4f\n", qkv)
 	// Output: [0.5403 0.8415 0.9999 0.0100 -0.8415 0.5403 -0.0100 0.9999 9.0000 9.0000 9.0000 9.0000]
 }
+
+func ExampleGatedMLP() {
+	ctx, err := llmk.NewCPUContext()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ctx.Close()
+
+	// SwiGLU over one token, d_model 2, d_ff 2, with vLLM's fused [gate; up] weight: w_gate is its
+	// first d_ff rows, w_up the next d_ff (nn.Linear weights, [out_features, in_features]).
+	const tokens, dModel, dFF = 1, 2, 2
+	gateUp := []float32{1, 0, 0, 1 /* gate */, 2, 0, 0, 2 /* up */}
+	x, _ := llmk.TensorFromFloat32([]float32{1, -1}, []int64{tokens, dModel}, nil)
+	wGate, _ := llmk.TensorFromFloat32(gateUp[:dFF*dModel], []int64{dFF, dModel}, nil)
+	wUp, _ := llmk.TensorFromFloat32(gateUp[dFF*dModel:], []int64{dFF, dModel}, nil)
+	wDown, _ := llmk.TensorFromFloat32([]float32{1, 1, 0, 1}, []int64{dModel, dFF}, nil)
+	out := make([]float32, tokens*dModel)
+	y, _ := llmk.TensorFromFloat32(out, []int64{tokens, dModel}, nil)
+
+	// The intermediate [gate | up] lives in a workspace of the size the library asks for.
+	bytes, err := llmk.GatedMLPWorkspaceSize(ctx, x, wGate)
+	if err != nil {
+		log.Fatal(err)
+	}
+	scratch, err := llmk.NewDeviceBuffer(ctx, bytes)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer scratch.Free()
+
+	err = llmk.GatedMLP(ctx, llmk.DefaultMLPConfig(), x, wGate, wUp, wDown, llmk.ActivationSiLU,
+		scratch.Workspace(), y, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// h = silu([1, -1]) * [2, -2] = [1.4621, 0.5379]; y = [h0 + h1, h1].
+	fmt.Printf("%.4f\n", out)
+	// Output: [2.0000 0.5379]
+}

@@ -1,7 +1,8 @@
 // Package llmk is the Go binding of llmk, CUDA kernels for LLM inference behind the stable C API
 // of libllmk.so: normalization (RMSNorm, fused residual-add RMSNorm, LayerNorm), activations
 // (bias + activation, gated SwiGLU/GeGLU), rotary position embedding, embedding lookup, KV-cache
-// writes (contiguous and paged) and the AdamW optimizer step.
+// writes (contiguous and paged), the AdamW optimizer step, matrix multiplication (Matmul, on
+// cuBLASLt or a decode GEMV) and whole MLP blocks (FFN, GatedMLP) over a Workspace.
 //
 // The package links libllmk through cgo and pkg-config (package name "llmk"), so building needs
 // PKG_CONFIG_PATH to reach llmk.pc (or llmk-uninstalled.pc in a build tree) and running needs

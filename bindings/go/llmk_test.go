@@ -6,7 +6,9 @@ import (
 	"math"
 	"regexp"
 	"runtime"
+	"strings"
 	"testing"
+	"unsafe"
 
 	"llmk.dev/llmk"
 )
@@ -302,6 +304,218 @@ func TestNewOpsDoNotAllocate(t *testing.T) {
 	}
 }
 
+// The same for matmul and the MLP blocks, with a config, optional tensors and a workspace.
+func TestMatmulAndMLPDoNotAllocate(t *testing.T) {
+	ctx := newCPUContext(t)
+	const tokens, dModel, dFF = 4, 16, 8
+	x := tensorF32(t, make([]float32, tokens*dModel), tokens, dModel)
+	y := tensorF32(t, make([]float32, tokens*dModel), tokens, dModel)
+	w1 := tensorF32(t, make([]float32, dFF*dModel), dFF, dModel)
+	w2 := tensorF32(t, make([]float32, dModel*dFF), dModel, dFF)
+	b1, b2 := tensorF32(t, make([]float32, dFF), dFF), tensorF32(t, make([]float32, dModel), dModel)
+	// nn.Linear: B = W1^T, the [d_model, d_ff] view of W1 with strides [1, d_model].
+	w1T, err := llmk.TensorFromFloat32(make([]float32, dFF*dModel), []int64{dModel, dFF}, []int64{1, dModel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := tensorF32(t, make([]float32, tokens*dFF), tokens, dFF)
+	buf, err := llmk.NewDeviceBuffer(ctx, 2*tokens*dFF*4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Free()
+	ws := buf.Workspace()
+	matmul, mlp := llmk.DefaultMatmulConfig(), llmk.DefaultMLPConfig()
+	matmul.Beta, matmul.Activation = 1, llmk.ActivationGELUTanh
+	must := func(op string, err error) {
+		if err != nil {
+			t.Fatalf("%s: %v", op, err)
+		}
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		must("matmul", llmk.Matmul(ctx, matmul, x, w1T, &h, &b1, h, nil))
+		must("ffn", llmk.FFN(ctx, mlp, x, w1, &b1, w2, &b2, llmk.ActivationGELU, ws, y, nil))
+		must("gated_mlp", llmk.GatedMLP(ctx, mlp, x, w1, w1, w2, llmk.ActivationSiLU, ws, y, nil))
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per call of the three ops, want 0", allocs)
+	}
+}
+
+// y = x W^T through nn.Linear's transposed view, then D = A B + D in place.
+func TestMatmulLinearAndInPlace(t *testing.T) {
+	ctx := newCPUContext(t)
+	const m, k, n = 3, 5, 2
+	xData, wData := make([]float32, m*k), make([]float32, n*k)
+	for i := range xData {
+		xData[i] = float32(i)*0.25 - 1
+	}
+	for i := range wData {
+		wData[i] = 1 - float32(i)*0.125
+	}
+	want := make([]float64, m*n)
+	for i := range want {
+		for j := 0; j < k; j++ {
+			want[i] += float64(xData[i/n*k+j]) * float64(wData[i%n*k+j])
+		}
+	}
+	x := tensorF32(t, xData, m, k)
+	w, err := llmk.TensorFromFloat32(wData, []int64{k, n}, []int64{1, k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yData := filled(m*n, float32(math.NaN()))
+	y := tensorF32(t, yData, m, n)
+	if err := llmk.Matmul(ctx, llmk.DefaultMatmulConfig(), x, w, nil, nil, y, nil); err != nil {
+		t.Fatal(err)
+	}
+	accumulate := llmk.DefaultMatmulConfig()
+	accumulate.Beta = 1
+	for round, scale := range []float64{1, 2} {
+		for i, v := range yData {
+			if math.Abs(float64(v)-scale*want[i]) > 1e-5*math.Max(1, math.Abs(want[i])) {
+				t.Fatalf("round %d: y[%d] = %g, want %g", round, i, v, scale*want[i])
+			}
+		}
+		if err := llmk.Matmul(ctx, accumulate, x, w, &y, nil, y, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// MatmulPathFor names an engine: the GEMV for a decode-sized nn.Linear call when asked, and a
+// refusal where the GEMV cannot run (a row-major B), as Matmul itself would refuse on CUDA. The
+// CPU ignores the path, and caches no plans.
+func TestMatmulPathFor(t *testing.T) {
+	ctx := newCPUContext(t)
+	wData := make([]float32, 16*8)
+	x := tensorF32(t, make([]float32, 16), 1, 16)
+	y := tensorF32(t, make([]float32, 8), 1, 8)
+	linear, err := llmk.TensorFromFloat32(wData, []int64{16, 8}, []int64{1, 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := tensorF32(t, wData, 16, 8)
+	config := llmk.DefaultMatmulConfig()
+	for _, c := range []struct {
+		path llmk.MatmulPath
+		b    llmk.Tensor
+		want []llmk.MatmulPath
+	}{
+		{llmk.MatmulPathAuto, linear, []llmk.MatmulPath{llmk.MatmulPathCuBLASLt, llmk.MatmulPathGEMV}},
+		{llmk.MatmulPathAuto, rows, []llmk.MatmulPath{llmk.MatmulPathCuBLASLt}},
+		{llmk.MatmulPathCuBLASLt, linear, []llmk.MatmulPath{llmk.MatmulPathCuBLASLt}},
+		{llmk.MatmulPathGEMV, linear, []llmk.MatmulPath{llmk.MatmulPathGEMV}},
+	} {
+		config.Path = c.path
+		got, err := llmk.MatmulPathFor(ctx, config, x, c.b, nil, nil, y)
+		if err != nil || (got != c.want[0] && (len(c.want) == 1 || got != c.want[1])) {
+			t.Errorf("path %v, b strides %v: %v, %v; want one of %v", c.path, c.b.Strides(), got, err, c.want)
+		}
+	}
+	config.Path = llmk.MatmulPathGEMV
+	_, err = llmk.MatmulPathFor(ctx, config, x, rows, nil, nil, y)
+	e := wantStatus(t, err, llmk.StatusUnsupported)
+	if !strings.Contains(e.Message, "the GEMV engine cannot take this call") {
+		t.Errorf("message %q", e.Message)
+	}
+	if err := llmk.Matmul(ctx, config, x, rows, nil, nil, y, nil); err != nil {
+		t.Errorf("the CPU ignores the path, but: %v", err)
+	}
+	stats, err := ctx.MatmulCacheStats()
+	if err != nil || stats != (llmk.MatmulCacheStats{}) {
+		t.Errorf("MatmulCacheStats() on the CPU = %+v, %v; want zeros", stats, err)
+	}
+	var closed *llmk.Context
+	_, err = closed.MatmulCacheStats()
+	wantStatus(t, err, llmk.StatusNullPointer)
+}
+
+// vLLM's fused gate_up weight: two views of one slice give what two separate slices give, which
+// is (silu(x Wg^T) * (x Wu^T)) Wd^T; the workspace may be Go memory on the CPU.
+func TestGatedMLPFusedWeight(t *testing.T) {
+	ctx := newCPUContext(t)
+	const tokens, dModel, dFF = 3, 4, 5
+	xData, gateUp, down := make([]float32, tokens*dModel), make([]float32, 2*dFF*dModel), make([]float32, dModel*dFF)
+	for i := range xData {
+		xData[i] = (float32(i) - 5) * 0.1
+	}
+	for i := range gateUp {
+		gateUp[i] = (float32(i*7%11) - 5) * 0.05
+	}
+	for i := range down {
+		down[i] = (float32(i%4) - 1.5) * 0.2
+	}
+	x, wDown := tensorF32(t, xData, tokens, dModel), tensorF32(t, down, dModel, dFF)
+	wGate := tensorF32(t, gateUp[:dFF*dModel], dFF, dModel)
+	bytes, err := llmk.GatedMLPWorkspaceSize(ctx, x, wGate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scratch, _ := alignedBytes(bytes)
+	run := func(wGate, wUp llmk.Tensor) []float32 {
+		out := filled(tokens*dModel, float32(math.NaN()))
+		err := llmk.GatedMLP(ctx, llmk.DefaultMLPConfig(), x, wGate, wUp, wDown, llmk.ActivationSiLU,
+			llmk.WorkspaceFromBytes(scratch), tensorF32(t, out, tokens, dModel), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	fused := run(wGate, tensorF32(t, gateUp[dFF*dModel:], dFF, dModel))
+	separate := run(tensorF32(t, append([]float32(nil), gateUp[:dFF*dModel]...), dFF, dModel),
+		tensorF32(t, append([]float32(nil), gateUp[dFF*dModel:]...), dFF, dModel))
+	if fmt.Sprint(fused) != fmt.Sprint(separate) {
+		t.Errorf("fused %v, separate %v", fused, separate)
+	}
+	silu := func(v float64) float64 { return v / (1 + math.Exp(-v)) }
+	for tok := 0; tok < tokens; tok++ {
+		h := make([]float64, dFF)
+		for f := range h {
+			var g, u float64
+			for j := 0; j < dModel; j++ {
+				g += float64(xData[tok*dModel+j]) * float64(gateUp[f*dModel+j])
+				u += float64(xData[tok*dModel+j]) * float64(gateUp[(dFF+f)*dModel+j])
+			}
+			h[f] = silu(g) * u
+		}
+		for o := 0; o < dModel; o++ {
+			var want float64
+			for f := range h {
+				want += h[f] * float64(down[o*dFF+f])
+			}
+			if got := float64(fused[tok*dModel+o]); math.Abs(got-want) > 1e-5*math.Max(1, math.Abs(want)) {
+				t.Errorf("y[%d, %d] = %g, want %g", tok, o, got, want)
+			}
+		}
+	}
+}
+
+func TestWorkspaces(t *testing.T) {
+	ctx := newCPUContext(t)
+	buf, err := llmk.NewDeviceBuffer(ctx, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := buf.Workspace()
+	if ws.Data() != buf.Ptr() || ws.Len() != 64 {
+		t.Errorf("buf.Workspace() = %p, %d; want %p, 64", ws.Data(), ws.Len(), buf.Ptr())
+	}
+	if err := buf.Free(); err != nil {
+		t.Fatal(err)
+	}
+	if ws := buf.Workspace(); ws.Data() != nil || ws.Len() != 0 {
+		t.Errorf("a freed buffer's workspace: %p, %d", ws.Data(), ws.Len())
+	}
+	if ws := llmk.WorkspaceFromBytes(nil); ws.Data() != nil || ws.Len() != 0 {
+		t.Errorf("WorkspaceFromBytes(nil) = %p, %d", ws.Data(), ws.Len())
+	}
+	data := make([]byte, 48)
+	if ws := llmk.WorkspaceFromBytes(data[16:]); ws.Data() != unsafe.Pointer(&data[16]) || ws.Len() != 32 {
+		t.Errorf("WorkspaceFromBytes: %p, %d", ws.Data(), ws.Len())
+	}
+}
+
 // A Tensor keeps its slice alive: the GC may not reuse memory that only a Tensor refers to.
 func TestTensorKeepsSliceAlive(t *testing.T) {
 	ctx := newCPUContext(t)
@@ -349,6 +563,15 @@ func TestDefaultConfigs(t *testing.T) {
 	if adamw != wantAdamW {
 		t.Errorf("DefaultAdamWConfig() = %+v, want %+v", adamw, wantAdamW)
 	}
+	matmul := llmk.DefaultMatmulConfig()
+	wantMatmul := llmk.MatmulConfig{Alpha: 1, Beta: 0, Activation: llmk.ActivationIdentity, AllowTF32: false,
+		Path: llmk.MatmulPathAuto}
+	if matmul != wantMatmul {
+		t.Errorf("DefaultMatmulConfig() = %+v, want %+v", matmul, wantMatmul)
+	}
+	if mlp, want := llmk.DefaultMLPConfig(), (llmk.MLPConfig{Path: llmk.MatmulPathAuto}); mlp != want {
+		t.Errorf("DefaultMLPConfig() = %+v, want %+v", mlp, want)
+	}
 }
 
 // The enums' names are the C constants' suffixes, as the vector manifest spells them.
@@ -358,11 +581,16 @@ func TestEnumNames(t *testing.T) {
 		llmk.ActivationGELUTanh: "gelu_tanh", llmk.ActivationSiLU: "silu", llmk.ActivationReLU: "relu",
 		llmk.Activation(9): "Activation(9)",
 		llmk.RopeNeoX:      "neox", llmk.RopeGPTJ: "gptj", llmk.RopeStyle(-1): "RopeStyle(-1)",
+		llmk.MatmulPathAuto: "auto", llmk.MatmulPathCuBLASLt: "cublaslt", llmk.MatmulPathGEMV: "gemv",
+		llmk.MatmulPath(3): "MatmulPath(3)",
 	}
 	for value, name := range names {
 		if value.String() != name {
 			t.Errorf("%#v.String() = %q, want %q", value, value.String(), name)
 		}
+	}
+	if int32(llmk.MatmulPathGEMV) != 2 {
+		t.Errorf("MatmulPathGEMV = %d; llmk.h has 2", llmk.MatmulPathGEMV)
 	}
 	if int32(llmk.ActivationReLU) != 4 || int32(llmk.RopeGPTJ) != 1 {
 		t.Errorf("ActivationReLU = %d, RopeGPTJ = %d; llmk.h has 4 and 1", llmk.ActivationReLU, llmk.RopeGPTJ)

@@ -2,6 +2,7 @@
 #ifndef LLMKGO_H
 #define LLMKGO_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,5 +61,17 @@ _Static_assert(sizeof(llmk_rope_config) ==
                "llmk_rope_config changed: update RopeConfig in rope.go");
 _Static_assert(sizeof(llmk_adamw_config) == sizeof(size_t) + 5 * sizeof(double) + sizeof(int64_t),
                "llmk_adamw_config changed: update AdamWConfig in adamw.go");
+// llmk_matmul_config ends in 4 bytes of padding after path (on LP64): its last field is checked
+// by offset, and the size rounds that up. (A 4-byte field appended into the padding would change
+// neither, nor struct_size.)
+_Static_assert(offsetof(llmk_matmul_config, path) ==
+                       sizeof(size_t) + 2 * sizeof(float) + 2 * sizeof(int32_t) &&
+                   sizeof(llmk_matmul_config) ==
+                       (offsetof(llmk_matmul_config, path) + sizeof(int32_t) +
+                        _Alignof(llmk_matmul_config) - 1) /
+                           _Alignof(llmk_matmul_config) * _Alignof(llmk_matmul_config),
+               "llmk_matmul_config changed: update MatmulConfig in matmul.go");
+_Static_assert(sizeof(llmk_mlp_config) == sizeof(size_t) + 2 * sizeof(int32_t),
+               "llmk_mlp_config changed: update MLPConfig in mlp.go");
 
 #endif  // LLMKGO_H

@@ -2,7 +2,9 @@ package llmk_test
 
 // The runner of the shared test vectors (tests/vectors/README.md): the same cases as the C++
 // tests (tests/common/vectors.cpp) and the other bindings, with the same buffer, view, NaN-poison
-// and tolerance rules.
+// and tolerance rules. FFN and GatedMLP get a workspace of the size their size query returns, from
+// llmk_malloc on the context, every byte 0xff (NaN in each float dtype); matmul cases also check
+// what MatmulPathFor says of the call.
 
 import (
 	"bufio"
@@ -127,6 +129,54 @@ func (f *configFields) int64(key string, field *int64) {
 	if f.err == nil && f.c.has(key) {
 		*field, f.err = f.c.integer(key)
 	}
+}
+
+func (f *configFields) float32(key string, field *float32) {
+	if f.err == nil && f.c.has(key) {
+		var v float64
+		v, f.err = f.c.float(key)
+		*field = float32(v)
+	}
+}
+
+// flag sets a bool field from a 0/1 key (allow_tf32=1).
+func (f *configFields) flag(key string, field *bool) {
+	if f.err == nil && f.c.has(key) {
+		var n int64
+		if n, f.err = f.c.integer(key); f.err == nil && n != 0 && n != 1 {
+			f.err = fmt.Errorf("%s=%d is not 0 or 1", key, n)
+		}
+		*field = n == 1
+	}
+}
+
+func matmulPath(c vectorCase) (llmk.MatmulPath, error) {
+	return enum(c, "path", llmk.MatmulPathAuto, llmk.MatmulPathCuBLASLt, llmk.MatmulPathGEMV)
+}
+
+func matmulConfig(c vectorCase) (llmk.MatmulConfig, error) {
+	config := llmk.DefaultMatmulConfig()
+	f := configFields{c: c}
+	f.float32("alpha", &config.Alpha)
+	f.float32("beta", &config.Beta)
+	if f.err == nil && c.has("activation") {
+		config.Activation, f.err = activation(c)
+	}
+	f.flag("allow_tf32", &config.AllowTF32)
+	if f.err == nil && c.has("path") {
+		config.Path, f.err = matmulPath(c)
+	}
+	return config, f.err
+}
+
+func mlpConfig(c vectorCase) (llmk.MLPConfig, error) {
+	config := llmk.DefaultMLPConfig()
+	f := configFields{c: c}
+	f.flag("allow_tf32", &config.AllowTF32)
+	if f.err == nil && c.has("path") {
+		config.Path, f.err = matmulPath(c)
+	}
+	return config, f.err
 }
 
 func ropeConfig(c vectorCase) (llmk.RopeConfig, error) {
@@ -442,6 +492,9 @@ var opRoles = map[string][]string{
 	"kv_cache_write":       {"k", "v", "cache_seqlens", "k_cache", "v_cache"},
 	"paged_kv_cache_write": {"k", "v", "slot_mapping", "k_cache", "v_cache"},
 	"adamw_step":           {"param", "grad", "exp_avg", "exp_avg_sq"},
+	"matmul":               {"a", "b", "c", "bias", "d"},
+	"ffn":                  {"x", "w1", "b1", "w2", "b2", "y"},
+	"gated_mlp":            {"x", "w_gate", "w_up", "w_down", "y"},
 }
 
 // role is one tensor argument of a case: a view into the backing buffer of `owner`, which is the
@@ -719,8 +772,80 @@ func callOp(ctx *llmk.Context, c vectorCase, op string, roles map[string]*role) 
 		}
 		return llmk.AdamWStep(ctx, config, tensor("param"), tensor("grad"), tensor("exp_avg"),
 			tensor("exp_avg_sq"), nil)
+	case "matmul":
+		config, err := matmulConfig(c)
+		if err != nil {
+			return err
+		}
+		a, b, cT, bias, d := tensor("a"), tensor("b"), optional("c"), optional("bias"), tensor("d")
+		// What matmul_path_for says first: an engine, never auto, and the one asked for if any.
+		path, err := llmk.MatmulPathFor(ctx, config, a, b, cT, bias, d)
+		if err != nil {
+			return fmt.Errorf("matmul_path_for: %w", err)
+		}
+		if path == llmk.MatmulPathAuto || (config.Path != llmk.MatmulPathAuto && path != config.Path) {
+			return fmt.Errorf("matmul_path_for says %v for path %v", path, config.Path)
+		}
+		return llmk.Matmul(ctx, config, a, b, cT, bias, d, nil)
+	case "ffn", "gated_mlp":
+		config, err := mlpConfig(c)
+		if err != nil {
+			return err
+		}
+		a, err := activation(c)
+		if err != nil {
+			return err
+		}
+		var bytes int
+		if op == "ffn" {
+			bytes, err = llmk.FFNWorkspaceSize(ctx, tensor("x"), tensor("w1"))
+		} else {
+			bytes, err = llmk.GatedMLPWorkspaceSize(ctx, tensor("x"), tensor("w_gate"))
+		}
+		if err != nil {
+			return err
+		}
+		workspace, free, err := poisonedWorkspace(ctx, bytes)
+		if err != nil {
+			return err
+		}
+		defer free()
+		if op == "ffn" {
+			err = llmk.FFN(ctx, config, tensor("x"), tensor("w1"), optional("b1"), tensor("w2"),
+				optional("b2"), a, workspace, tensor("y"), nil)
+		} else {
+			err = llmk.GatedMLP(ctx, config, tensor("x"), tensor("w_gate"), tensor("w_up"),
+				tensor("w_down"), a, workspace, tensor("y"), nil)
+		}
+		if err != nil {
+			return err
+		}
+		// The op may still use the workspace on a CUDA stream: wait before freeing it.
+		return ctx.Synchronize(nil)
 	}
 	return fmt.Errorf("the runner does not call op %q", op)
+}
+
+// poisonedWorkspace is a workspace of `bytes` from llmk_malloc on the context (none for 0 bytes),
+// every byte 0xff: NaN in each float dtype, so that an intermediate read before it is written
+// shows in the output.
+func poisonedWorkspace(ctx *llmk.Context, bytes int) (llmk.Workspace, func(), error) {
+	if bytes == 0 {
+		return llmk.Workspace{}, func() {}, nil
+	}
+	buf, err := llmk.NewDeviceBuffer(ctx, bytes)
+	if err != nil {
+		return llmk.Workspace{}, nil, err
+	}
+	poison := make([]uint8, bytes)
+	for i := range poison {
+		poison[i] = 0xff
+	}
+	if err := llmk.CopyToDevice(buf, poison); err != nil {
+		buf.Free()
+		return llmk.Workspace{}, nil, err
+	}
+	return buf.Workspace(), func() { buf.Free() }, nil
 }
 
 func runVectors(t *testing.T, ctx *llmk.Context, mem memory) {

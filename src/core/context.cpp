@@ -1,6 +1,7 @@
 #include "context.hpp"
 
 #include <new>
+#include <utility>
 
 #include "cuda_util.hpp"
 #include "ops/matmul/cublaslt.hpp"
@@ -46,7 +47,7 @@ llmk_context make_cuda_context(int device) {
          "rebuild it with that architecture in CMAKE_CUDA_ARCHITECTURES",
          device, ctx.cc_major, ctx.cc_minor);
   }
-  ctx.cublaslt = std::make_shared<Cublaslt>(device);
+  ctx.cublaslt = std::make_unique<Cublaslt>(device);
   return ctx;
 }
 
@@ -75,7 +76,7 @@ LLMK_API llmk_status llmk_context_create(llmk_backend backend, int32_t device, l
         fail(LLMK_ERROR_INVALID_VALUE, "context_create: backend %d is not an llmk_backend",
              static_cast<int>(backend));
     }
-    *out = new llmk_context(ctx);
+    *out = new llmk_context(std::move(ctx));
   });
 }
 

@@ -17,7 +17,7 @@ struct llmk_context {
   int sm_count;  // multiprocessors of that device (0 for the CPU)
   int cc_major;  // compute capability
   int cc_minor;
-  std::shared_ptr<llmk::Cublaslt> cublaslt;  // a CUDA context's matmul engine; NULL on the CPU
+  std::unique_ptr<llmk::Cublaslt> cublaslt;  // a CUDA context's matmul engine; NULL on the CPU
 };
 
 namespace llmk {

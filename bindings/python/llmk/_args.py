@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import operator
-from typing import Any, Callable, Optional, Type, TypeVar
+from typing import Any, Callable, Optional, Tuple, Type, TypeVar
 
+from ._context import DeviceBuffer
 from ._tensor import Tensor, as_tensor
 
 Struct = TypeVar("Struct", bound=ctypes.Structure)
@@ -32,6 +33,33 @@ def written_tensor_arg(obj: Any, role: str):
     if tensor.readonly:
         raise ValueError(f"{role} is read-only, but the op writes it")
     return _ref(tensor)
+
+
+def workspace_arg(obj: Optional[Any]) -> Tuple[Optional[int], int]:
+    """The (void* workspace, size_t workspace_bytes) pair of an op's scratch memory: a
+    DeviceBuffer (all of it), anything as_tensor takes (a Tensor, a numpy array, a
+    __cuda_array_interface__ object: contiguous, its bytes), or None (NULL, 0 bytes). A raw
+    pointer is passed as llmk.Tensor(ptr, llmk.DType.U8, (nbytes,)). llmk checks the size against
+    the op's *_workspace_size, the alignment and the memory space; the binding refuses what it
+    cannot describe as one range of bytes, and read-only memory."""
+    if obj is None:
+        return None, 0
+    if isinstance(obj, DeviceBuffer):
+        return obj.ptr, obj.nbytes
+    tensor = as_tensor(obj)
+    if tensor.readonly:
+        raise ValueError("workspace is read-only, but the op writes it")
+    if any(extent < 0 for extent in tensor.shape):
+        raise ValueError(f"workspace has a negative extent: shape {tensor.shape}")
+    if 0 in tensor.shape:
+        return tensor.data_ptr or None, 0
+    elements = 1
+    for extent, stride in reversed(list(zip(tensor.shape, tensor.strides))):
+        if extent != 1 and stride != elements:
+            raise ValueError(f"workspace must be contiguous (one range of bytes); it has shape "
+                             f"{tensor.shape} and strides {tensor.strides}")
+        elements *= extent
+    return tensor.data_ptr or None, elements * tensor.dtype.bits // 8
 
 
 def enum_arg(value: Any) -> int:

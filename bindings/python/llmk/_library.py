@@ -63,6 +63,29 @@ class AdamWConfigStruct(ctypes.Structure):
     ]
 
 
+class MatmulConfigStruct(ctypes.Structure):
+    """llmk_matmul_config, field for field."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("alpha", ctypes.c_float),
+        ("beta", ctypes.c_float),
+        ("activation", ctypes.c_int32),
+        ("allow_tf32", ctypes.c_int32),
+        ("path", ctypes.c_int32),
+    ]
+
+
+class MlpConfigStruct(ctypes.Structure):
+    """llmk_mlp_config, field for field."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("allow_tf32", ctypes.c_int32),
+        ("path", ctypes.c_int32),
+    ]
+
+
 # C enums (llmk_status, llmk_dtype, llmk_backend, llmk_activation) are int-sized on every platform
 # llmk targets.
 _enum = ctypes.c_int
@@ -70,6 +93,9 @@ _opaque = ctypes.c_void_p  # llmk_context*, data pointers, cudaStream_t
 _tensor = ctypes.POINTER(TensorStruct)
 _rope_config = ctypes.POINTER(RopeConfigStruct)
 _adamw_config = ctypes.POINTER(AdamWConfigStruct)
+_matmul_config = ctypes.POINTER(MatmulConfigStruct)
+_mlp_config = ctypes.POINTER(MlpConfigStruct)
+_int64_out = ctypes.POINTER(ctypes.c_int64)
 
 # name: (restype, argtypes), in the order of llmk.h.
 _PROTOTYPES = {
@@ -101,6 +127,24 @@ _PROTOTYPES = {
         _enum, [_opaque, _tensor, _tensor, _tensor, _tensor, _tensor, _opaque]),
     "llmk_paged_kv_cache_write": (
         _enum, [_opaque, _tensor, _tensor, _tensor, _tensor, _tensor, _opaque]),
+    "llmk_matmul_config_init": (None, [_matmul_config]),
+    "llmk_matmul": (
+        _enum, [_opaque, _matmul_config, _tensor, _tensor, _tensor, _tensor, _tensor, _opaque]),
+    "llmk_matmul_path_for": (
+        _enum, [_opaque, _matmul_config, _tensor, _tensor, _tensor, _tensor, _tensor,
+                ctypes.POINTER(ctypes.c_int32)]),
+    "llmk_matmul_cache_stats": (_enum, [_opaque, _int64_out, _int64_out, _int64_out]),
+    "llmk_mlp_config_init": (None, [_mlp_config]),
+    "llmk_ffn_workspace_size": (
+        _enum, [_opaque, _tensor, _tensor, ctypes.POINTER(ctypes.c_size_t)]),
+    "llmk_ffn": (
+        _enum, [_opaque, _mlp_config, _tensor, _tensor, _tensor, _tensor, _tensor, _enum, _opaque,
+                ctypes.c_size_t, _tensor, _opaque]),
+    "llmk_gated_mlp_workspace_size": (
+        _enum, [_opaque, _tensor, _tensor, ctypes.POINTER(ctypes.c_size_t)]),
+    "llmk_gated_mlp": (
+        _enum, [_opaque, _mlp_config, _tensor, _tensor, _tensor, _tensor, _enum, _opaque,
+                ctypes.c_size_t, _tensor, _opaque]),
     "llmk_adamw_config_init": (None, [_adamw_config]),
     "llmk_adamw_step": (
         _enum, [_opaque, _adamw_config, _tensor, _tensor, _tensor, _tensor, _opaque]),

@@ -6,8 +6,8 @@ import re
 import pytest
 
 import llmk
-from llmk._library import (_PROTOTYPES, ABI_VERSION, MAX_DIMS, AdamWConfigStruct, RopeConfigStruct,
-                           TensorStruct, lib)
+from llmk._library import (_PROTOTYPES, ABI_VERSION, MAX_DIMS, AdamWConfigStruct,
+                           MatmulConfigStruct, MlpConfigStruct, RopeConfigStruct, TensorStruct, lib)
 from vector_cases import VECTORS_DIR
 
 HEADER = VECTORS_DIR.parents[1] / "include" / "llmk.h"
@@ -44,6 +44,8 @@ def test_enums(header):
         f"LLMK_ACTIVATION_{a.name}": a.value for a in llmk.Activation}
     assert enum_values(header, "llmk_rope_style") == {
         f"LLMK_ROPE_{s.name}": s.value for s in llmk.RopeStyle}
+    assert enum_values(header, "llmk_matmul_path") == {
+        f"LLMK_MATMUL_PATH_{p.name}": p.value for p in llmk.MatmulPath}
 
 
 def test_constants_and_tensor_layout(header):
@@ -55,12 +57,14 @@ def test_constants_and_tensor_layout(header):
 
 
 C_TYPES = {"size_t": ctypes.c_size_t, "int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64,
-           "double": ctypes.c_double}
+           "float": ctypes.c_float, "double": ctypes.c_double}
 
 
 @pytest.mark.parametrize("c_name, struct, init, config", [
     ("llmk_rope_config", RopeConfigStruct, lib.llmk_rope_config_init, llmk.RopeConfig),
     ("llmk_adamw_config", AdamWConfigStruct, lib.llmk_adamw_config_init, llmk.AdamWConfig),
+    ("llmk_matmul_config", MatmulConfigStruct, lib.llmk_matmul_config_init, llmk.MatmulConfig),
+    ("llmk_mlp_config", MlpConfigStruct, lib.llmk_mlp_config_init, llmk.MlpConfig),
 ])
 def test_config_structs(header, c_name, struct, init, config):
     body = re.search(rf"typedef struct {c_name} \{{(.*?)\}}", header, re.S).group(1)

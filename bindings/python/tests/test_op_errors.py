@@ -1,5 +1,8 @@
-"""Rejected calls of the activation, RoPE, embedding, KV-cache and AdamW ops: llmk's status and a
-message naming the argument, outputs left untouched, and what the binding refuses itself."""
+"""Rejected calls of the activation, RoPE, embedding, KV-cache, matmul, MLP and AdamW ops: llmk's
+status and a message naming the argument, outputs left untouched, and what the binding refuses
+itself."""
+import ctypes
+
 import numpy as np
 import pytest
 
@@ -338,6 +341,340 @@ def test_adamw_read_only_state(cpu):
         llmk.adamw_step(cpu, None, param, grad, read_only(exp_avg), exp_avg_sq)
 
 
+# --- matmul ------------------------------------------------------------------------------------
+
+M, K, NN = 3, 8, 5
+
+
+def mm_inputs(dtype=F32):
+    """a [M, K], b = w.T [K, N] (nn.Linear's weight, column-major), bias [N], d [M, N] (7s)."""
+    return (normal(M, K, dtype=dtype), normal(NN, K, dtype=dtype, seed=1).T,
+            normal(NN, dtype=dtype, seed=2), np.full((M, NN), 7, dtype=dtype))
+
+
+def test_matmul_null_config_at_the_c_level(cpu):
+    """Python's None config means the defaults; C's NULL config is refused, naming it."""
+    from llmk._args import tensor_arg
+    from llmk._errors import check
+    from llmk._library import lib
+
+    a, b, _, d = mm_inputs()
+    llmk.matmul(cpu, None, a, b, None, None, d)
+    llmk_error(llmk.Status.NULL_POINTER, "config", lambda: check(lib.llmk_matmul(
+        cpu.handle, None, tensor_arg(a), tensor_arg(b), None, None, tensor_arg(d), None)))
+
+
+def test_matmul_uninitialized_config_at_the_c_level(cpu):
+    from llmk._args import tensor_arg
+    from llmk._errors import check
+    from llmk._library import MatmulConfigStruct, lib
+
+    a, b, _, d = mm_inputs()
+    config = MatmulConfigStruct()  # struct_size 0: llmk_matmul_config_init was not called
+    llmk_error(llmk.Status.INVALID_VALUE, "struct_size", lambda: check(lib.llmk_matmul(
+        cpu.handle, ctypes.byref(config), tensor_arg(a), tensor_arg(b), None, None,
+        tensor_arg(d), None)))
+
+
+def test_matmul_null_data(cpu):
+    a, b, bias, d = mm_inputs()
+    llmk_error(llmk.Status.NULL_POINTER, "b", lambda: llmk.matmul(
+        cpu, None, a, llmk.Tensor(0, llmk.DType.F32, (K, NN), (1, K)), None, bias, d))
+
+
+def test_matmul_dtype_mismatch(cpu):
+    a, b, bias, d = mm_inputs()
+    before = d.copy()
+    llmk_error(llmk.Status.DTYPE_MISMATCH, "b", lambda: llmk.matmul(
+        cpu, None, a, b.astype(np.float16), None, bias, d))
+    llmk_error(llmk.Status.DTYPE_MISMATCH, "bias", lambda: llmk.matmul(
+        cpu, None, a, b, None, bias.astype(np.float16), d))
+    np.testing.assert_array_equal(d, before)
+
+
+def test_matmul_unsupported_dtype(cpu):
+    llmk_error(llmk.Status.UNSUPPORTED_DTYPE, "a", lambda: llmk.matmul(
+        cpu, None, np.ones((M, K), np.int32), np.ones((K, NN), np.int32), None, None,
+        np.ones((M, NN), np.int32)))
+
+
+def test_matmul_shape_mismatch(cpu):
+    a, b, bias, d = mm_inputs()
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "b", lambda: llmk.matmul(
+        cpu, None, a, normal(K + 1, NN), None, None, d))
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "d", lambda: llmk.matmul(
+        cpu, None, a, b, None, None, np.zeros((M, NN + 1), F32)))
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "bias", lambda: llmk.matmul(
+        cpu, None, a, b, None, normal(NN - 1), d))
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "c", lambda: llmk.matmul(
+        cpu, llmk.MatmulConfig(beta=1.0), a, b, normal(M + 1, NN), None, d))
+
+
+def test_matmul_rank(cpu):
+    a, b, _, d = mm_inputs()
+    llmk_error(llmk.Status.INVALID_NDIM, "a", lambda: llmk.matmul(
+        cpu, None, normal(2, 2, M, K), b, None, None, d))
+
+
+def test_matmul_layout_neither_row_nor_column_major(cpu):
+    a, b, _, d = mm_inputs()
+    every_other = normal(M, 2 * K)[:, ::2]  # no unit stride
+    llmk_error(llmk.Status.NOT_CONTIGUOUS, "a", lambda: llmk.matmul(
+        cpu, None, every_other, b, None, None, d))
+    llmk_error(llmk.Status.INVALID_STRIDE, "a", lambda: llmk.matmul(
+        cpu, None, a[::-1], b, None, None, d))
+
+
+def test_matmul_bias_with_a_column_major_out(cpu):
+    a, b, bias, _ = mm_inputs()
+    d_t = np.zeros((NN, M), F32)
+    llmk_error(llmk.Status.UNSUPPORTED, "bias", lambda: llmk.matmul(
+        cpu, None, a, b, None, bias, d_t.T))
+
+
+def test_matmul_beta_without_c(cpu):
+    a, b, _, d = mm_inputs()
+    llmk_error(llmk.Status.NULL_POINTER, "c", lambda: llmk.matmul(
+        cpu, llmk.MatmulConfig(beta=0.5), a, b, None, None, d))
+
+
+def test_matmul_out_overlaps_an_input(cpu):
+    square = normal(K, K)
+    llmk_error(llmk.Status.OVERLAP, "d", lambda: llmk.matmul(
+        cpu, None, square, normal(K, K, seed=1), None, None, square))
+
+
+@pytest.mark.parametrize("field, value", [("activation", 99), ("path", 7), ("path", -1),
+                                          ("alpha", float("nan")), ("beta", float("inf"))])
+def test_matmul_config_out_of_range(cpu, field, value):
+    a, b, bias, d = mm_inputs()
+    before = d.copy()
+    llmk_error(llmk.Status.INVALID_VALUE, field, lambda: llmk.matmul(
+        cpu, llmk.MatmulConfig(**{field: value}), a, b, None, bias, d))
+    np.testing.assert_array_equal(d, before)
+
+
+def test_matmul_path_for_forced_gemv_it_cannot_take(cpu):
+    a, _, _, d = mm_inputs()
+    row_major_b = normal(K, NN)
+    error = llmk_error(llmk.Status.UNSUPPORTED, "GEMV", lambda: llmk.matmul_path_for(
+        cpu, llmk.MatmulConfig(path=llmk.MatmulPath.GEMV), a, row_major_b, None, None, d))
+    assert "column-major" in error.message
+    llmk_error(llmk.Status.INVALID_VALUE, "path", lambda: llmk.matmul_path_for(
+        cpu, llmk.MatmulConfig(path=3), a, row_major_b, None, None, d))
+
+
+def test_matmul_read_only_out(cpu):
+    a, b, bias, d = mm_inputs()
+    with pytest.raises(ValueError, match="out is read-only"):
+        llmk.matmul(cpu, None, a, b, None, bias, read_only(d))
+
+
+def test_matmul_config_fields_the_binding_refuses(cpu):
+    a, b, bias, d = mm_inputs()
+    with pytest.raises(OverflowError, match="allow_tf32"):
+        llmk.matmul(cpu, llmk.MatmulConfig(allow_tf32=1 << 31), a, b, None, bias, d)
+    with pytest.raises(TypeError):
+        llmk.matmul(cpu, llmk.MatmulConfig(path="gemv"), a, b, None, bias, d)
+    with pytest.raises(ValueError):
+        llmk.matmul(cpu, llmk.MatmulConfig(alpha="one"), a, b, None, bias, d)
+
+
+# --- ffn and gated_mlp -------------------------------------------------------------------------
+
+TOKENS_MLP, D_MODEL, D_FF = 3, 8, 16
+
+
+def aligned_bytes(nbytes, offset=0, alignment=64):
+    """A numpy byte array of nbytes starting `offset` bytes past an aligned address."""
+    storage = np.empty(nbytes + alignment + offset, np.uint8)
+    start = -storage.ctypes.data % alignment + offset
+    return storage[start:start + nbytes]
+
+
+def ffn_inputs(dtype=F32):
+    """x, w1, b1, w2, b2, y (7s)."""
+    return (normal(TOKENS_MLP, D_MODEL, dtype=dtype), normal(D_FF, D_MODEL, dtype=dtype, seed=1),
+            normal(D_FF, dtype=dtype, seed=2), normal(D_MODEL, D_FF, dtype=dtype, seed=3),
+            normal(D_MODEL, dtype=dtype, seed=4), np.full((TOKENS_MLP, D_MODEL), 7, dtype=dtype))
+
+
+def gated_inputs(dtype=F32):
+    """x, w_gate, w_up, w_down, y (7s)."""
+    return (normal(TOKENS_MLP, D_MODEL, dtype=dtype),
+            normal(D_FF, D_MODEL, dtype=dtype, seed=1), normal(D_FF, D_MODEL, dtype=dtype, seed=2),
+            normal(D_MODEL, D_FF, dtype=dtype, seed=3),
+            np.full((TOKENS_MLP, D_MODEL), 7, dtype=dtype))
+
+
+def ffn_workspace(cpu, x, w1, **kwargs):
+    return aligned_bytes(llmk.ffn_workspace_size(cpu, x, w1), **kwargs)
+
+
+def gated_workspace(cpu, x, w_gate, **kwargs):
+    return aligned_bytes(llmk.gated_mlp_workspace_size(cpu, x, w_gate), **kwargs)
+
+
+GELU_TANH = llmk.Activation.GELU_TANH
+
+
+def test_mlp_null_config_at_the_c_level(cpu):
+    from llmk._args import tensor_arg
+    from llmk._errors import check
+    from llmk._library import lib
+
+    x, w1, b1, w2, b2, y = ffn_inputs()
+    workspace = ffn_workspace(cpu, x, w1)
+    llmk.ffn(cpu, None, x, w1, b1, w2, b2, GELU, workspace, y)
+    llmk_error(llmk.Status.NULL_POINTER, "config", lambda: check(lib.llmk_ffn(
+        cpu.handle, None, tensor_arg(x), tensor_arg(w1), tensor_arg(b1), tensor_arg(w2),
+        tensor_arg(b2), GELU, workspace.ctypes.data, workspace.nbytes, tensor_arg(y), None)))
+
+
+def test_workspace_size_queries_check_their_arguments(cpu):
+    x, w1, *_ = ffn_inputs()
+    llmk_error(llmk.Status.DTYPE_MISMATCH, "w1", lambda: llmk.ffn_workspace_size(
+        cpu, x, w1.astype(np.float16)))
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "w_gate", lambda: llmk.gated_mlp_workspace_size(
+        cpu, x, normal(D_FF, D_MODEL + 1)))
+    llmk_error(llmk.Status.NULL_POINTER, "x", lambda: llmk.gated_mlp_workspace_size(
+        cpu, null(llmk.DType.F32, TOKENS_MLP, D_MODEL), w1))
+
+
+def test_ffn_null_data(cpu):
+    x, w1, b1, w2, b2, y = ffn_inputs()
+    llmk_error(llmk.Status.NULL_POINTER, "w2", lambda: llmk.ffn(
+        cpu, None, x, w1, b1, null(llmk.DType.F32, D_MODEL, D_FF), b2, GELU,
+        ffn_workspace(cpu, x, w1), y))
+
+
+def test_ffn_dtype_mismatch(cpu):
+    x, w1, b1, w2, b2, y = ffn_inputs()
+    llmk_error(llmk.Status.DTYPE_MISMATCH, "w2", lambda: llmk.ffn(
+        cpu, None, x, w1, b1, w2.astype(np.float16), b2, GELU, ffn_workspace(cpu, x, w1), y))
+    llmk_error(llmk.Status.DTYPE_MISMATCH, "b1", lambda: llmk.ffn(
+        cpu, None, x, w1, b1.astype(np.float16), w2, b2, GELU, ffn_workspace(cpu, x, w1), y))
+    assert (y == 7).all(), "a refused call wrote y"
+
+
+def test_ffn_shape_mismatch(cpu):
+    x, w1, b1, w2, b2, y = ffn_inputs()
+    workspace = ffn_workspace(cpu, x, w1)
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "w2", lambda: llmk.ffn(
+        cpu, None, x, w1, b1, normal(D_MODEL, D_FF + 1), b2, GELU, workspace, y))
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "b2", lambda: llmk.ffn(
+        cpu, None, x, w1, b1, w2, normal(D_MODEL + 1), GELU, workspace, y))
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "y", lambda: llmk.ffn(
+        cpu, None, x, w1, b1, w2, b2, GELU, workspace, np.zeros((TOKENS_MLP + 1, D_MODEL), F32)))
+
+
+def test_ffn_bad_activation_and_path(cpu):
+    x, w1, b1, w2, b2, y = ffn_inputs()
+    workspace = ffn_workspace(cpu, x, w1)
+    llmk_error(llmk.Status.INVALID_VALUE, "activation", lambda: llmk.ffn(
+        cpu, None, x, w1, b1, w2, b2, 99, workspace, y))
+    llmk_error(llmk.Status.INVALID_VALUE, "path", lambda: llmk.ffn(
+        cpu, llmk.MlpConfig(path=5), x, w1, b1, w2, b2, GELU, workspace, y))
+    assert (y == 7).all(), "a refused call wrote y"
+
+
+def test_ffn_workspace_too_small(cpu):
+    x, w1, b1, w2, b2, y = ffn_inputs()
+    nbytes = llmk.ffn_workspace_size(cpu, x, w1)
+    error = llmk_error(llmk.Status.INVALID_VALUE, "workspace_bytes", lambda: llmk.ffn(
+        cpu, None, x, w1, b1, w2, b2, GELU, aligned_bytes(nbytes - 1), y))
+    assert str(nbytes) in error.message
+    assert (y == 7).all(), "a refused call wrote y"
+
+
+def test_ffn_workspace_missing(cpu):
+    x, w1, b1, w2, b2, y = ffn_inputs()
+    llmk_error(llmk.Status.NULL_POINTER, "workspace", lambda: llmk.ffn(
+        cpu, None, x, w1, b1, w2, b2, GELU, None, y))
+
+
+def test_ffn_workspace_misaligned(cpu):
+    x, w1, b1, w2, b2, y = ffn_inputs()
+    llmk_error(llmk.Status.MISALIGNED, "workspace", lambda: llmk.ffn(
+        cpu, None, x, w1, b1, w2, b2, GELU, ffn_workspace(cpu, x, w1, offset=4), y))
+
+
+def test_ffn_workspace_overlaps_a_tensor(cpu):
+    x, w1, b1, w2, b2, y = ffn_inputs()
+    nbytes = llmk.ffn_workspace_size(cpu, x, w1)
+    # y's buffer, as bytes, is the workspace too.
+    storage = aligned_bytes(nbytes + y.nbytes)
+    y_in_storage = storage[:y.nbytes].view(F32).reshape(y.shape)
+    llmk_error(llmk.Status.OVERLAP, "workspace", lambda: llmk.ffn(
+        cpu, None, x, w1, b1, w2, b2, GELU, storage, y_in_storage))
+
+
+def test_ffn_workspaces_the_binding_refuses(cpu):
+    x, w1, b1, w2, b2, y = ffn_inputs()
+    workspace = ffn_workspace(cpu, x, w1)
+    with pytest.raises(ValueError, match="workspace is read-only"):
+        llmk.ffn(cpu, None, x, w1, b1, w2, b2, GELU, read_only(workspace), y)
+    strided = aligned_bytes(2 * workspace.nbytes).view(F32)[::2]
+    with pytest.raises(ValueError, match="workspace must be contiguous"):
+        llmk.ffn(cpu, None, x, w1, b1, w2, b2, GELU, strided, y)
+    with pytest.raises(TypeError):
+        llmk.ffn(cpu, None, x, w1, b1, w2, b2, GELU, workspace.ctypes.data, y)  # a bare int
+
+
+def test_gated_mlp_null_data(cpu):
+    x, w_gate, w_up, w_down, y = gated_inputs()
+    llmk_error(llmk.Status.NULL_POINTER, "w_up", lambda: llmk.gated_mlp(
+        cpu, None, x, w_gate, null(llmk.DType.F32, D_FF, D_MODEL), w_down, SILU,
+        gated_workspace(cpu, x, w_gate), y))
+
+
+def test_gated_mlp_dtype_mismatch(cpu):
+    x, w_gate, w_up, w_down, y = gated_inputs()
+    llmk_error(llmk.Status.DTYPE_MISMATCH, "w_down", lambda: llmk.gated_mlp(
+        cpu, None, x, w_gate, w_up, w_down.astype(np.float16), SILU,
+        gated_workspace(cpu, x, w_gate), y))
+    llmk_error(llmk.Status.DTYPE_MISMATCH, "y", lambda: llmk.gated_mlp(
+        cpu, None, x, w_gate, w_up, w_down, SILU, gated_workspace(cpu, x, w_gate),
+        y.astype(np.float16)))
+
+
+def test_gated_mlp_shape_mismatch(cpu):
+    x, w_gate, w_up, w_down, y = gated_inputs()
+    workspace = gated_workspace(cpu, x, w_gate)
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "w_up", lambda: llmk.gated_mlp(
+        cpu, None, x, w_gate, normal(D_FF + 1, D_MODEL), w_down, SILU, workspace, y))
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "w_down", lambda: llmk.gated_mlp(
+        cpu, None, x, w_gate, w_up, w_down.T.copy(), SILU, workspace, y))
+    assert (y == 7).all(), "a refused call wrote y"
+
+
+def test_gated_mlp_bad_activation(cpu):
+    x, w_gate, w_up, w_down, y = gated_inputs()
+    llmk_error(llmk.Status.INVALID_VALUE, "activation", lambda: llmk.gated_mlp(
+        cpu, None, x, w_gate, w_up, w_down, -1, gated_workspace(cpu, x, w_gate), y))
+
+
+def test_gated_mlp_workspace_of_ffns_size_is_too_small(cpu):
+    x, w_gate, w_up, w_down, y = gated_inputs()
+    too_small = aligned_bytes(llmk.ffn_workspace_size(cpu, x, w_gate))  # [gate] without [up]
+    llmk_error(llmk.Status.INVALID_VALUE, "workspace_bytes", lambda: llmk.gated_mlp(
+        cpu, None, x, w_gate, w_up, w_down, SILU, too_small, y))
+    assert (y == 7).all(), "a refused call wrote y"
+
+
+def test_gated_mlp_output_overlaps_x(cpu):
+    x, w_gate, w_up, w_down, _ = gated_inputs()
+    llmk_error(llmk.Status.OVERLAP, "y", lambda: llmk.gated_mlp(
+        cpu, None, x, w_gate, w_up, w_down, SILU, gated_workspace(cpu, x, w_gate), x))
+
+
+def test_gated_mlp_non_contiguous_weight_rows(cpu):
+    x, w_gate, w_up, w_down, y = gated_inputs()
+    llmk_error(llmk.Status.NOT_CONTIGUOUS, "w_gate", lambda: llmk.gated_mlp(
+        cpu, None, x, np.asfortranarray(w_gate), w_up, w_down, SILU,
+        gated_workspace(cpu, x, w_gate), y))
+
+
 # --- host memory on a CUDA context -------------------------------------------------------------
 
 VALID_HOST_CALLS = {
@@ -355,6 +692,13 @@ VALID_HOST_CALLS = {
                                                        paged_cache(), paged_cache())),
     "adamw_step": (("param", "grad", "exp_avg", "exp_avg_sq"), lambda ctx: llmk.adamw_step(
         ctx, None, *adamw_state())),
+    "matmul": (("a", "b", "bias", "d"), lambda ctx: llmk.matmul(
+        ctx, None, *mm_inputs()[:2], None, *mm_inputs()[2:])),
+    # The workspace is host memory too; ample, so that no size query is needed on CUDA.
+    "ffn": (("x", "w1", "b1", "w2", "b2", "y", "workspace"), lambda ctx: llmk.ffn(
+        ctx, None, *ffn_inputs()[:5], GELU, aligned_bytes(1 << 16), ffn_inputs()[5])),
+    "gated_mlp": (("x", "w_gate", "w_up", "w_down", "y", "workspace"), lambda ctx: llmk.gated_mlp(
+        ctx, None, *gated_inputs()[:4], SILU, aligned_bytes(1 << 16), gated_inputs()[4])),
 }
 
 

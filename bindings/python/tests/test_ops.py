@@ -1,4 +1,4 @@
-"""The activation, RoPE, embedding, KV-cache and AdamW ops through the Python API: enums and
+"""The activation, RoPE, embedding, KV-cache, matmul, MLP and AdamW ops through the Python API: enums and
 configs, numpy arrays on the CPU context against float64 references, and (where torch with CUDA
 is importable) torch tensors on the CUDA context against torch."""
 import math
@@ -43,6 +43,19 @@ def test_configs_set_only_what_is_given():
     assert (rope.style, rope.rotary_dim, rope.theta, rope.llama3_factor) == (1, 64, 10000.0, 8.0)
     adamw = llmk.AdamWConfig(lr=0.5, step=7)._struct()
     assert (adamw.lr, adamw.beta1, adamw.step) == (0.5, 0.9, 7)
+    matmul = llmk.MatmulConfig(beta=0.5, allow_tf32=True, path=llmk.MatmulPath.GEMV)._struct()
+    assert (matmul.alpha, matmul.beta, matmul.activation, matmul.allow_tf32, matmul.path) == (
+        1.0, 0.5, llmk.Activation.IDENTITY, 1, 2)
+    mlp = llmk.MlpConfig(path=llmk.MatmulPath.CUBLASLT)._struct()
+    assert (mlp.allow_tf32, mlp.path) == (0, 1)
+
+
+def test_matmul_configs_take_the_librarys_defaults():
+    matmul = llmk.MatmulConfig()._struct()
+    assert (matmul.alpha, matmul.beta, matmul.activation, matmul.allow_tf32, matmul.path) == (
+        1.0, 0.0, llmk.Activation.IDENTITY, 0, llmk.MatmulPath.AUTO)
+    mlp = llmk.MlpConfig()._struct()
+    assert (mlp.allow_tf32, mlp.path) == (0, llmk.MatmulPath.AUTO)
 
 
 # --- activations -------------------------------------------------------------------------------
@@ -203,6 +216,192 @@ def test_paged_kv_cache_write_skips_negative_slots(cpu):
     np.testing.assert_array_equal(v_cache, expected_v)
 
 
+# --- matmul ------------------------------------------------------------------------------------
+
+
+def activate(activation, x):
+    return ACTIVATIONS[llmk.Activation(activation)](x)
+
+
+def linear_reference(x, w, bias=None, activation=llmk.Activation.IDENTITY):
+    """activation(x @ w.T + bias) in float64: nn.Linear, then the activation."""
+    y = np.asarray(x, F64) @ np.asarray(w, F64).T
+    return activate(activation, y if bias is None else y + np.asarray(bias, F64))
+
+
+@pytest.mark.parametrize("activation", list(llmk.Activation), ids=lambda a: a.name)
+def test_matmul_is_nn_linear_with_an_epilogue(cpu, activation):
+    x, w, bias = normal(5, 24), normal(40, 24, seed=1), normal(40, seed=2)
+    out = np.full((5, 40), np.nan, np.float32)
+    config = llmk.MatmulConfig(activation=activation)
+    # B = w.T: the [K, N] view of the [N, K] weight, column-major; nothing is copied.
+    assert llmk.matmul(cpu, config, x, w.T, None, bias, out) is out
+    np.testing.assert_allclose(out, linear_reference(x, w, bias, activation), rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_matmul_layouts_and_leading_dimensions(cpu):
+    m, k, n = 7, 19, 11
+    a_storage, b_storage = normal(k, m + 3), normal(n, k + 5, seed=1)
+    a = a_storage[:, :m].T        # column-major [m, k], leading dimension m + 3
+    b = b_storage[:, :k].T        # column-major [k, n], leading dimension k + 5
+    out_storage = np.full((m, n + 4), np.nan, np.float32)
+    out = out_storage[:, :n]      # row-major, leading dimension n + 4
+    llmk.matmul(cpu, None, a, b, None, None, out)
+    np.testing.assert_allclose(out, a.astype(F64) @ b, rtol=1e-5, atol=1e-5)
+    assert np.isnan(out_storage[:, n:]).all(), "the gaps between out's rows were written"
+    # A column-major out: [m, n] with strides (1, m).
+    out_t = np.full((n, m), np.nan, np.float32)
+    llmk.matmul(cpu, None, a, b, None, None, out_t.T)
+    np.testing.assert_allclose(out_t.T, a.astype(F64) @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_alpha_beta_in_place(cpu):
+    a, b, c = normal(4, 9), normal(9, 6, seed=1), normal(4, 6, seed=2)
+    expected = 0.5 * (a.astype(F64) @ b) - 1.0 * c
+    config = llmk.MatmulConfig(alpha=0.5, beta=-1.0)
+    llmk.matmul(cpu, config, a, b, c, None, c)  # out is exactly c
+    np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_batched_with_a_shared_weight(cpu):
+    batch, m, k, n = 3, 4, 8, 5
+    a, w = normal(batch, m, k), normal(n, k, seed=1)
+    out = np.empty((batch, m, n), np.float32)
+    llmk.matmul(cpu, None, a, w.T, None, None, out)  # rank-2 b: one weight for every product
+    np.testing.assert_allclose(out, a.astype(F64) @ w.T.astype(F64), rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_f16_and_bf16(cpu):
+    x, w = normal(3, 64, dtype=np.float16), normal(16, 64, dtype=np.float16, seed=1)
+    out = np.empty((3, 16), np.float16)
+    llmk.matmul(cpu, llmk.MatmulConfig(activation=llmk.Activation.SILU), x, w.T, None, None, out)
+    np.testing.assert_allclose(out, linear_reference(x, w, None, llmk.Activation.SILU),
+                               rtol=2**-10, atol=1e-3)
+
+    def bf16(bits):
+        return llmk.Tensor.from_numpy(bits, dtype=llmk.DType.BF16)
+
+    x_bits, w_bits = bf16_bits(normal(3, 64)), bf16_bits(normal(16, 64, seed=1))
+    bias_bits = bf16_bits(normal(16, seed=2))
+    out_bits = np.empty((3, 16), np.uint16)
+    llmk.matmul(cpu, None, bf16(x_bits), bf16(w_bits.T), None, bf16(bias_bits), bf16(out_bits))
+    expected = linear_reference(bf16_values(x_bits), bf16_values(w_bits), bf16_values(bias_bits))
+    np.testing.assert_allclose(bf16_values(out_bits), expected, rtol=2**-7, atol=1e-2)
+
+
+def test_matmul_path_for(cpu):
+    x, w = normal(1, 64), normal(32, 64, seed=1)
+    out = np.empty((1, 32), np.float32)
+    paths = {path: llmk.matmul_path_for(cpu, llmk.MatmulConfig(path=path), x, w.T, None, None,
+                                        out) for path in llmk.MatmulPath}
+    assert paths[llmk.MatmulPath.CUBLASLT] is llmk.MatmulPath.CUBLASLT
+    assert paths[llmk.MatmulPath.GEMV] is llmk.MatmulPath.GEMV
+    assert paths[llmk.MatmulPath.AUTO] in (llmk.MatmulPath.CUBLASLT, llmk.MatmulPath.GEMV)
+    # A row-major B is not the GEMV's layout: AUTO takes cuBLASLt.
+    row_major_b = np.ascontiguousarray(w.T)
+    assert llmk.matmul_path_for(cpu, None, x, row_major_b, None, None,
+                                out) is llmk.MatmulPath.CUBLASLT
+    # 64 rows are no decode: cuBLASLt.
+    assert llmk.matmul_path_for(cpu, None, normal(64, 64), w.T, None, None,
+                                np.empty((64, 32), np.float32)) is llmk.MatmulPath.CUBLASLT
+
+
+def test_matmul_cache_stats_on_the_cpu(cpu):
+    llmk.matmul(cpu, None, normal(2, 3), normal(3, 4), None, None, np.empty((2, 4), np.float32))
+    stats = llmk.matmul_cache_stats(cpu)
+    assert stats == (0, 0, 0) and stats.plans == 0 and isinstance(stats, llmk.MatmulCacheStats)
+
+
+# --- ffn and gated_mlp -------------------------------------------------------------------------
+
+
+def aligned_bytes(nbytes, alignment=64):
+    """A numpy byte array of nbytes whose data is aligned (llmk wants 16 bytes for workspaces)."""
+    storage = np.empty(nbytes + alignment, np.uint8)
+    start = -storage.ctypes.data % alignment
+    return storage[start:start + nbytes]
+
+
+def ffn_reference(x, w1, b1, w2, b2, activation, round_to=None):
+    """activation(x w1^T + b1) w2^T + b2 in float64, the intermediate rounded to `round_to`."""
+    hidden = linear_reference(x, w1, b1, activation)
+    if round_to is not None:
+        hidden = hidden.astype(round_to).astype(F64)
+    return linear_reference(hidden, w2, b2)
+
+
+def gated_mlp_reference(x, w_gate, w_up, w_down, activation, round_to=None):
+    gate, up = linear_reference(x, w_gate), linear_reference(x, w_up)
+    if round_to is not None:
+        gate, up = gate.astype(round_to).astype(F64), up.astype(round_to).astype(F64)
+    hidden = activate(activation, gate) * up
+    if round_to is not None:
+        hidden = hidden.astype(round_to).astype(F64)
+    return linear_reference(hidden, w_down)
+
+
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no_bias"])
+def test_ffn(cpu, with_bias):
+    tokens, d_model, d_ff = 5, 24, 64
+    x = normal(tokens, d_model)
+    w1, w2 = normal(d_ff, d_model, seed=1) / 4, normal(d_model, d_ff, seed=2) / 8
+    b1, b2 = (normal(d_ff, seed=3), normal(d_model, seed=4)) if with_bias else (None, None)
+    nbytes = llmk.ffn_workspace_size(cpu, x, w1)
+    assert nbytes >= tokens * d_ff * 4
+    out = np.full((tokens, d_model), np.nan, np.float32)
+    assert llmk.ffn(cpu, None, x, w1, b1, w2, b2, llmk.Activation.GELU, aligned_bytes(nbytes),
+                    out) is out
+    np.testing.assert_allclose(out, ffn_reference(x, w1, b1, w2, b2, llmk.Activation.GELU),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_ffn_workspace_forms(cpu):
+    """A DeviceBuffer, a numpy array, and a raw pointer as a U8 Tensor are one workspace."""
+    x, w1, w2 = normal(3, 16), normal(32, 16, seed=1), normal(16, 32, seed=2)
+    nbytes = llmk.ffn_workspace_size(cpu, x, w1)
+    expected = ffn_reference(x, w1, None, w2, None, llmk.Activation.RELU)
+    with llmk.DeviceBuffer(cpu, nbytes) as buffer:
+        raw = aligned_bytes(nbytes)
+        for workspace in (buffer, aligned_bytes(nbytes), aligned_bytes(nbytes).view(np.float32),
+                          llmk.Tensor(raw.ctypes.data, llmk.DType.U8, (nbytes,))):
+            out = np.full((3, 16), np.nan, np.float32)
+            llmk.ffn(cpu, llmk.MlpConfig(), x, w1, None, w2, None, llmk.Activation.RELU,
+                     workspace, out)
+            np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("activation", [llmk.Activation.SILU, llmk.Activation.GELU_TANH],
+                         ids=lambda a: a.name)
+@pytest.mark.parametrize("tokens", [1, 7])
+def test_gated_mlp_on_a_fused_gate_up_weight(cpu, activation, tokens):
+    d_model, d_ff = 32, 48
+    x = normal(tokens, d_model)
+    gate_up = normal(2 * d_ff, d_model, seed=1) / 4  # vLLM's fused [gate; up] weight
+    w_gate, w_up = gate_up[:d_ff], gate_up[d_ff:]
+    w_down = normal(d_model, d_ff, seed=2) / 8
+    nbytes = llmk.gated_mlp_workspace_size(cpu, x, w_gate)
+    out = np.full((tokens, d_model), np.nan, np.float32)
+    assert llmk.gated_mlp(cpu, None, x, w_gate, w_up, w_down, activation, aligned_bytes(nbytes),
+                          out) is out
+    np.testing.assert_allclose(out, gated_mlp_reference(x, w_gate, w_up, w_down, activation),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_gated_mlp_f16_rounds_the_intermediate(cpu):
+    tokens, d_model, d_ff = 6, 64, 96
+    x = normal(tokens, d_model, dtype=np.float16)
+    w_gate = (normal(d_ff, d_model, seed=1) / 8).astype(np.float16)
+    w_up = (normal(d_ff, d_model, seed=2) / 8).astype(np.float16)
+    w_down = (normal(d_model, d_ff, seed=3) / 8).astype(np.float16)
+    nbytes = llmk.gated_mlp_workspace_size(cpu, x, w_gate)
+    out = np.full((tokens, d_model), np.nan, np.float16)
+    llmk.gated_mlp(cpu, llmk.MlpConfig(path=llmk.MatmulPath.CUBLASLT), x, w_gate, w_up, w_down,
+                   llmk.Activation.SILU, aligned_bytes(nbytes), out)
+    expected = gated_mlp_reference(x, w_gate, w_up, w_down, llmk.Activation.SILU, np.float16)
+    np.testing.assert_allclose(out, expected, rtol=2**-9, atol=2e-3)
+
+
 # --- adamw_step --------------------------------------------------------------------------------
 
 # Larger than torch's defaults, so that a term missing from the update (weight decay, a bias
@@ -335,3 +534,195 @@ def test_rope_matches_rotate_half_on_cuda(cuda, torch, dtype_name, rtol, with_ca
     stream.synchronize()
     for got, want in ((q, expected_q), (k, expected_k)):
         np.testing.assert_allclose(got.float().cpu().numpy(), want, rtol=rtol, atol=1e-5)
+
+
+# --- matmul and the MLP blocks against torch on CUDA -------------------------------------------
+
+# The floor of the error rule below, per dtype: a few ulps of the O(1) outputs these tests make.
+ERROR_FLOOR = {"float32": 1e-5, "float16": 4e-3, "bfloat16": 3e-2}
+
+
+def assert_as_close_as_torch(torch, got, torch_result, reference, dtype_name, what):
+    """The flash-attention rule: llmk's largest error against the float64 reference is at most
+    about twice torch's, doing the same computation in the same precision (plus a small floor)."""
+    llmk_error = (got.double() - reference).abs().max().item()
+    torch_error = (torch_result.double() - reference).abs().max().item()
+    assert llmk_error <= 2 * torch_error + ERROR_FLOOR[dtype_name], (
+        f"{what}: llmk's error {llmk_error:.3g}, torch's {torch_error:.3g}")
+
+
+TORCH_ACTIVATIONS = {
+    llmk.Activation.IDENTITY: lambda F, x: x,
+    llmk.Activation.GELU: lambda F, x: F.gelu(x),
+    llmk.Activation.GELU_TANH: lambda F, x: F.gelu(x, approximate="tanh"),
+    llmk.Activation.SILU: lambda F, x: F.silu(x),
+    llmk.Activation.RELU: lambda F, x: F.relu(x),
+}
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("activation", [llmk.Activation.IDENTITY, llmk.Activation.GELU_TANH,
+                                        llmk.Activation.GELU], ids=lambda a: a.name)
+@pytest.mark.parametrize("m", [1, 8, 130])
+def test_matmul_matches_f_linear_on_cuda(cuda, torch, dtype_name, activation, m):
+    F = torch.nn.functional
+    dtype = getattr(torch, dtype_name)
+    k, n = 512, 384
+    generator = torch.Generator(device="cuda").manual_seed(2)
+    x = torch.randn(m, k, device="cuda", generator=generator).to(dtype)
+    w = (torch.randn(n, k, device="cuda", generator=generator) / k ** 0.5).to(dtype)
+    bias = torch.randn(n, device="cuda", generator=generator).to(dtype)
+    out = torch.full((m, n), float("nan"), dtype=dtype, device="cuda")
+    stream = torch.cuda.current_stream()
+    # nn.Linear's layout: B is w.t(), the column-major [k, n] view of the weight.
+    llmk.matmul(cuda, llmk.MatmulConfig(activation=activation), torch_view(torch, x),
+                torch_view(torch, w.t()), None, torch_view(torch, bias), torch_view(torch, out),
+                stream=stream.cuda_stream)
+    act = TORCH_ACTIVATIONS[activation]
+    expected = act(F, F.linear(x, w, bias))
+    reference = act(F, F.linear(x.double(), w.double(), bias.double()))
+    stream.synchronize()
+    assert_as_close_as_torch(torch, out, expected, reference, dtype_name, "F.linear")
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+def test_matmul_matches_torch_matmul_layouts_on_cuda(cuda, torch, dtype_name):
+    dtype = getattr(torch, dtype_name)
+    batch, m, k, n = 3, 33, 96, 80
+    generator = torch.Generator(device="cuda").manual_seed(3)
+    a = torch.randn(batch, m, k, device="cuda", generator=generator).to(dtype)
+    b = (torch.randn(k, n, device="cuda", generator=generator) / k ** 0.5).to(dtype)  # row-major
+    c = torch.randn(batch, m, n, device="cuda", generator=generator).to(dtype)
+    stream = torch.cuda.current_stream()
+    # A batch over a shared row-major B, with beta * C added in place.
+    expected = 0.5 * torch.matmul(a, b) + c
+    reference = 0.5 * torch.matmul(a.double(), b.double()) + c.double()
+    llmk.matmul(cuda, llmk.MatmulConfig(alpha=0.5, beta=1.0), torch_view(torch, a),
+                torch_view(torch, b), torch_view(torch, c), None, torch_view(torch, c),
+                stream=stream.cuda_stream)
+    stream.synchronize()
+    assert_as_close_as_torch(torch, c, expected, reference, dtype_name, "batched, in place")
+    # Column-major A (a transposed view) into a column-major out (the transpose of a buffer).
+    a_t = torch.randn(k, m, device="cuda", generator=generator).to(dtype)
+    out_t = torch.full((n, m), float("nan"), dtype=dtype, device="cuda")
+    llmk.matmul(cuda, None, torch_view(torch, a_t.t()), torch_view(torch, b), None, None,
+                torch_view(torch, out_t.t()), stream=stream.cuda_stream)
+    stream.synchronize()
+    assert_as_close_as_torch(torch, out_t.t(), torch.matmul(a_t.t(), b),
+                             torch.matmul(a_t.t().double(), b.double()), dtype_name,
+                             "column-major")
+
+
+def test_matmul_paths_agree_on_cuda(cuda, torch):
+    """Decode-sized: the GEMV and cuBLASLt, forced, and the path AUTO reports."""
+    generator = torch.Generator(device="cuda").manual_seed(4)
+    x = torch.randn(4, 1024, device="cuda", generator=generator).half()
+    w = (torch.randn(768, 1024, device="cuda", generator=generator) / 32).half()
+    reference = torch.nn.functional.linear(x.double(), w.double())
+    expected = torch.nn.functional.linear(x, w)
+    stream = torch.cuda.current_stream()
+    views = (torch_view(torch, x), torch_view(torch, w.t()), None, None)
+    for path in llmk.MatmulPath:
+        out = torch.full((4, 768), float("nan"), dtype=torch.float16, device="cuda")
+        config = llmk.MatmulConfig(path=path)
+        chosen = llmk.matmul_path_for(cuda, config, *views, torch_view(torch, out))
+        assert chosen in (llmk.MatmulPath.CUBLASLT, llmk.MatmulPath.GEMV)
+        if path != llmk.MatmulPath.AUTO:
+            assert chosen is path
+        llmk.matmul(cuda, config, *views, torch_view(torch, out), stream=stream.cuda_stream)
+        stream.synchronize()
+        assert_as_close_as_torch(torch, out, expected, reference, "float16", path.name)
+
+
+def test_matmul_plans_are_cached_on_cuda(cuda, torch):
+    assert llmk.matmul_cache_stats(cuda) == (0, 0, 0)
+    config = llmk.MatmulConfig(path=llmk.MatmulPath.CUBLASLT)
+    stream = torch.cuda.current_stream()
+
+    def run(m):
+        a = torch.randn(m, 64, device="cuda", dtype=torch.float16)
+        b = torch.randn(64, 32, device="cuda", dtype=torch.float16)
+        d = torch.empty(m, 32, device="cuda", dtype=torch.float16)
+        llmk.matmul(cuda, config, torch_view(torch, a), torch_view(torch, b), None, None,
+                    torch_view(torch, d), stream=stream.cuda_stream)
+        stream.synchronize()
+
+    run(48)
+    assert llmk.matmul_cache_stats(cuda) == (1, 1, 1)
+    run(48)  # the same shape again: no new plan, no heuristic query, no workspace
+    assert llmk.matmul_cache_stats(cuda) == (1, 1, 1)
+    run(96)  # a new shape: one more plan, on the same stream's workspace
+    stats = llmk.matmul_cache_stats(cuda)
+    assert (stats.plans, stats.heuristic_queries, stats.workspaces) == (2, 2, 1)
+
+
+def torch_workspace(torch, ctx, nbytes):
+    """A workspace of nbytes from torch's allocator (256-byte aligned), as a U8 view."""
+    storage = torch.empty(max(nbytes, 1), dtype=torch.uint8, device="cuda")
+    return llmk.Tensor(storage.data_ptr(), llmk.DType.U8, (nbytes,), keepalive=storage)
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+@pytest.mark.parametrize("tokens", [1, 37])
+@pytest.mark.parametrize("activation", [llmk.Activation.GELU, llmk.Activation.GELU_TANH],
+                         ids=lambda a: a.name)
+def test_ffn_matches_torch_eager_on_cuda(cuda, torch, dtype_name, tokens, activation):
+    F = torch.nn.functional
+    dtype = getattr(torch, dtype_name)
+    d_model, d_ff = 256, 1024
+    generator = torch.Generator(device="cuda").manual_seed(5)
+
+    def randn(*shape, scale=1.0):
+        return (scale * torch.randn(*shape, device="cuda", generator=generator)).to(dtype)
+
+    x = randn(tokens, d_model)
+    w1, b1 = randn(d_ff, d_model, scale=d_model ** -0.5), randn(d_ff, scale=0.5)
+    w2, b2 = randn(d_model, d_ff, scale=d_ff ** -0.5), randn(d_model, scale=0.5)
+    out = torch.full((tokens, d_model), float("nan"), dtype=dtype, device="cuda")
+    views = [torch_view(torch, t) for t in (x, w1, b1, w2, b2)]
+    # The workspace straight from torch, through __cuda_array_interface__ (uint8: U8).
+    workspace = torch.empty(llmk.ffn_workspace_size(cuda, views[0], views[1]),
+                            dtype=torch.uint8, device="cuda")
+    stream = torch.cuda.current_stream()
+    llmk.ffn(cuda, None, *views, activation, workspace, torch_view(torch, out),
+             stream=stream.cuda_stream)
+    act = TORCH_ACTIVATIONS[activation]
+    expected = F.linear(act(F, F.linear(x, w1, b1)), w2, b2)
+    reference = F.linear(act(F, F.linear(x.double(), w1.double(), b1.double())), w2.double(),
+                         b2.double())
+    stream.synchronize()
+    assert_as_close_as_torch(torch, out, expected, reference, dtype_name, "ffn")
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+@pytest.mark.parametrize("tokens", [1, 5, 64])
+@pytest.mark.parametrize("fused", [True, False], ids=["fused_gate_up", "separate"])
+def test_gated_mlp_matches_torch_eager_on_cuda(cuda, torch, dtype_name, tokens, fused):
+    F = torch.nn.functional
+    dtype = getattr(torch, dtype_name)
+    d_model, d_ff = 256, 688
+    generator = torch.Generator(device="cuda").manual_seed(6)
+
+    def randn(*shape, scale=1.0):
+        return (scale * torch.randn(*shape, device="cuda", generator=generator)).to(dtype)
+
+    x = randn(tokens, d_model)
+    if fused:
+        gate_up = randn(2 * d_ff, d_model, scale=d_model ** -0.5)  # vLLM's [gate; up] weight
+        w_gate, w_up = gate_up[:d_ff], gate_up[d_ff:]
+    else:
+        w_gate, w_up = (randn(d_ff, d_model, scale=d_model ** -0.5) for _ in range(2))
+    w_down = randn(d_model, d_ff, scale=d_ff ** -0.5)
+    out = torch.full((tokens, d_model), float("nan"), dtype=dtype, device="cuda")
+    views = [torch_view(torch, t) for t in (x, w_gate, w_up, w_down)]
+    workspace = torch_workspace(torch, cuda,
+                                llmk.gated_mlp_workspace_size(cuda, views[0], views[1]))
+    stream = torch.cuda.current_stream()
+    llmk.gated_mlp(cuda, None, *views, llmk.Activation.SILU, workspace, torch_view(torch, out),
+                   stream=stream.cuda_stream)
+    expected = F.linear(F.silu(F.linear(x, w_gate)) * F.linear(x, w_up), w_down)
+    xd = x.double()
+    reference = F.linear(F.silu(F.linear(xd, w_gate.double())) * F.linear(xd, w_up.double()),
+                         w_down.double())
+    stream.synchronize()
+    assert_as_close_as_torch(torch, out, expected, reference, dtype_name, "gated_mlp")

@@ -4,8 +4,10 @@ runner, tests/common/vectors.cpp, is the reference).
 Every role that names a file, and every output role, gets a backing buffer from llmk.DeviceBuffer
 on the context under test (host memory on the CPU, device memory on CUDA): input buffers hold
 their .npy file, output buffers start as NaN. A role `R=@S` is a view into S's buffer starting at
-element R.offset. After the op, per buffer: every view with an expect. file must match it within
-its rtol/atol, and every other element (gaps, inputs) must hold its initial bits.
+element R.offset. ffn and gated_mlp get a workspace of exactly the bytes their *_workspace_size
+query returns, from a DeviceBuffer on the context. After the op, per buffer: every view with an
+expect. file must match it within its rtol/atol, and every other element (gaps, inputs) must hold
+its initial bits.
 """
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ ROLES = {
     "embedding": ("ids", "table", "y"),
     "kv_cache_write": ("k", "v", "cache_seqlens", "k_cache", "v_cache"),
     "paged_kv_cache_write": ("k", "v", "slot_mapping", "k_cache", "v_cache"),
+    "matmul": ("a", "b", "c", "bias", "d"),
+    "ffn": ("x", "w1", "b1", "w2", "b2", "y"),
+    "gated_mlp": ("x", "w_gate", "w_up", "w_down", "y"),
     "adamw_step": ("param", "grad", "exp_avg", "exp_avg_sq"),
 }
 
@@ -48,7 +53,7 @@ DTYPES = {
 FRESH = {"f32": np.float32("nan"), "f16": np.float16("nan"), "bf16": np.uint16(0x7FC0)}
 
 # Scalars given by name: the enum they name a member of (`activation=gelu_tanh`).
-ENUM_SCALARS = {"activation": llmk.Activation, "style": llmk.RopeStyle}
+ENUM_SCALARS = {"activation": llmk.Activation, "style": llmk.RopeStyle, "path": llmk.MatmulPath}
 
 
 def load_cases(directory: Path = VECTORS_DIR) -> List[Dict[str, str]]:
@@ -77,7 +82,7 @@ def _scalar(case: Dict[str, str], key: str) -> Any:
 
 
 def _config(config_type: type, case: Dict[str, str]) -> Any:
-    """A RopeConfig or AdamWConfig of the fields the case gives; the rest keep their defaults."""
+    """A config (RopeConfig, AdamWConfig, MatmulConfig, MlpConfig) of the fields the case gives; the rest keep their defaults."""
     names = (field.name for field in dataclasses.fields(config_type))
     return config_type(**{name: _scalar(case, name) for name in names if name in case})
 
@@ -146,9 +151,17 @@ def _make_buffer(ctx: llmk.Context, case: Dict[str, str], name: str, data_dir: P
     return _Buffer(initial, memory)
 
 
+def _workspace(ctx: llmk.Context, nbytes: int, buffers: contextlib.ExitStack) -> llmk.Tensor:
+    """Exactly nbytes of scratch on ctx, as a U8 view (llmk_malloc refuses 0 bytes, so an empty
+    workspace is an empty view of a 1-byte buffer)."""
+    memory = buffers.enter_context(llmk.DeviceBuffer(ctx, max(nbytes, 1)))
+    return memory.tensor(llmk.DType.U8, (nbytes,))
+
+
 def _run_op(ctx: llmk.Context, case: Dict[str, str],
-            tensor: Callable[[str], Optional[llmk.Tensor]]) -> None:
-    """Calls the case's op; tensor(role) is None for a role the case leaves out."""
+            tensor: Callable[[str], Optional[llmk.Tensor]], buffers: contextlib.ExitStack) -> None:
+    """Calls the case's op; tensor(role) is None for a role the case leaves out. Scratch memory
+    the op needs goes on `buffers`."""
     op = case["op"]
     if op == "rms_norm":
         llmk.rms_norm(ctx, tensor("x"), tensor("weight"), float(case["eps"]), tensor("y"))
@@ -175,6 +188,20 @@ def _run_op(ctx: llmk.Context, case: Dict[str, str],
     elif op == "paged_kv_cache_write":
         llmk.paged_kv_cache_write(ctx, tensor("k"), tensor("v"), tensor("slot_mapping"),
                                   tensor("k_cache"), tensor("v_cache"))
+    elif op == "matmul":
+        llmk.matmul(ctx, _config(llmk.MatmulConfig, case), tensor("a"), tensor("b"), tensor("c"),
+                    tensor("bias"), tensor("d"))
+    elif op == "ffn":
+        workspace = _workspace(ctx, llmk.ffn_workspace_size(ctx, tensor("x"), tensor("w1")),
+                               buffers)
+        llmk.ffn(ctx, _config(llmk.MlpConfig, case), tensor("x"), tensor("w1"), tensor("b1"),
+                 tensor("w2"), tensor("b2"), _scalar(case, "activation"), workspace, tensor("y"))
+    elif op == "gated_mlp":
+        workspace = _workspace(
+            ctx, llmk.gated_mlp_workspace_size(ctx, tensor("x"), tensor("w_gate")), buffers)
+        llmk.gated_mlp(ctx, _config(llmk.MlpConfig, case), tensor("x"), tensor("w_gate"),
+                       tensor("w_up"), tensor("w_down"), _scalar(case, "activation"), workspace,
+                       tensor("y"))
     elif op == "adamw_step":
         llmk.adamw_step(ctx, _config(llmk.AdamWConfig, case), tensor("param"), tensor("grad"),
                         tensor("exp_avg"), tensor("exp_avg_sq"))
@@ -220,7 +247,7 @@ def run_case(ctx: llmk.Context, case: Dict[str, str],
             tensor = buffers[owner].memory.tensor(DTYPES[dtype_name][0], shape, strides, offset)
             views[name] = _View(dtype_name, shape, strides, owner, offset, tensor)
 
-        _run_op(ctx, case, lambda name: views[name].tensor if name in views else None)
+        _run_op(ctx, case, lambda name: views[name].tensor if name in views else None, stack)
         ctx.synchronize()
 
         problems = []

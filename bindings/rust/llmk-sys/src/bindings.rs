@@ -580,6 +580,306 @@ extern "C" {
         stream: *mut ::std::os::raw::c_void,
     ) -> llmk_status;
 }
+impl llmk_matmul_path {
+    pub const LLMK_MATMUL_PATH_AUTO: llmk_matmul_path = llmk_matmul_path(0);
+}
+impl llmk_matmul_path {
+    pub const LLMK_MATMUL_PATH_CUBLASLT: llmk_matmul_path = llmk_matmul_path(1);
+}
+impl llmk_matmul_path {
+    pub const LLMK_MATMUL_PATH_GEMV: llmk_matmul_path = llmk_matmul_path(2);
+}
+#[repr(transparent)]
+#[derive(Debug, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct llmk_matmul_path(pub ::std::os::raw::c_uint);
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct llmk_matmul_config {
+    pub struct_size: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub activation: i32,
+    pub allow_tf32: i32,
+    pub path: i32,
+}
+#[test]
+fn bindgen_test_layout_llmk_matmul_config() {
+    assert_eq!(
+        ::std::mem::size_of::<llmk_matmul_config>(),
+        32usize,
+        concat!("Size of: ", stringify!(llmk_matmul_config))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<llmk_matmul_config>(),
+        8usize,
+        concat!("Alignment of ", stringify!(llmk_matmul_config))
+    );
+    fn test_field_struct_size() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_matmul_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_matmul_config),
+                "::",
+                stringify!(struct_size)
+            )
+        );
+    }
+    test_field_struct_size();
+    fn test_field_alpha() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_matmul_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).alpha) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_matmul_config),
+                "::",
+                stringify!(alpha)
+            )
+        );
+    }
+    test_field_alpha();
+    fn test_field_beta() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_matmul_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).beta) as usize - ptr as usize
+            },
+            12usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_matmul_config),
+                "::",
+                stringify!(beta)
+            )
+        );
+    }
+    test_field_beta();
+    fn test_field_activation() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_matmul_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).activation) as usize - ptr as usize
+            },
+            16usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_matmul_config),
+                "::",
+                stringify!(activation)
+            )
+        );
+    }
+    test_field_activation();
+    fn test_field_allow_tf32() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_matmul_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).allow_tf32) as usize - ptr as usize
+            },
+            20usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_matmul_config),
+                "::",
+                stringify!(allow_tf32)
+            )
+        );
+    }
+    test_field_allow_tf32();
+    fn test_field_path() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_matmul_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).path) as usize - ptr as usize
+            },
+            24usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_matmul_config),
+                "::",
+                stringify!(path)
+            )
+        );
+    }
+    test_field_path();
+}
+extern "C" {
+    pub fn llmk_matmul_config_init(config: *mut llmk_matmul_config);
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_matmul(
+        ctx: *mut llmk_context,
+        config: *const llmk_matmul_config,
+        a: *const llmk_tensor,
+        b: *const llmk_tensor,
+        c: *const llmk_tensor,
+        bias: *const llmk_tensor,
+        d: *const llmk_tensor,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> llmk_status;
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_matmul_path_for(
+        ctx: *mut llmk_context,
+        config: *const llmk_matmul_config,
+        a: *const llmk_tensor,
+        b: *const llmk_tensor,
+        c: *const llmk_tensor,
+        bias: *const llmk_tensor,
+        d: *const llmk_tensor,
+        path: *mut i32,
+    ) -> llmk_status;
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_matmul_cache_stats(
+        ctx: *const llmk_context,
+        plans: *mut i64,
+        heuristic_queries: *mut i64,
+        workspaces: *mut i64,
+    ) -> llmk_status;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct llmk_mlp_config {
+    pub struct_size: usize,
+    pub allow_tf32: i32,
+    pub path: i32,
+}
+#[test]
+fn bindgen_test_layout_llmk_mlp_config() {
+    assert_eq!(
+        ::std::mem::size_of::<llmk_mlp_config>(),
+        16usize,
+        concat!("Size of: ", stringify!(llmk_mlp_config))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<llmk_mlp_config>(),
+        8usize,
+        concat!("Alignment of ", stringify!(llmk_mlp_config))
+    );
+    fn test_field_struct_size() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_mlp_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_mlp_config),
+                "::",
+                stringify!(struct_size)
+            )
+        );
+    }
+    test_field_struct_size();
+    fn test_field_allow_tf32() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_mlp_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).allow_tf32) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_mlp_config),
+                "::",
+                stringify!(allow_tf32)
+            )
+        );
+    }
+    test_field_allow_tf32();
+    fn test_field_path() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_mlp_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).path) as usize - ptr as usize
+            },
+            12usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_mlp_config),
+                "::",
+                stringify!(path)
+            )
+        );
+    }
+    test_field_path();
+}
+extern "C" {
+    pub fn llmk_mlp_config_init(config: *mut llmk_mlp_config);
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_ffn_workspace_size(
+        ctx: *mut llmk_context,
+        x: *const llmk_tensor,
+        w1: *const llmk_tensor,
+        bytes: *mut usize,
+    ) -> llmk_status;
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_ffn(
+        ctx: *mut llmk_context,
+        config: *const llmk_mlp_config,
+        x: *const llmk_tensor,
+        w1: *const llmk_tensor,
+        b1: *const llmk_tensor,
+        w2: *const llmk_tensor,
+        b2: *const llmk_tensor,
+        activation: llmk_activation,
+        workspace: *mut ::std::os::raw::c_void,
+        workspace_bytes: usize,
+        y: *const llmk_tensor,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> llmk_status;
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_gated_mlp_workspace_size(
+        ctx: *mut llmk_context,
+        x: *const llmk_tensor,
+        w_gate: *const llmk_tensor,
+        bytes: *mut usize,
+    ) -> llmk_status;
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_gated_mlp(
+        ctx: *mut llmk_context,
+        config: *const llmk_mlp_config,
+        x: *const llmk_tensor,
+        w_gate: *const llmk_tensor,
+        w_up: *const llmk_tensor,
+        w_down: *const llmk_tensor,
+        activation: llmk_activation,
+        workspace: *mut ::std::os::raw::c_void,
+        workspace_bytes: usize,
+        y: *const llmk_tensor,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> llmk_status;
+}
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct llmk_adamw_config {

@@ -178,7 +178,7 @@ impl<'ctx, T: Element> DeviceBuffer<'ctx, T> {
         self.ptr.as_ptr()
     }
 
-    fn memory(&self) -> Memory {
+    pub(crate) fn memory(&self) -> Memory {
         match self.ctx.backend() {
             Backend::Cpu => Memory::Host,
             Backend::Cuda => Memory::Cuda,

@@ -62,7 +62,8 @@ statuses! {
     InvalidStride = LLMK_ERROR_INVALID_STRIDE,
     /// A dimension that must have stride 1 does not.
     NotContiguous = LLMK_ERROR_NOT_CONTIGUOUS,
-    /// A data pointer that is not a multiple of the element size.
+    /// A data pointer that is not a multiple of the element size, or a workspace that does not
+    /// start on the alignment its op needs.
     Misaligned = LLMK_ERROR_MISALIGNED,
     /// An output overlaps an input, another output or itself in a way the op does not allow.
     Overlap = LLMK_ERROR_OVERLAP,

@@ -10,6 +10,11 @@
 //!   - [`embedding`];
 //!   - KV caches: [`kv_cache_write`], [`paged_kv_cache_write`];
 //!   - the optimizer step [`adamw_step`], configured by an [`AdamWConfig`];
+//!   - matrix multiplication [`matmul`] (`D = a(alpha * A B + beta * C + bias)`), configured by
+//!     a [`MatmulConfig`] ([`MatmulPath`]), with [`matmul_path_for`] and [`matmul_cache_stats`];
+//!   - feed-forward blocks [`ffn`] and [`gated_mlp`] (SwiGLU, GeGLU), configured by an
+//!     [`MlpConfig`], with their scratch memory in a [`Workspace`] of [`ffn_workspace_size`] or
+//!     [`gated_mlp_workspace_size`] bytes;
 //!
 //!   and an `*_in_place` form of the ops whose output may be exactly an input.
 //! - Elements are `f32`, [`F16`] or [`Bf16`] ([`FloatElement`]s), and `i32` or `i64` for ids,
@@ -44,6 +49,7 @@ mod dtype;
 mod error;
 mod ops;
 mod tensor;
+mod workspace;
 
 pub use buffer::DeviceBuffer;
 pub use context::{Backend, Context, Stream, cuda_device_count};
@@ -51,12 +57,15 @@ pub use dtype::{Bf16, DType, Element, F16, FloatElement};
 pub use error::{Error, Result, Status};
 pub use llmk_sys as sys;
 pub use ops::{
-    Activation, AdamWConfig, RopeConfig, RopeStyle, adamw_step, add_rms_norm,
-    add_rms_norm_in_place, bias_activation, bias_activation_in_place, embedding, gated_activation,
-    gated_activation_in_place, kv_cache_write, layer_norm, layer_norm_in_place,
+    Activation, AdamWConfig, MatmulCacheStats, MatmulConfig, MatmulPath, MlpConfig, RopeConfig,
+    RopeStyle, adamw_step, add_rms_norm, add_rms_norm_in_place, bias_activation,
+    bias_activation_in_place, embedding, ffn, ffn_workspace_size, gated_activation,
+    gated_activation_in_place, gated_mlp, gated_mlp_workspace_size, kv_cache_write, layer_norm,
+    layer_norm_in_place, matmul, matmul_cache_stats, matmul_in_place, matmul_path_for,
     paged_kv_cache_write, rms_norm, rms_norm_in_place, rope,
 };
 pub use tensor::{TensorMut, TensorRef};
+pub use workspace::Workspace;
 
 /// The ABI version of `llmk.h` this crate was written for: [`check_abi`] requires the loaded
 /// library to have it.

@@ -356,6 +356,12 @@ impl<'a> TensorMut<'a> {
         &self.view.raw
     }
 
+    /// The same view, read-only, for as long as it borrows `self`: for calls that only inspect
+    /// an output, such as [`matmul_path_for`](crate::matmul_path_for).
+    pub fn view(&self) -> TensorRef<'_> {
+        TensorRef::from_view(self.view)
+    }
+
     pub(crate) fn memory(&self) -> Memory {
         self.view.memory
     }
@@ -439,5 +445,8 @@ mod tests {
         assert_eq!(view.strides(), [12, 4, 1]);
         assert_eq!(view.dtype(), DType::Bf16);
         assert_eq!(view.as_raw().ndim, 3);
+        let read_only = view.view();
+        assert_eq!(read_only.strides(), [12, 4, 1]);
+        assert_eq!(read_only.as_raw().data, view.as_raw().data);
     }
 }

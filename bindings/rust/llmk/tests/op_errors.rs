@@ -1,6 +1,7 @@
-//! Refused calls of the activation, RoPE, embedding, KV-cache and AdamW ops, on the CPU context:
-//! for each op a NULL data pointer, a dtype mismatch, a shape mismatch and a negative stride, an
-//! index out of range where the op takes indices, and bad config values. Each refusal must carry
+//! Refused calls of the activation, RoPE, embedding, KV-cache, AdamW, matmul and MLP ops, on the
+//! CPU context: for each op a NULL data pointer, a dtype mismatch, a shape mismatch and a negative
+//! stride, an index out of range where the op takes indices, bad config values, layouts matmul
+//! cannot take, and workspaces too small, misaligned or missing. Each refusal must carry
 //! the right status and a message that starts with the op's name and names the argument at
 //! fault, and must leave every tensor the op writes untouched.
 //!
@@ -12,8 +13,9 @@ use std::ffi::c_void;
 use std::ptr;
 
 use llmk::{
-    Activation, AdamWConfig, Bf16, Context, DType, Element, RopeConfig, RopeStyle, Status, Stream,
-    TensorMut, TensorRef,
+    Activation, AdamWConfig, Bf16, Context, DType, DeviceBuffer, Element, MatmulCacheStats,
+    MatmulConfig, MatmulPath, MlpConfig, RopeConfig, RopeStyle, Status, Stream, TensorMut,
+    TensorRef, Workspace,
 };
 
 const S: Stream = Stream::DEFAULT;
@@ -548,5 +550,555 @@ fn adamw_config_values_are_checked() {
             "{error} does not name {field}"
         );
         assert!(called.untouched, "a refused call wrote the optimizer state");
+    }
+}
+
+/// `D = a(A B + beta C + bias)` with A [2, 3], B [3, 4] (a row-major [K, N] view), C, bias [4]
+/// and D [2, 4].
+fn matmul_call(ctx: &Context, config: &MatmulConfig, faulty: (&str, Fault)) -> Called {
+    let (a, b, c, bias) = (values(2 * 3), values(3 * 4), values(2 * 4), values(4));
+    let mut d = sentinels(2 * 4);
+    let result = llmk::matmul(
+        ctx,
+        config,
+        &input(&a, &[2, 3], "a", faulty),
+        &input(&b, &[3, 4], "b", faulty),
+        Some(&input(&c, &[2, 4], "c", faulty)),
+        Some(&input(&bias, &[4], "bias", faulty)),
+        &mut output(&mut d, &[2, 4], "d", faulty),
+        S,
+    );
+    Called {
+        result,
+        untouched: untouched(&[&d]),
+    }
+}
+
+/// What `matmul_path_for` says of [`matmul_call`]'s arguments.
+fn matmul_path_call(
+    ctx: &Context,
+    config: &MatmulConfig,
+    faulty: (&str, Fault),
+) -> llmk::Result<MatmulPath> {
+    let (a, b, c, bias, d) = (
+        values(2 * 3),
+        values(3 * 4),
+        values(2 * 4),
+        values(4),
+        sentinels(2 * 4),
+    );
+    llmk::matmul_path_for(
+        ctx,
+        config,
+        &input(&a, &[2, 3], "a", faulty),
+        &input(&b, &[3, 4], "b", faulty),
+        Some(&input(&c, &[2, 4], "c", faulty)),
+        Some(&input(&bias, &[4], "bias", faulty)),
+        &input(&d, &[2, 4], "d", faulty),
+    )
+}
+
+fn matmul_faults() -> Vec<(&'static str, Fault, Status)> {
+    vec![
+        ("a", Fault::NullData, Status::NullPointer),
+        ("b", Fault::Bf16, Status::DtypeMismatch),
+        ("bias", Fault::Shorter, Status::ShapeMismatch),
+        ("c", Fault::Shorter, Status::ShapeMismatch),
+        ("d", Fault::NegativeStride, Status::InvalidStride),
+    ]
+}
+
+#[test]
+fn matmul_faults_are_refused() {
+    let ctx = cpu();
+    let mut config = MatmulConfig::default();
+    config.beta = 0.5;
+    config.activation = Activation::Silu;
+    check_faults("matmul", &matmul_faults(), |faulty| {
+        matmul_call(&ctx, &config, faulty)
+    });
+}
+
+#[test]
+fn matmul_path_for_checks_as_matmul_does() {
+    let ctx = cpu();
+    let mut config = MatmulConfig::default();
+    config.beta = 0.5;
+    let path = matmul_path_call(&ctx, &config, ("", Fault::None)).expect("the valid arguments");
+    assert!(
+        matches!(path, MatmulPath::CublasLt | MatmulPath::Gemv),
+        "{path:?}"
+    );
+    for (arg, fault, status) in matmul_faults() {
+        let error = matmul_path_call(&ctx, &config, (arg, fault))
+            .expect_err(&format!("matmul_path_for with {fault:?} {arg}"));
+        assert_eq!(error.status(), status, "{fault:?} {arg}: {error}");
+        assert!(names(error.message(), arg), "{error} does not name {arg}");
+    }
+}
+
+/// A refused call of `op` with `status`, a message naming `arg`, and its outputs untouched.
+fn assert_refused(op: &str, called: Called, status: Status, arg: &str) {
+    let error = called.result.expect_err(&format!(
+        "{op}: the call with a bad {arg} should have been refused"
+    ));
+    assert_eq!(error.status(), status, "{error}");
+    assert!(error.message().starts_with(&format!("{op}: ")), "{error}");
+    assert!(names(error.message(), arg), "{error} does not name {arg}");
+    assert!(called.untouched, "{error}: a refused call wrote its output");
+}
+
+#[test]
+fn matmul_layouts_are_checked() {
+    let ctx = cpu();
+    let config = MatmulConfig::default();
+    let (a, b, bias) = (values(2 * 3), values(3 * 8), values(4));
+    let a = TensorRef::contiguous(&a, &[2, 3]).unwrap();
+    let mut d = sentinels(2 * 4);
+
+    // B with no unit stride: [3, 4] taking every other column of a [3, 8] buffer.
+    let b_gaps = TensorRef::new(&b, &[3, 4], &[8, 2]).unwrap();
+    let result = llmk::matmul(
+        &ctx,
+        &config,
+        &a,
+        &b_gaps,
+        None,
+        None,
+        &mut TensorMut::contiguous(&mut d, &[2, 4]).unwrap(),
+        S,
+    );
+    let called = Called {
+        result,
+        untouched: untouched(&[&d]),
+    };
+    assert_refused("matmul", called, Status::NotContiguous, "b");
+
+    // A bias with a column-major D, which cuBLASLt cannot take.
+    let b_rows = TensorRef::contiguous(&b[..12], &[3, 4]).unwrap();
+    let result = llmk::matmul(
+        &ctx,
+        &config,
+        &a,
+        &b_rows,
+        None,
+        Some(&TensorRef::contiguous(&bias, &[4]).unwrap()),
+        &mut TensorMut::new(&mut d, &[2, 4], &[1, 2]).unwrap(),
+        S,
+    );
+    let called = Called {
+        result,
+        untouched: untouched(&[&d]),
+    };
+    assert_refused("matmul", called, Status::Unsupported, "bias");
+
+    // beta != 0 reads C, which is missing.
+    let mut reads_c = MatmulConfig::default();
+    reads_c.beta = 1.0;
+    let result = llmk::matmul(
+        &ctx,
+        &reads_c,
+        &a,
+        &b_rows,
+        None,
+        None,
+        &mut TensorMut::contiguous(&mut d, &[2, 4]).unwrap(),
+        S,
+    );
+    let called = Called {
+        result,
+        untouched: untouched(&[&d]),
+    };
+    assert_refused("matmul", called, Status::NullPointer, "c");
+}
+
+#[test]
+fn matmul_output_overlapping_an_input_is_refused() {
+    let ctx = cpu();
+    // A [2, 2] and D [2, 2] share one buffer: D is A's second row and one more.
+    let mut shared = sentinels(6);
+    let b = values(4);
+    let base = shared.as_mut_ptr();
+    // SAFETY: both views lie within `shared`, which outlives them; the library refuses the
+    // overlap before touching either.
+    let (a, mut d) = unsafe {
+        (
+            TensorRef::from_raw_parts(base.cast(), DType::F32, &[2, 2], &[2, 1]).unwrap(),
+            TensorMut::from_raw_parts(base.add(2).cast(), DType::F32, &[2, 2], &[2, 1]).unwrap(),
+        )
+    };
+    let result = llmk::matmul(
+        &ctx,
+        &MatmulConfig::default(),
+        &a,
+        &TensorRef::contiguous(&b, &[2, 2]).unwrap(),
+        None,
+        None,
+        &mut d,
+        S,
+    );
+    let called = Called {
+        result,
+        untouched: untouched(&[&shared]),
+    };
+    assert_refused("matmul", called, Status::Overlap, "d");
+}
+
+/// `y = x W^T` with nn.Linear's W [N, K] row-major: B is W's transposed view, [K, N] strides
+/// [1, K]. Then the same in place, accumulating into D: `D = A B + D`.
+#[test]
+fn matmul_takes_a_transposed_weight_and_accumulates_in_place() {
+    let ctx = cpu();
+    let (m, k, n) = (3, 5, 2);
+    let x: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.25 - 1.0).collect();
+    let w: Vec<f32> = (0..n * k).map(|i| 1.0 - i as f32 * 0.125).collect();
+    let expected: Vec<f32> = (0..m * n)
+        .map(|i| {
+            let (row, col) = (i / n, i % n);
+            (0..k).map(|j| x[row * k + j] * w[col * k + j]).sum()
+        })
+        .collect();
+    let mut y = sentinels(m * n);
+    let a = TensorRef::contiguous(&x, &[m, k]).unwrap();
+    let b = TensorRef::new(&w, &[k, n], &[1, k]).unwrap();
+    llmk::matmul(
+        &ctx,
+        &MatmulConfig::default(),
+        &a,
+        &b,
+        None,
+        None,
+        &mut TensorMut::contiguous(&mut y, &[m, n]).unwrap(),
+        S,
+    )
+    .unwrap();
+    for (got, want) in y.iter().zip(&expected) {
+        assert!(
+            (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+            "{y:?} vs {expected:?}"
+        );
+    }
+
+    let mut accumulate = MatmulConfig::default();
+    accumulate.beta = 1.0;
+    llmk::matmul_in_place(
+        &ctx,
+        &accumulate,
+        &a,
+        &b,
+        None,
+        &mut TensorMut::contiguous(&mut y, &[m, n]).unwrap(),
+        S,
+    )
+    .unwrap();
+    for (got, want) in y.iter().zip(&expected) {
+        assert!(
+            (got - 2.0 * want).abs() <= 1e-5 * want.abs().max(1.0),
+            "{y:?}"
+        );
+    }
+}
+
+/// A decode-sized call on nn.Linear's layout can take the GEMV; asking for the GEMV where it
+/// cannot run (a row-major B) is refused as matmul would refuse it.
+#[test]
+fn matmul_path_for_answers_the_engine() {
+    let ctx = cpu();
+    let (x, w, y) = (values(16), values(16 * 8), sentinels(8));
+    let a = TensorRef::contiguous(&x, &[1, 16]).unwrap();
+    let b_linear = TensorRef::new(&w, &[16, 8], &[1, 16]).unwrap();
+    let b_rows = TensorRef::contiguous(&w, &[16, 8]).unwrap();
+    let d = TensorRef::contiguous(&y, &[1, 8]).unwrap();
+    let mut config = MatmulConfig::default();
+    let path_for = |config: &MatmulConfig, b: &TensorRef<'_>| {
+        llmk::matmul_path_for(&ctx, config, &a, b, None, None, &d)
+    };
+
+    let auto = path_for(&config, &b_linear).unwrap();
+    assert!(
+        matches!(auto, MatmulPath::CublasLt | MatmulPath::Gemv),
+        "{auto:?}"
+    );
+    config.path = MatmulPath::CublasLt;
+    assert_eq!(path_for(&config, &b_linear).unwrap(), MatmulPath::CublasLt);
+    config.path = MatmulPath::Gemv;
+    assert_eq!(path_for(&config, &b_linear).unwrap(), MatmulPath::Gemv);
+    let error = path_for(&config, &b_rows).unwrap_err();
+    assert_eq!(error.status(), Status::Unsupported, "{error}");
+
+    // The CPU ignores the path: the refused GEMV still runs there.
+    let mut out = sentinels(8);
+    llmk::matmul(
+        &ctx,
+        &config,
+        &a,
+        &b_rows,
+        None,
+        None,
+        &mut TensorMut::contiguous(&mut out, &[1, 8]).unwrap(),
+        S,
+    )
+    .expect("the path is ignored on the CPU");
+    assert_eq!(
+        llmk::matmul_cache_stats(&ctx).unwrap(),
+        MatmulCacheStats::default()
+    );
+}
+
+/// Scratch memory from `llmk_malloc` on `ctx` (aligned to 256 bytes), `bytes` long.
+fn scratch(ctx: &Context, bytes: usize) -> DeviceBuffer<'_, u8> {
+    DeviceBuffer::from_slice(ctx, &vec![0u8; bytes], S).expect("workspace")
+}
+
+/// How a test breaks the workspace of an MLP call.
+#[derive(Clone, Copy, Debug)]
+enum Scratch {
+    /// The size the library asks for.
+    Enough,
+    /// One byte less.
+    Short,
+    /// The size asked for, starting one byte into the allocation.
+    Misaligned,
+    /// NULL, 0 bytes.
+    Missing,
+}
+
+/// Calls `op` with a workspace of `bytes` broken by `scratch`.
+fn with_workspace<R>(
+    ctx: &Context,
+    bytes: usize,
+    scratch_kind: Scratch,
+    op: impl FnOnce(&mut Workspace<'_>) -> R,
+) -> R {
+    let mut memory = scratch(ctx, bytes + 1);
+    let base = memory.as_mut_ptr();
+    let (start, len) = match scratch_kind {
+        Scratch::Enough => (0, bytes),
+        Scratch::Short => (0, bytes - 1),
+        Scratch::Misaligned => (1, bytes),
+        Scratch::Missing => return op(&mut Workspace::host(&mut [])),
+    };
+    // SAFETY: the range lies within `memory`, host memory of the CPU context, which outlives the
+    // workspace and is not otherwise accessed meanwhile.
+    let mut workspace = unsafe { Workspace::from_raw_parts(base.add(start).cast(), len) };
+    op(&mut workspace)
+}
+
+/// ffn on 2 tokens, d_model 4, d_ff 3, with both biases.
+fn ffn_call(ctx: &Context, faulty: (&str, Fault), scratch_kind: Scratch) -> Called {
+    let (x, w1, b1, w2, b2) = (values(8), values(12), values(3), values(12), values(4));
+    let x_view = input(&x, &[2, 4], "x", faulty);
+    let w1_view = input(&w1, &[3, 4], "w1", faulty);
+    // Sized from the valid shapes: a fault must be found by the op, not the size query.
+    let bytes = llmk::ffn_workspace_size(
+        ctx,
+        &TensorRef::contiguous(&x, &[2, 4]).unwrap(),
+        &TensorRef::contiguous(&w1, &[3, 4]).unwrap(),
+    )
+    .expect("ffn_workspace_size");
+    assert!(bytes > 0, "ffn needs a workspace for its intermediate");
+    let mut y = sentinels(8);
+    let result = with_workspace(ctx, bytes, scratch_kind, |workspace| {
+        llmk::ffn(
+            ctx,
+            &MlpConfig::default(),
+            &x_view,
+            &w1_view,
+            Some(&input(&b1, &[3], "b1", faulty)),
+            &input(&w2, &[4, 3], "w2", faulty),
+            Some(&input(&b2, &[4], "b2", faulty)),
+            Activation::Gelu,
+            workspace,
+            &mut output(&mut y, &[2, 4], "y", faulty),
+            S,
+        )
+    });
+    Called {
+        result,
+        untouched: untouched(&[&y]),
+    }
+}
+
+#[test]
+fn ffn_faults() {
+    let ctx = cpu();
+    let faults = [
+        ("x", Fault::NullData, Status::NullPointer),
+        ("w2", Fault::Bf16, Status::DtypeMismatch),
+        ("b1", Fault::Shorter, Status::ShapeMismatch),
+        ("w1", Fault::Shorter, Status::ShapeMismatch),
+        ("y", Fault::NegativeStride, Status::InvalidStride),
+    ];
+    check_faults("ffn", &faults, |faulty| {
+        ffn_call(&ctx, faulty, Scratch::Enough)
+    });
+}
+
+#[test]
+fn ffn_workspace_is_checked() {
+    let ctx = cpu();
+    let none = ("", Fault::None);
+    for (kind, status) in [
+        (Scratch::Short, Status::InvalidValue),
+        (Scratch::Misaligned, Status::Misaligned),
+        (Scratch::Missing, Status::NullPointer),
+    ] {
+        let called = ffn_call(&ctx, none, kind);
+        let what = format!("{kind:?}");
+        let error = called.result.expect_err(&what);
+        assert_eq!(error.status(), status, "{what}: {error}");
+        assert!(error.message().starts_with("ffn: "), "{error}");
+        // A short one is named by its size: "workspace_bytes is ...".
+        let named =
+            names(error.message(), "workspace") || names(error.message(), "workspace_bytes");
+        assert!(named, "{error} does not name the workspace");
+        assert!(called.untouched, "{what}: a refused call wrote y");
+    }
+}
+
+/// gated_mlp on 2 tokens, d_model 4, d_ff 3.
+fn gated_mlp_call(ctx: &Context, faulty: (&str, Fault), scratch_kind: Scratch) -> Called {
+    let (x, w_gate, w_up, w_down) = (values(8), values(12), values(12), values(12));
+    let bytes = llmk::gated_mlp_workspace_size(
+        ctx,
+        &TensorRef::contiguous(&x, &[2, 4]).unwrap(),
+        &TensorRef::contiguous(&w_gate, &[3, 4]).unwrap(),
+    )
+    .expect("gated_mlp_workspace_size");
+    let mut y = sentinels(8);
+    let result = with_workspace(ctx, bytes, scratch_kind, |workspace| {
+        llmk::gated_mlp(
+            ctx,
+            &MlpConfig::default(),
+            &input(&x, &[2, 4], "x", faulty),
+            &input(&w_gate, &[3, 4], "w_gate", faulty),
+            &input(&w_up, &[3, 4], "w_up", faulty),
+            &input(&w_down, &[4, 3], "w_down", faulty),
+            Activation::Silu,
+            workspace,
+            &mut output(&mut y, &[2, 4], "y", faulty),
+            S,
+        )
+    });
+    Called {
+        result,
+        untouched: untouched(&[&y]),
+    }
+}
+
+#[test]
+fn gated_mlp_faults() {
+    let ctx = cpu();
+    let faults = [
+        ("w_up", Fault::NullData, Status::NullPointer),
+        ("w_gate", Fault::Bf16, Status::DtypeMismatch),
+        ("w_down", Fault::Shorter, Status::ShapeMismatch),
+        ("w_up", Fault::Shorter, Status::ShapeMismatch),
+        ("x", Fault::NegativeStride, Status::InvalidStride),
+    ];
+    check_faults("gated_mlp", &faults, |faulty| {
+        gated_mlp_call(&ctx, faulty, Scratch::Enough)
+    });
+}
+
+#[test]
+fn gated_mlp_workspace_is_checked() {
+    let ctx = cpu();
+    let none = ("", Fault::None);
+    for (kind, status) in [
+        (Scratch::Short, Status::InvalidValue),
+        (Scratch::Misaligned, Status::Misaligned),
+        (Scratch::Missing, Status::NullPointer),
+    ] {
+        let called = gated_mlp_call(&ctx, none, kind);
+        let what = format!("{kind:?}");
+        let error = called.result.expect_err(&what);
+        assert_eq!(error.status(), status, "{what}: {error}");
+        assert!(error.message().starts_with("gated_mlp: "), "{error}");
+        // A short one is named by its size: "workspace_bytes is ...".
+        let named =
+            names(error.message(), "workspace") || names(error.message(), "workspace_bytes");
+        assert!(named, "{error} does not name the workspace");
+        assert!(called.untouched, "{what}: a refused call wrote y");
+    }
+}
+
+/// vLLM's fused gate_up weight: w_gate and w_up as two views of one [2 d_ff, d_model] buffer give
+/// what two separate weights give.
+#[test]
+fn gated_mlp_takes_a_fused_gate_up_weight() {
+    let ctx = cpu();
+    let (tokens, d_model, d_ff) = (3, 4, 5);
+    let x: Vec<f32> = (0..tokens * d_model)
+        .map(|i| (i as f32 - 5.0) * 0.1)
+        .collect();
+    let gate_up: Vec<f32> = (0..2 * d_ff * d_model)
+        .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.05)
+        .collect();
+    let w_down: Vec<f32> = (0..d_model * d_ff)
+        .map(|i| ((i % 4) as f32 - 1.5) * 0.2)
+        .collect();
+    let (gate, up) = gate_up.split_at(d_ff * d_model);
+    let x_view = TensorRef::contiguous(&x, &[tokens, d_model]).unwrap();
+    let w_down_view = TensorRef::contiguous(&w_down, &[d_model, d_ff]).unwrap();
+    let bytes = llmk::gated_mlp_workspace_size(
+        &ctx,
+        &x_view,
+        &TensorRef::contiguous(gate, &[d_ff, d_model]).unwrap(),
+    )
+    .unwrap();
+    let mut memory = scratch(&ctx, bytes);
+    let mut run = |w_gate: &TensorRef<'_>, w_up: &TensorRef<'_>| {
+        let mut y = sentinels(tokens * d_model);
+        llmk::gated_mlp(
+            &ctx,
+            &MlpConfig::default(),
+            &x_view,
+            w_gate,
+            w_up,
+            &w_down_view,
+            Activation::Silu,
+            &mut Workspace::new(&mut memory),
+            &mut TensorMut::contiguous(&mut y, &[tokens, d_model]).unwrap(),
+            S,
+        )
+        .unwrap();
+        y
+    };
+    // Two allocations of their own.
+    let (gate_alone, up_alone) = (gate.to_vec(), up.to_vec());
+    let separate = run(
+        &TensorRef::contiguous(&gate_alone, &[d_ff, d_model]).unwrap(),
+        &TensorRef::contiguous(&up_alone, &[d_ff, d_model]).unwrap(),
+    );
+    let fused = run(
+        &TensorRef::contiguous(gate, &[d_ff, d_model]).unwrap(),
+        &TensorRef::contiguous(up, &[d_ff, d_model]).unwrap(),
+    );
+    assert_eq!(separate, fused);
+
+    // The reference: (silu(x Wg^T) * (x Wu^T)) Wd^T, in f64.
+    let silu = |v: f64| v / (1.0 + (-v).exp());
+    for t in 0..tokens {
+        let h: Vec<f64> = (0..d_ff)
+            .map(|f| {
+                let dot = |w: &[f32]| -> f64 {
+                    (0..d_model)
+                        .map(|j| f64::from(x[t * d_model + j]) * f64::from(w[f * d_model + j]))
+                        .sum()
+                };
+                silu(dot(gate)) * dot(up)
+            })
+            .collect();
+        for o in 0..d_model {
+            let want: f64 = (0..d_ff)
+                .map(|f| h[f] * f64::from(w_down[o * d_ff + f]))
+                .sum();
+            let got = f64::from(fused[t * d_model + o]);
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "y[{t}, {o}] = {got}, want {want}"
+            );
+        }
     }
 }

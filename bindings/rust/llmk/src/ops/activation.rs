@@ -11,8 +11,9 @@ use crate::error::{Result, check};
 use crate::sys;
 use crate::tensor::{TensorMut, TensorRef};
 
-/// The activation function `a` of [`bias_activation`] and [`gated_activation`]: the values of
-/// `llmk_activation`.
+/// The activation function `a` of [`bias_activation`], [`gated_activation`], the matmul
+/// epilogue ([`MatmulConfig`](crate::MatmulConfig)), [`ffn`](crate::ffn) and
+/// [`gated_mlp`](crate::gated_mlp): the values of `llmk_activation`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Activation {
@@ -37,6 +38,18 @@ impl Activation {
             Self::GeluTanh => sys::llmk_activation::LLMK_ACTIVATION_GELU_TANH,
             Self::Silu => sys::llmk_activation::LLMK_ACTIVATION_SILU,
             Self::Relu => sys::llmk_activation::LLMK_ACTIVATION_RELU,
+        }
+    }
+
+    /// The activation of an `llmk_activation` value, or `None` for one this crate does not know.
+    pub fn from_raw(raw: sys::llmk_activation) -> Option<Self> {
+        match raw {
+            sys::llmk_activation::LLMK_ACTIVATION_IDENTITY => Some(Self::Identity),
+            sys::llmk_activation::LLMK_ACTIVATION_GELU => Some(Self::Gelu),
+            sys::llmk_activation::LLMK_ACTIVATION_GELU_TANH => Some(Self::GeluTanh),
+            sys::llmk_activation::LLMK_ACTIVATION_SILU => Some(Self::Silu),
+            sys::llmk_activation::LLMK_ACTIVATION_RELU => Some(Self::Relu),
+            _ => None,
         }
     }
 }

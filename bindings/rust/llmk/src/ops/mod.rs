@@ -3,13 +3,16 @@
 //! Every op takes its [`Context`] first and its [`Stream`](crate::Stream) last. On a CPU context an op runs to
 //! completion and `stream` is ignored; on a CUDA context it is launched on `stream` and returns at
 //! once (see [`Context::synchronize`]). Inputs are [`TensorRef`]s, outputs (and tensors updated
-//! in place) [`TensorMut`]s, an optional tensor an `Option`; a refused call returns the library's
-//! status and message and leaves every output untouched.
+//! in place) [`TensorMut`]s, an optional tensor an `Option`, scratch memory a
+//! [`Workspace`](crate::Workspace); a refused call returns the library's status and message and
+//! leaves every output untouched.
 
 mod activation;
 mod adamw;
 mod embedding;
 mod kv_cache;
+mod matmul;
+mod mlp;
 mod norm;
 mod rope;
 
@@ -20,6 +23,11 @@ pub use activation::{
 pub use adamw::{AdamWConfig, adamw_step};
 pub use embedding::embedding;
 pub use kv_cache::{kv_cache_write, paged_kv_cache_write};
+pub use matmul::{
+    MatmulCacheStats, MatmulConfig, MatmulPath, matmul, matmul_cache_stats, matmul_in_place,
+    matmul_path_for,
+};
+pub use mlp::{MlpConfig, ffn, ffn_workspace_size, gated_mlp, gated_mlp_workspace_size};
 pub use norm::{
     add_rms_norm, add_rms_norm_in_place, layer_norm, layer_norm_in_place, rms_norm,
     rms_norm_in_place,

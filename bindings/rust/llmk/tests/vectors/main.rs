@@ -4,7 +4,10 @@
 //! The semantics are those of the C++ runner, `tests/common/vectors.cpp`: each role that names a
 //! file, or is an output, gets a backing buffer of its own; a role `@S` is a view into `S`'s
 //! buffer, `R.offset` elements in. After the op, per buffer, every view with an `expect.` file
-//! must match it, and every other element of the buffer must hold its initial bytes.
+//! must match it, and every other element of the buffer must hold its initial bytes. `ffn` and
+//! `gated_mlp` get a workspace of the size their `*_workspace_size` asks for, from `llmk_malloc`
+//! on the context, every byte 0xff (NaN in each float dtype); `matmul` cases also check what
+//! `matmul_path_for` says of the call.
 //!
 //! The vectors are read from `$LLMK_VECTORS_DIR`, else from the source tree the binary was built
 //! in; set the variable where the binary runs on another machine.
@@ -19,8 +22,8 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use llmk::{
-    Activation, AdamWConfig, Backend, Bf16, Context, DType, DeviceBuffer, F16, RopeConfig,
-    RopeStyle, Stream, TensorMut, TensorRef,
+    Activation, AdamWConfig, Backend, Bf16, Context, DType, DeviceBuffer, F16, MatmulConfig,
+    MatmulPath, MlpConfig, RopeConfig, RopeStyle, Stream, TensorMut, TensorRef, Workspace,
 };
 
 use common::announce;
@@ -104,6 +107,9 @@ fn op_roles(op: &str) -> Outcome<&'static [&'static str]> {
         "kv_cache_write" => &["k", "v", "cache_seqlens", "k_cache", "v_cache"],
         "paged_kv_cache_write" => &["k", "v", "slot_mapping", "k_cache", "v_cache"],
         "adamw_step" => &["param", "grad", "exp_avg", "exp_avg_sq"],
+        "matmul" => &["a", "b", "c", "bias", "d"],
+        "ffn" => &["x", "w1", "b1", "w2", "b2", "y"],
+        "gated_mlp" => &["x", "w_gate", "w_up", "w_down", "y"],
         _ => return Err(format!("unknown op {op}").into()),
     })
 }
@@ -323,8 +329,13 @@ impl<'c> Tensors<'c> {
         matches!((self.roles.get(a), self.roles.get(b)), (Some(a), Some(b)) if a.same_view(b))
     }
 
+    /// The first element of a role's view: NULL in an empty buffer, as the C++ runner passes it
+    /// (an empty view's data is not read, and a dangling pointer need not be aligned).
     fn data(&self, role: &Role) -> *mut u8 {
         let buffer = &self.buffers[&role.buffer];
+        if buffer.initial.is_empty() {
+            return std::ptr::null_mut();
+        }
         buffer.base.wrapping_add(role.offset * buffer.element)
     }
 
@@ -480,6 +491,91 @@ fn activation(case: &Case) -> Outcome<Activation> {
         "relu" => Activation::Relu,
         other => return Err(format!("activation={other} is not an llmk_activation").into()),
     })
+}
+
+/// A 0/1 flag of the case (`allow_tf32=1`), also spelled as a float (`1.0`).
+fn flag(case: &Case, key: &str) -> Outcome<bool> {
+    let value = number::<f64>(case, key)?;
+    if value == 0.0 || value == 1.0 {
+        Ok(value == 1.0)
+    } else {
+        Err(format!("{key}={value} is not 0 or 1").into())
+    }
+}
+
+fn matmul_path(case: &Case) -> Outcome<MatmulPath> {
+    Ok(match case.get("path")? {
+        "auto" => MatmulPath::Auto,
+        "cublaslt" => MatmulPath::CublasLt,
+        "gemv" => MatmulPath::Gemv,
+        other => return Err(format!("path={other} is not an llmk_matmul_path").into()),
+    })
+}
+
+fn matmul_config(case: &Case) -> Outcome<MatmulConfig> {
+    let mut config = MatmulConfig::default();
+    set_if_given(case, "alpha", &mut config.alpha)?;
+    set_if_given(case, "beta", &mut config.beta)?;
+    if case.find("activation").is_some() {
+        config.activation = activation(case)?;
+    }
+    if case.find("allow_tf32").is_some() {
+        config.allow_tf32 = flag(case, "allow_tf32")?;
+    }
+    if case.find("path").is_some() {
+        config.path = matmul_path(case)?;
+    }
+    Ok(config)
+}
+
+fn mlp_config(case: &Case) -> Outcome<MlpConfig> {
+    let mut config = MlpConfig::default();
+    if case.find("allow_tf32").is_some() {
+        config.allow_tf32 = flag(case, "allow_tf32")?;
+    }
+    if case.find("path").is_some() {
+        config.path = matmul_path(case)?;
+    }
+    Ok(config)
+}
+
+/// A workspace of `bytes` on the context, from `llmk_malloc`, every byte 0xff: NaN in every float
+/// dtype, so that an intermediate read before it is written shows in the output.
+fn poisoned_workspace(ctx: &Context, bytes: usize) -> Outcome<DeviceBuffer<'_, u8>> {
+    Ok(DeviceBuffer::from_slice(ctx, &vec![0xff; bytes], S)?)
+}
+
+/// Checks what `matmul_path_for` says of the case's call: an engine, never `Auto`, and the one the
+/// config asks for when it asks for one.
+fn check_matmul_path(
+    ctx: &Context,
+    config: &MatmulConfig,
+    t: &Tensors<'_>,
+    in_place: bool,
+) -> Outcome {
+    let d = t.input("d")?;
+    let c = if in_place {
+        Some(t.input("d")?)
+    } else {
+        t.optional_input("c")?
+    };
+    let path = llmk::matmul_path_for(
+        ctx,
+        config,
+        &t.input("a")?,
+        &t.input("b")?,
+        c.as_ref(),
+        t.optional_input("bias")?.as_ref(),
+        &d,
+    )?;
+    let fits = match config.path {
+        MatmulPath::Auto => path != MatmulPath::Auto,
+        asked => path == asked,
+    };
+    if !fits {
+        return Err(format!("matmul_path_for says {path:?} for path {:?}", config.path).into());
+    }
+    Ok(())
 }
 
 fn rope_config(case: &Case) -> Outcome<RopeConfig> {
@@ -651,6 +747,64 @@ fn call_op(ctx: &Context, case: &Case, op: &str, t: &Tensors<'_>) -> Outcome {
             &mut t.output("exp_avg_sq")?,
             S,
         ),
+        "matmul" => {
+            let config = matmul_config(case)?;
+            let in_place = t.same("d", "c");
+            check_matmul_path(ctx, &config, t, in_place)?;
+            let (a, b, bias) = (t.input("a")?, t.input("b")?, t.optional_input("bias")?);
+            if in_place {
+                llmk::matmul_in_place(ctx, &config, &a, &b, bias.as_ref(), &mut t.output("d")?, S)
+            } else {
+                llmk::matmul(
+                    ctx,
+                    &config,
+                    &a,
+                    &b,
+                    t.optional_input("c")?.as_ref(),
+                    bias.as_ref(),
+                    &mut t.output("d")?,
+                    S,
+                )
+            }
+        }
+        "ffn" => {
+            let (x, w1) = (t.input("x")?, t.input("w1")?);
+            let mut memory = poisoned_workspace(ctx, llmk::ffn_workspace_size(ctx, &x, &w1)?)?;
+            let result = llmk::ffn(
+                ctx,
+                &mlp_config(case)?,
+                &x,
+                &w1,
+                t.optional_input("b1")?.as_ref(),
+                &t.input("w2")?,
+                t.optional_input("b2")?.as_ref(),
+                activation(case)?,
+                &mut Workspace::new(&mut memory),
+                &mut t.output("y")?,
+                S,
+            );
+            // The op may still use the workspace on a CUDA stream: wait before freeing it.
+            result.and_then(|()| ctx.synchronize(S))
+        }
+        "gated_mlp" => {
+            let (x, w_gate) = (t.input("x")?, t.input("w_gate")?);
+            let bytes = llmk::gated_mlp_workspace_size(ctx, &x, &w_gate)?;
+            let mut memory = poisoned_workspace(ctx, bytes)?;
+            let result = llmk::gated_mlp(
+                ctx,
+                &mlp_config(case)?,
+                &x,
+                &w_gate,
+                &t.input("w_up")?,
+                &t.input("w_down")?,
+                activation(case)?,
+                &mut Workspace::new(&mut memory),
+                &mut t.output("y")?,
+                S,
+            );
+            // As for ffn.
+            result.and_then(|()| ctx.synchronize(S))
+        }
         _ => return Err(format!("unknown op {op}").into()),
     }?;
     Ok(())

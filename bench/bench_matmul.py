@@ -1,0 +1,492 @@
+#!/usr/bin/env python3
+"""Matmul and MLP benchmarks: llmk beside PyTorch (cuBLAS), in one process on one GPU.
+
+The copy bandwidth measured in the same run is the ceiling of the decode rows.
+
+Timing as bench/common.py says (median of CUDA-event timings after warm-up, inputs rotating
+between sets far larger than L2). Three parts, Llama-2-7B shapes (d_model 4096, d_ff 11008):
+
+  fusion  Prefill projections, M = 2048 and 8192 tokens: llmk's plain GEMM (cuBLASLt), with
+          bias + GELU_TANH (fused into cuBLASLt's epilogue) and with bias + exact GELU (epilogue
+          bias, then one more pass), each beside torch's F.linear(x, W) (the bare GEMM) and
+          F.gelu(F.linear(x, W, b)) with the same GELU. "vs plain" is the time over llmk's plain
+          GEMM of the shape, "vs F.linear" over torch's bare GEMM: 1.00 means the epilogue is
+          free. Dense peak is not measured: TFLOP/s (2 M N K per product), and an 8192^3 GEMM
+          beside torch for reference.
+  decode  M = 1 .. 64 rows through the up projection (K 4096, N 11008) and one row through the
+          down projection (K 11008, N 4096): the path AUTO takes (matmul_path_for), llmk's AUTO,
+          forced GEMV (M <= 16) and forced cuBLASLt times, and torch's F.linear. GB/s counts the
+          weight, x and y once; "of copy" is that over the copy bandwidth measured in the run.
+  mlp     One Llama-2-7B MLP at 1 and 2048 tokens: llmk's gated_mlp (SwiGLU, vLLM's fused
+          [22016, 4096] gate_up weight passed as two views) beside torch eager
+          F.linear(F.silu(x Wg^T) * (x Wu^T), Wd), eager over the fused weight (vLLM's layout),
+          and the three bare torch GEMMs alone; llmk's ffn (GELU and GELU_TANH, with biases,
+          d_ff 11008) beside torch eager F.linear(F.gelu(F.linear(x, W1, b1)), W2, b2).
+
+Every llmk row also carries its relative error against torch's float32 computation of the same
+thing (a sanity figure). A call llmk refuses (an engine not built yet, say) leaves its cell empty
+and the failure in the notes; the script then exits 1 after writing its tables.
+
+Usage: bench_matmul.py [--json FILE] [--markdown FILE] [--parts fusion,decode,mlp]
+"""
+import json
+import sys
+import traceback
+
+import torch
+import torch.nn.functional as F
+
+import llmk
+import common
+from common import DTYPE_NAMES, SETS, as_llmk, copy_ceiling, parse_args
+
+DEVICE = "cuda"
+PARTS = ("fusion", "decode", "mlp")
+D_MODEL, D_FF = 4096, 11008
+DTYPES = (torch.float16, torch.bfloat16)
+FUSION_TOKENS = (2048, 8192)
+DECODE_ROWS = (1, 2, 4, 8, 16, 32, 64)
+GEMV_MAX_ROWS = 16  # llmk.h: the GEMV takes M <= 16
+MLP_TOKENS = (1, 2048)
+BIG = 8192  # the square GEMM for reference
+
+Path = llmk.MatmulPath
+Act = llmk.Activation
+
+
+def median_us(fn, sets):
+    """common.median_us, looked up at call time (a dry run off the GPU replaces it)."""
+    return common.median_us(fn, sets)
+
+
+def stream():
+    return torch.cuda.current_stream().cuda_stream
+
+
+def randn(*shape, dtype, scale=1.0):
+    return (scale * torch.randn(*shape, device=DEVICE)).to(dtype)
+
+
+def rel_error(got, want):
+    """Relative error (Frobenius) of got against a float32 result."""
+    return ((got.float() - want).norm() / want.norm()).item()
+
+
+class Bench:
+    """Rows, plus the failures met on the way (recorded, not raised, so that one refused call
+    does not cost the rest of the run)."""
+
+    def __init__(self, ctx, copy_gbs):
+        self.ctx, self.copy_gbs, self.rows, self.failures = ctx, copy_gbs, [], []
+
+    def attempt(self, what, fn, *args):
+        """fn(*args), or None (and a note) when it raises."""
+        try:
+            return fn(*args)
+        except Exception as error:  # noqa: BLE001: a benchmark reports and goes on
+            self.failures.append(f"{what}: {type(error).__name__}: {error}")
+            traceback.print_exc()
+            return None
+
+    def time(self, what, fn, sets):
+        """median_us(fn, sets), or None when fn raises."""
+        return self.attempt(what, median_us, fn, sets)
+
+
+def tflops(flops, us):
+    return None if us is None else flops / us / 1e6
+
+
+def ratio(a, b):
+    return None if a is None or b is None else a / b
+
+
+# --- part a: fusion -----------------------------------------------------------------------------
+
+FUSED = {  # llmk variant: (activation, has bias, torch peer)
+    "plain": (Act.IDENTITY, False, "F.linear(x, W)"),
+    "bias + gelu_tanh": (Act.GELU_TANH, True, "F.gelu(F.linear(x, W, b), tanh)"),
+    "bias + gelu": (Act.GELU, True, "F.gelu(F.linear(x, W, b))"),
+}
+TORCH_FUSED = {
+    "F.linear(x, W)": lambda x, w, b: F.linear(x, w),
+    "F.gelu(F.linear(x, W, b), tanh)": lambda x, w, b: F.gelu(F.linear(x, w, b),
+                                                              approximate="tanh"),
+    "F.gelu(F.linear(x, W, b))": lambda x, w, b: F.gelu(F.linear(x, w, b)),
+}
+
+
+def torch_reference(variant, x, w, b):
+    activation, has_bias, _ = FUSED[variant]
+    y = F.linear(x.float(), w.float(), b.float() if has_bias else None)
+    if activation == Act.GELU_TANH:
+        return F.gelu(y, approximate="tanh")
+    return F.gelu(y) if activation == Act.GELU else y
+
+
+def linear_sets(m, k, n, dtype):
+    """Per set: x [m, k], W [n, k] (nn.Linear's weight), b [n], y [m, n]."""
+    return [(randn(m, k, dtype=dtype), randn(n, k, dtype=dtype, scale=k ** -0.5),
+             randn(n, dtype=dtype, scale=0.5), torch.empty(m, n, dtype=dtype, device=DEVICE))
+            for _ in range(SETS)]
+
+
+def llmk_linear(bench, config, with_bias):
+    """run(x, w^T, b, y) views -> llmk.matmul; the views are built outside the timing."""
+    ctx, s = bench.ctx, stream()
+
+    def run(x, wt, b, y):
+        llmk.matmul(ctx, config, x, wt, None, b if with_bias else None, y, stream=s)
+    return run
+
+
+def linear_views(sets):
+    return [(as_llmk(x), as_llmk(w.t()), as_llmk(b), as_llmk(y)) for x, w, b, y in sets]
+
+
+def fusion_case(bench, m, k, n, dtype, variants):
+    label = f"{m}x{k}x{n}"
+    flops = 2 * m * n * k
+    sets = linear_sets(m, k, n, dtype)
+    views = linear_views(sets)
+    torch_sets = [(x, w, b) for x, w, b, _ in sets]
+    bare = "F.linear(x, W)"
+    peer_names = [bare] + [FUSED[v][2] for v in variants if FUSED[v][2] != bare]
+    torch_us = {name: bench.time(f"fusion {label} {DTYPE_NAMES[dtype]} {name}",
+                                 TORCH_FUSED[name], torch_sets) for name in peer_names}
+    bare_us = torch_us[bare]
+    plain_us = None
+    for variant in variants:
+        activation, has_bias, peer = FUSED[variant]
+        config = llmk.MatmulConfig(activation=activation, path=Path.CUBLASLT)
+        run = llmk_linear(bench, config, has_bias)
+        what = f"fusion {label} {DTYPE_NAMES[dtype]} llmk {variant}"
+        x, w, b, y = sets[0]
+        y.fill_(float("nan"))
+        bench.attempt(what + " (first call)", run, *views[0])
+        torch.cuda.synchronize()
+        error = bench.attempt(what + " check", rel_error, y, torch_reference(variant, x, w, b))
+        us = bench.time(what, run, views)
+        if variant == "plain":
+            plain_us = us
+        bench.rows.append({
+            "part": "fusion", "op": f"matmul {variant}", "shape": label,
+            "dtype": DTYPE_NAMES[dtype], "llmk_us": us, "tflops": tflops(flops, us),
+            "vs_llmk_plain": ratio(us, plain_us), "vs_torch_bare": ratio(us, bare_us),
+            "peer": peer, "error_vs_torch": error,
+            "peers": {name: {"us": t, "tflops": tflops(flops, t)} for name, t in torch_us.items()
+                      if name in (peer, bare)},
+        })
+    del sets, views, torch_sets
+    torch.cuda.empty_cache()
+
+
+def part_fusion(bench):
+    for dtype in DTYPES:
+        for m in FUSION_TOKENS:
+            for k, n in ((D_MODEL, D_FF), (D_FF, D_MODEL)):
+                fusion_case(bench, m, k, n, dtype, list(FUSED))
+        fusion_case(bench, BIG, BIG, BIG, dtype, ["plain"])
+
+
+# --- part b: decode -----------------------------------------------------------------------------
+
+
+def decode_case(bench, m, k, n, dtype):
+    label = f"{m}x{k}x{n}"
+    element = torch.empty((), dtype=dtype).element_size()
+    bytes_moved = (n * k + m * k + m * n) * element
+    sets = linear_sets(m, k, n, dtype)
+    views = linear_views(sets)
+    torch_sets = [(x, w, b) for x, w, b, _ in sets]
+    name = f"decode {label} {DTYPE_NAMES[dtype]}"
+    x0, wt0, _, y0 = views[0]
+    chosen = bench.attempt(name + " path_for", llmk.matmul_path_for, bench.ctx,
+                           llmk.MatmulConfig(), x0, wt0, None, None, y0)
+    times, errors = {}, {}
+    x, w, _, y = sets[0]
+    want = F.linear(x.float(), w.float())
+    for path in (Path.AUTO, Path.GEMV, Path.CUBLASLT):
+        if path == Path.GEMV and m > GEMV_MAX_ROWS:
+            continue
+        key = path.name.lower()
+        run = llmk_linear(bench, llmk.MatmulConfig(path=path), False)
+        y.fill_(float("nan"))
+        bench.attempt(f"{name} llmk {key} (first call)", run, *views[0])
+        torch.cuda.synchronize()
+        errors[key] = bench.attempt(f"{name} llmk {key} check", rel_error, y, want)
+        times[key] = bench.time(f"{name} llmk {key}", run, views)
+    torch_us = bench.time(name + " F.linear", TORCH_FUSED["F.linear(x, W)"], torch_sets)
+    auto_us = times.get("auto")
+    gbs = None if auto_us is None else bytes_moved / auto_us / 1e3
+    bench.rows.append({
+        "part": "decode", "op": "matmul", "shape": label, "dtype": DTYPE_NAMES[dtype],
+        "bytes": bytes_moved, "auto_path": None if chosen is None else Path(chosen).name.lower(),
+        "llmk_us": auto_us, "llmk_gbs": gbs, "tflops": tflops(2 * m * n * k, auto_us),
+        "fraction_of_copy": None if gbs is None else gbs / bench.copy_gbs,
+        "paths_us": times, "error_vs_torch": errors.get("auto"), "errors_by_path": errors,
+        "peers": {"F.linear(x, W)": {"us": torch_us, "gbs": None if torch_us is None
+                                     else bytes_moved / torch_us / 1e3}},
+    })
+    del sets, views, torch_sets
+    torch.cuda.empty_cache()
+
+
+def part_decode(bench):
+    for dtype in DTYPES:
+        for m in DECODE_ROWS:
+            decode_case(bench, m, D_MODEL, D_FF, dtype)
+        decode_case(bench, 1, D_FF, D_MODEL, dtype)
+
+
+# --- part c: the MLP blocks ---------------------------------------------------------------------
+
+
+def workspace(nbytes):
+    """nbytes from torch's allocator as a U8 view (and the tensor that owns it)."""
+    storage = torch.empty(max(nbytes, 1), dtype=torch.uint8, device=DEVICE)
+    return llmk.Tensor(storage.data_ptr(), llmk.DType.U8, (nbytes,), keepalive=storage)
+
+
+def gated_sets(tokens, dtype):
+    """Per set: x, gate_up [2 d_ff, d_model] (fused, vLLM's), w_down, y."""
+    return [(randn(tokens, D_MODEL, dtype=dtype),
+             randn(2 * D_FF, D_MODEL, dtype=dtype, scale=D_MODEL ** -0.5),
+             randn(D_MODEL, D_FF, dtype=dtype, scale=D_FF ** -0.5),
+             torch.empty(tokens, D_MODEL, dtype=dtype, device=DEVICE)) for _ in range(SETS)]
+
+
+def eager_gated(x, gate_up, w_down, h):
+    return F.linear(F.silu(F.linear(x, gate_up[:D_FF])) * F.linear(x, gate_up[D_FF:]), w_down)
+
+
+def eager_gated_fused(x, gate_up, w_down, h):
+    both = F.linear(x, gate_up)
+    return F.linear(F.silu(both[:, :D_FF]) * both[:, D_FF:], w_down)
+
+
+def bare_gemms(x, gate_up, w_down, h):
+    """The three GEMMs of the MLP and nothing else (h: a [tokens, d_ff] input for the last)."""
+    F.linear(x, gate_up[:D_FF])
+    F.linear(x, gate_up[D_FF:])
+    return F.linear(h, w_down)
+
+
+GATED_PEERS = {"torch eager": eager_gated, "eager, fused gate_up": eager_gated_fused,
+               "3 bare GEMMs": bare_gemms}
+
+
+def mlp_row(bench, op, tokens, dtype, flops, bytes_moved, us, error, peers):
+    gbs = None if us is None else bytes_moved / us / 1e3
+    bench.rows.append({
+        "part": "mlp", "op": op, "shape": f"{tokens}x{D_MODEL}, d_ff {D_FF}",
+        "tokens": tokens, "dtype": DTYPE_NAMES[dtype], "bytes": bytes_moved, "llmk_us": us,
+        "tflops": tflops(flops, us), "llmk_gbs": gbs,
+        "fraction_of_copy": None if gbs is None else gbs / bench.copy_gbs,
+        "error_vs_torch": error,
+        "peers": {name: {"us": t, "tflops": tflops(flops, t),
+                         "gbs": None if t is None else bytes_moved / t / 1e3}
+                  for name, t in peers.items()},
+    })
+
+
+def gated_mlp_case(bench, tokens, dtype):
+    element = torch.empty((), dtype=dtype).element_size()
+    flops = 6 * tokens * D_MODEL * D_FF
+    bytes_moved = (3 * D_FF * D_MODEL + 2 * tokens * D_MODEL) * element
+    sets = gated_sets(tokens, dtype)
+    name = f"gated_mlp {tokens} {DTYPE_NAMES[dtype]}"
+    x0, gate_up0, w_down0, y0 = sets[0]
+    nbytes = bench.attempt(name + " workspace size", llmk.gated_mlp_workspace_size, bench.ctx,
+                           as_llmk(x0), as_llmk(gate_up0[:D_FF]))
+    views = []
+    for x, gate_up, w_down, y in sets:
+        views.append((as_llmk(x), as_llmk(gate_up[:D_FF]), as_llmk(gate_up[D_FF:]),
+                      as_llmk(w_down), workspace(nbytes or 0), as_llmk(y)))
+    ctx, s = bench.ctx, stream()
+
+    def run(x, w_gate, w_up, w_down, work, y):
+        llmk.gated_mlp(ctx, None, x, w_gate, w_up, w_down, Act.SILU, work, y, stream=s)
+
+    y0.fill_(float("nan"))
+    bench.attempt(name + " llmk (first call)", run, *views[0])
+    torch.cuda.synchronize()
+    xf, gate_upf = x0.float(), gate_up0.float()
+    want = F.linear(F.silu(F.linear(xf, gate_upf[:D_FF])) * F.linear(xf, gate_upf[D_FF:]),
+                    w_down0.float())
+    error = bench.attempt(name + " check", rel_error, y0, want)
+    del xf, gate_upf, want
+    us = bench.time(name + " llmk", run, views)
+    torch_sets = [(x, gate_up, w_down, torch.randn(tokens, D_FF, device=DEVICE).to(dtype))
+                  for x, gate_up, w_down, _ in sets]
+    peers = {peer: bench.time(f"{name} {peer}", fn, torch_sets)
+             for peer, fn in GATED_PEERS.items()}
+    mlp_row(bench, "gated_mlp silu", tokens, dtype, flops, bytes_moved, us, error, peers)
+    del sets, views, torch_sets
+    torch.cuda.empty_cache()
+
+
+def ffn_case(bench, tokens, dtype, activation):
+    element = torch.empty((), dtype=dtype).element_size()
+    flops = 4 * tokens * D_MODEL * D_FF
+    bytes_moved = (2 * D_FF * D_MODEL + D_FF + D_MODEL + 2 * tokens * D_MODEL) * element
+    sets = [(randn(tokens, D_MODEL, dtype=dtype),
+             randn(D_FF, D_MODEL, dtype=dtype, scale=D_MODEL ** -0.5),
+             randn(D_FF, dtype=dtype, scale=0.5),
+             randn(D_MODEL, D_FF, dtype=dtype, scale=D_FF ** -0.5),
+             randn(D_MODEL, dtype=dtype, scale=0.5),
+             torch.empty(tokens, D_MODEL, dtype=dtype, device=DEVICE)) for _ in range(SETS)]
+    act_name = activation.name.lower()
+    name = f"ffn {act_name} {tokens} {DTYPE_NAMES[dtype]}"
+    nbytes = bench.attempt(name + " workspace size", llmk.ffn_workspace_size, bench.ctx,
+                           as_llmk(sets[0][0]), as_llmk(sets[0][1]))
+    views = [tuple(as_llmk(t) for t in s[:5]) + (workspace(nbytes or 0), as_llmk(s[5]))
+             for s in sets]
+    ctx, s = bench.ctx, stream()
+
+    def run(x, w1, b1, w2, b2, work, y):
+        llmk.ffn(ctx, None, x, w1, b1, w2, b2, activation, work, y, stream=s)
+
+    approximate = "tanh" if activation == Act.GELU_TANH else "none"
+
+    def eager(x, w1, b1, w2, b2, y):
+        return F.linear(F.gelu(F.linear(x, w1, b1), approximate=approximate), w2, b2)
+
+    x0, w10, b10, w20, b20, y0 = sets[0]
+    y0.fill_(float("nan"))
+    bench.attempt(name + " llmk (first call)", run, *views[0])
+    torch.cuda.synchronize()
+    want = eager(x0.float(), w10.float(), b10.float(), w20.float(), b20.float(), None)
+    error = bench.attempt(name + " check", rel_error, y0, want)
+    del want
+    us = bench.time(name + " llmk", run, views)
+    peers = {"torch eager": bench.time(name + " torch eager", eager, sets)}
+    mlp_row(bench, f"ffn {act_name}", tokens, dtype, flops, bytes_moved, us, error, peers)
+    del sets, views
+    torch.cuda.empty_cache()
+
+
+def part_mlp(bench):
+    for dtype in DTYPES:
+        for tokens in MLP_TOKENS:
+            gated_mlp_case(bench, tokens, dtype)
+            for activation in (Act.GELU, Act.GELU_TANH):
+                ffn_case(bench, tokens, dtype, activation)
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def cell(value, spec):
+    return "" if value is None else format(value, spec)
+
+
+def table(title, header, lines):
+    return [f"#### {title}", "", "| " + " | ".join(header) + " |",
+            "|" + " --- |" * len(header)] + ["| " + " | ".join(line) + " |" for line in lines] + [""]
+
+
+def fusion_table(rows):
+    lines = []
+    for r in rows:
+        bare = r["peers"].get("F.linear(x, W)", {}).get("us")
+        peer_us = r["peers"].get(r["peer"], {}).get("us")
+        lines.append([r["op"], r["shape"], r["dtype"], cell(r["llmk_us"], ".1f"),
+                      cell(r["tflops"], ".0f"), cell(r["vs_llmk_plain"], ".2f"),
+                      cell(r["vs_torch_bare"], ".2f"), r["peer"], cell(peer_us, ".1f"),
+                      cell(ratio(peer_us, r["llmk_us"]), ".2f"), cell(bare, ".1f"),
+                      cell(r["error_vs_torch"], ".1e")])
+    return table("Fusion: prefill GEMMs with an epilogue (M x K x N)",
+                 ["op", "M x K x N", "dtype", "llmk us", "TFLOP/s", "vs plain", "vs F.linear",
+                  "torch peer", "peer us", "speedup", "F.linear us", "err vs torch"], lines)
+
+
+def decode_table(rows):
+    lines = []
+    for r in rows:
+        paths, torch_us = r["paths_us"], r["peers"]["F.linear(x, W)"]["us"]
+        lines.append([r["shape"], r["dtype"], r["auto_path"] or "", cell(paths.get("auto"), ".1f"),
+                      cell(paths.get("gemv"), ".1f"), cell(paths.get("cublaslt"), ".1f"),
+                      cell(torch_us, ".1f"), cell(r["llmk_gbs"], ".0f"),
+                      cell(None if r["fraction_of_copy"] is None
+                           else 100 * r["fraction_of_copy"], ".1f"),
+                      cell(ratio(torch_us, r["llmk_us"]), ".2f"),
+                      cell(r["error_vs_torch"], ".1e")])
+    return table("Decode: few rows through a weight (M x K x N)",
+                 ["M x K x N", "dtype", "AUTO takes", "auto us", "gemv us", "cublaslt us",
+                  "F.linear us", "auto GB/s", "% of copy", "speedup", "err vs torch"], lines)
+
+
+def mlp_table(rows):
+    lines = []
+    for r in rows:
+        eager = r["peers"]["torch eager"]["us"]
+        bare = r["peers"].get("3 bare GEMMs", {}).get("us")
+        fused = r["peers"].get("eager, fused gate_up", {}).get("us")
+        lines.append([r["op"], str(r["tokens"]), r["dtype"], cell(r["llmk_us"], ".1f"),
+                      cell(r["tflops"], ".0f"), cell(r["llmk_gbs"], ".0f"),
+                      cell(None if r["fraction_of_copy"] is None
+                           else 100 * r["fraction_of_copy"], ".1f"),
+                      cell(eager, ".1f"), cell(ratio(eager, r["llmk_us"]), ".2f"),
+                      cell(fused, ".1f"), cell(bare, ".1f"), cell(ratio(r["llmk_us"], bare), ".2f"),
+                      cell(r["error_vs_torch"], ".1e")])
+    return table(f"MLP blocks, a Llama-2-7B layer (d_model {D_MODEL}, d_ff {D_FF})",
+                 ["op", "tokens", "dtype", "llmk us", "TFLOP/s", "GB/s", "% of copy",
+                  "eager us", "speedup", "eager fused us", "bare GEMMs us", "vs bare GEMMs",
+                  "err vs torch"], lines)
+
+
+def report(args, bench, copy_gbs, copy_us):
+    props = torch.cuda.get_device_properties(0)
+    device = f"{props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}"
+    lines = ["### Matmul and MLP blocks", "",
+             f"Device: {device}. Copy ceiling: {copy_gbs:.0f} GB/s (1 GiB, {copy_us:.0f} us).", ""]
+    for part, make in (("fusion", fusion_table), ("decode", decode_table), ("mlp", mlp_table)):
+        rows = [r for r in bench.rows if r["part"] == part]
+        if rows:
+            lines += make(rows)
+    stats = bench.attempt("matmul_cache_stats", llmk.matmul_cache_stats, bench.ctx)
+    if stats is not None:
+        lines.append(f"llmk's matmul plan cache after the run: {stats.plans} plans, "
+                     f"{stats.heuristic_queries} heuristic queries, {stats.workspaces} "
+                     f"workspaces.")
+    if bench.failures:
+        lines += ["", "Failures:"] + [f"- {failure}" for failure in bench.failures]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": device, "copy_gbs": copy_gbs, "rows": bench.rows,
+                       "cache_stats": None if stats is None else stats._asdict(),
+                       "failures": bench.failures}, f, indent=1)
+
+
+def add_arguments(parser):
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)")
+
+
+def main():
+    args = parse_args(__doc__.splitlines()[0], add_arguments)
+    parts = [part.strip() for part in args.parts.split(",") if part.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        sys.exit(f"unknown part(s) {', '.join(unknown)}; the parts are {', '.join(PARTS)}")
+    torch.manual_seed(0)
+    ctx = llmk.Context.cuda(0)
+    copy_gbs, copy_us = copy_ceiling()
+    bench = Bench(ctx, copy_gbs)
+    runners = {"fusion": part_fusion, "decode": part_decode, "mlp": part_mlp}
+    for part in parts:
+        bench.attempt(f"part {part}", runners[part], bench)
+    report(args, bench, copy_gbs, copy_us)
+    ctx.close()
+    if bench.failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Matrix multiplication with a fused epilogue: out = a(alpha * A B + beta * C + bias).
+
+Shared rules (llmk.h): A [M, K], B [K, N], C and out [M, N], or a batch [batch, ...] of each. One
+dtype for every tensor: F32, F16 or BF16; f32 accumulation, each element of out rounded once.
+Every matrix is row-major (last dimension contiguous) or column-major (second-to-last dimension
+contiguous), with its own leading dimension: layouts come from the strides, nothing is copied.
+nn.Linear's y = x W^T, with W [N, K], is B = W.T: in numpy `w.T`, in torch `w.t()`, or
+llmk.Tensor(ptr, dtype, (K, N), (1, K)).
+
+llmk's messages call `out` by its C name, "d". Engines on CUDA: cuBLASLt, or llmk's GEMV for a
+few rows (MatmulPath, matmul_path_for). Nothing is allocated per call: the context keeps the
+cuBLASLt plans and a workspace per stream (matmul_cache_stats).
+"""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import enum
+from typing import Any, NamedTuple, Optional
+
+from ._activation import Activation
+from ._args import config_struct, optional_tensor_arg, tensor_arg, written_tensor_arg
+from ._context import Context, stream_handle
+from ._errors import check
+from ._library import MatmulConfigStruct, lib
+
+
+class MatmulPath(enum.IntEnum):
+    """llmk_matmul_path, value for value: the engine of a CUDA matmul."""
+
+    AUTO = 0      # llmk's choice, as measured on the GPUs it is tuned on
+    CUBLASLT = 1  # always cuBLASLt
+    GEMV = 2      # llmk's GEMV (M <= 16, batch 1, B column-major, A and out row-major,
+                  # 16-byte-aligned A and B): a call it cannot take raises Status.UNSUPPORTED
+
+
+@dataclasses.dataclass
+class MatmulConfig:
+    """matmul's options (llmk_matmul_config). A field left None takes llmk_matmul_config_init's
+    default, read from the loaded library.
+
+    alpha: scales A B (default 1). beta: scales C (default 0; 0 does not read C).
+    activation: an Activation applied last (default IDENTITY). cuBLASLt fuses RELU and
+        GELU_TANH (with the bias) into its epilogue; GELU and SILU take one more pass over out.
+    allow_tf32: lets F32 inputs be rounded to TF32 on tensor cores (default False).
+    path: a MatmulPath (default AUTO); ignored on a CPU context.
+    """
+
+    alpha: Optional[float] = None
+    beta: Optional[float] = None
+    activation: Optional[Activation] = None
+    allow_tf32: Optional[bool] = None
+    path: Optional[MatmulPath] = None
+
+    def _struct(self) -> MatmulConfigStruct:
+        return config_struct(self, MatmulConfigStruct, lib.llmk_matmul_config_init)
+
+
+class MatmulCacheStats(NamedTuple):
+    """A context's matmul plan cache (all 0 on a CPU context)."""
+
+    plans: int              # distinct plans cached (shape, layout, dtype, epilogue)
+    heuristic_queries: int  # cuBLASLt heuristic queries made: one per plan
+    workspaces: int         # cuBLASLt workspaces set aside: one per stream
+
+
+def _config_ref(config: Optional[MatmulConfig]):
+    return ctypes.byref((config if config is not None else MatmulConfig())._struct())
+
+
+def matmul(ctx: Context, config: Optional[MatmulConfig], a: Any, b: Any, c: Optional[Any],
+           bias: Optional[Any], out: Any, stream: Optional[int] = None) -> Any:
+    """out = activation(alpha * a @ b + beta * c + bias).
+
+    config: a MatmulConfig, or None for the defaults (alpha 1, beta 0, IDENTITY, AUTO).
+    a: [M, K]; b: [K, N]; c, out: [M, N]; each row- or column-major with any leading dimension;
+        c has out's layout (row- or column-major). Rank 3 out is a batch: a, b and c are rank 3
+        with out's batch (each its own batch stride, 0 repeating one matrix) or rank 2 (one
+        matrix for every product).
+    c: [M, N] (or a batch), or None where beta is 0 (beta 0 does not read c). c may be
+        exactly out (in place: out = ... + beta * out); out overlaps nothing else.
+    bias: [N], contiguous, added to every row, or None; refused with a column-major out.
+    stream: None or an int cudaStream_t. Returns out.
+    """
+    check(lib.llmk_matmul(ctx.handle, _config_ref(config), tensor_arg(a), tensor_arg(b),
+                          optional_tensor_arg(c), optional_tensor_arg(bias),
+                          written_tensor_arg(out, "out"), stream_handle(stream)))
+    return out
+
+
+def matmul_path_for(ctx: Context, config: Optional[MatmulConfig], a: Any, b: Any,
+                    c: Optional[Any], bias: Optional[Any], out: Any) -> MatmulPath:
+    """The engine matmul would take for these arguments, checked as matmul checks them:
+    MatmulPath.CUBLASLT or MatmulPath.GEMV, never AUTO. On a CPU context, the answer for a GPU
+    like the H200 llmk is tuned on. Nothing is run or written."""
+    path = ctypes.c_int32()
+    check(lib.llmk_matmul_path_for(ctx.handle, _config_ref(config), tensor_arg(a), tensor_arg(b),
+                                   optional_tensor_arg(c), optional_tensor_arg(bias),
+                                   tensor_arg(out), ctypes.byref(path)))
+    try:
+        return MatmulPath(path.value)
+    except ValueError:  # a path added to llmk after this binding
+        return path.value
+
+
+def matmul_cache_stats(ctx: Context) -> MatmulCacheStats:
+    """What ctx's matmul plan cache has done so far."""
+    plans, queries, workspaces = ctypes.c_int64(), ctypes.c_int64(), ctypes.c_int64()
+    check(lib.llmk_matmul_cache_stats(ctx.handle, ctypes.byref(plans), ctypes.byref(queries),
+                                      ctypes.byref(workspaces)))
+    return MatmulCacheStats(plans.value, queries.value, workspaces.value)
