@@ -1,8 +1,8 @@
 // matmul on the CPU context: one test per argument check of the front end (its status, a message
-// naming the op and the argument, D untouched), the special cases the header promises (K == 0,
-// empty products, beta == 0 not reading C, in place), layouts and batches that must give the same
-// bits on the CPU reference, and llmk_matmul_path_for / llmk_matmul_cache_stats on a CPU context.
-// The shared vectors run in test_cpu.cpp.
+// naming the op and the argument, D untouched), the special cases the header promises (K == 0
+// refused, empty products, beta == 0 not reading C, in place), layouts and batches that must give
+// the same bits on the CPU reference, and llmk_matmul_path_for / llmk_matmul_cache_stats on a CPU
+// context. The shared vectors run in test_cpu.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -502,9 +502,10 @@ TEST_F(MatmulCpu, BatchesWithStridesAndBroadcast) {
   }
 }
 
-TEST_F(MatmulCpu, KZeroIsBetaCPlusBias) {
-  // The header: K == 0 gives D = a(beta C + bias); A and B have no elements, so their data may
-  // be NULL.
+TEST_F(MatmulCpu, KZeroIsRefused) {
+  // The header: K == 0 (an empty sum) is refused with LLMK_ERROR_UNSUPPORTED on both backends,
+  // by llmk_matmul_path_for too, and D is left untouched. A and B have no elements, so their data
+  // may be NULL.
   const float c[] = {1.0f, -2.0f, 3.0f, -4.0f, 5.0f, -6.0f}, bias[] = {0.5f, 1.0f, -1.5f};
   std::vector<float> d(6, NAN);
   const llmk_tensor a = make_view(nullptr, LLMK_DTYPE_F32, {2, 0});
@@ -513,14 +514,18 @@ TEST_F(MatmulCpu, KZeroIsBetaCPlusBias) {
   const llmk_tensor biasv = make_view(const_cast<float*>(bias), LLMK_DTYPE_F32, {3});
   const llmk_tensor dv = make_view(d.data(), LLMK_DTYPE_F32, {2, 3});
   config_.beta = 2.0f;
-  config_.activation = LLMK_ACTIVATION_RELU;
-  ASSERT_EQ(matmul(a, b, &cv, &biasv, dv), LLMK_SUCCESS) << llmk_last_error_message();
-  for (int i = 0; i < 6; ++i) EXPECT_EQ(d[i], std::max(2.0f * c[i] + bias[i % 3], 0.0f)) << i;
-  // Without C and bias: zeros.
+  EXPECT_EQ(matmul(a, b, &cv, &biasv, dv), LLMK_ERROR_UNSUPPORTED);
+  EXPECT_NE(std::string(llmk_last_error_message()).find("matmul: a has no columns (K is 0)"),
+            std::string::npos)
+      << llmk_last_error_message();
+  for (float v : d) EXPECT_TRUE(std::isnan(v));
   config_.beta = 0.0f;
-  std::fill(d.begin(), d.end(), NAN);
-  ASSERT_EQ(matmul(a, b, nullptr, nullptr, dv), LLMK_SUCCESS) << llmk_last_error_message();
-  for (int i = 0; i < 6; ++i) EXPECT_EQ(d[i], 0.0f) << i;
+  EXPECT_EQ(matmul(a, b, nullptr, nullptr, dv), LLMK_ERROR_UNSUPPORTED);
+  int32_t path = -1;
+  EXPECT_EQ(llmk_matmul_path_for(ctx_, &config_, &a, &b, nullptr, nullptr, &dv, &path),
+            LLMK_ERROR_UNSUPPORTED);
+  EXPECT_EQ(path, -1);
+  for (float v : d) EXPECT_TRUE(std::isnan(v));
 }
 
 TEST_F(MatmulCpu, EmptyProductsAreNoOps) {
