@@ -428,7 +428,9 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_paged_kv_cache_write(
  * Engines, on a CUDA context: cuBLASLt, or for decode-sized M (a few rows) a GEMV kernel of
  * llmk's own that streams B once at memory bandwidth. The GEMV runs where M <= 16, batch is 1,
  * B is column-major (the nn.Linear weight), A and D (and C) are row-major, and the data pointers
- * and leading dimensions of A and B are multiples of 16 bytes. LLMK_MATMUL_PATH_AUTO takes it where
+ * and leading dimensions of A and B are multiples of 16 bytes (A's only when M > 1). A column-
+ * major D (and C) is computed as the product D^T = B^T A^T, so it takes the GEMV on the same
+ * layouts of A and B when N <= 16. LLMK_MATMUL_PATH_AUTO takes it where
  * the benchmarks found it faster than cuBLASLt (bench/results/); llmk_matmul_path_for says which
  * engine a call takes. cuBLASLt fuses bias, ReLU and GELU_TANH into its epilogue; with GELU (exact)
  * or SILU it adds the bias, and one more elementwise pass over D applies the activation. The GEMV
@@ -437,9 +439,11 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_paged_kv_cache_write(
  * No per-call overhead: the context holds the cuBLASLt handle and caches its heuristic's answer
  * per shape, layout, dtype and epilogue (llmk_matmul_cache_stats counts the queries). cuBLASLt's
  * workspace is memory the context sets aside per stream, 32 MiB, on the first cuBLASLt matmul on
- * that stream; later calls allocate nothing. So that a call can be captured into a CUDA graph, run
- * one matmul on the stream before capturing it: a capture that would need to set aside the
- * stream's workspace is refused with LLMK_ERROR_UNSUPPORTED.
+ * that stream; later calls allocate nothing. A workspace lives as long as the context, keyed by
+ * the stream handle. So that a call can be captured into a CUDA graph, run one matmul on the
+ * stream before capturing it: a capture that would need to set aside the stream's workspace is
+ * refused with LLMK_ERROR_UNSUPPORTED. Setting one aside calls cudaMalloc, which CUDA does not
+ * allow while another thread captures in cudaStreamCaptureModeGlobal.
  * ------------------------------------------------------------------------------------------- */
 
 typedef enum llmk_matmul_path {
@@ -489,7 +493,8 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_matmul_cache_stats(const llmk_context* 
  * Whole MLP blocks in one call, over nn.Linear weights: y = ... x W^T ..., each weight W of shape
  * [out_features, in_features], last dimension contiguous, row stride free. x: [tokens, d_model]
  * and y: [tokens, d_model], last dimension contiguous, row strides free; one dtype for every
- * tensor: F32, F16 or BF16. y overlaps no input.
+ * tensor: F32, F16 or BF16. y overlaps no input. d_model and d_ff must be > 0 (an empty sum is
+ * refused, as in matmul); no tokens is a successful no-op.
  *
  * The intermediate activations live in `workspace`, device memory (host memory on a CPU context)
  * of at least the bytes the *_workspace_size function returns for these shapes, aligned to 16

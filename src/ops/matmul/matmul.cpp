@@ -22,19 +22,25 @@ constexpr const char* kOp = "matmul";
 constexpr int64_t kGemvAutoMaxRows = 8;
 
 // The row-major or column-major reading of the matrix in the last two dimensions of t, trying
-// row-major first when `prefer_row_major`. Extents of 1 leave their stride free.
+// row-major first when `prefer_row_major`. The stride along an extent of 1 is free: the leading
+// dimension is then the given stride where it could be one (so a padded single row keeps its
+// alignment), else the other extent. An empty matrix is never read and takes any strides.
 MatrixView orient(const char* op, Arg a, bool prefer_row_major) {
   const llmk_tensor& t = *a.tensor;
   const int row_dim = t.ndim - 2;
   const int64_t rows = t.shape[row_dim], cols = t.shape[row_dim + 1];
   const int64_t row_stride = t.strides[row_dim], col_stride = t.strides[row_dim + 1];
   const int64_t batch_stride = t.ndim == 3 ? t.strides[0] : 0;
-  const bool row_unit = cols <= 1 || col_stride == 1;
-  const bool col_unit = rows <= 1 || row_stride == 1;
-  const int64_t row_ld = rows <= 1 ? std::max<int64_t>(cols, 1) : row_stride;
-  const int64_t col_ld = cols <= 1 ? std::max<int64_t>(rows, 1) : col_stride;
-  const bool row_ok = row_unit && row_ld >= std::max<int64_t>(cols, 1);
-  const bool col_ok = col_unit && col_ld >= std::max<int64_t>(rows, 1);
+  const int64_t min_row_ld = std::max<int64_t>(cols, 1), min_col_ld = std::max<int64_t>(rows, 1);
+  if (rows == 0 || cols == 0) {
+    return {t.data, prefer_row_major, prefer_row_major ? min_row_ld : min_col_ld, batch_stride};
+  }
+  const bool row_unit = cols == 1 || col_stride == 1;
+  const bool col_unit = rows == 1 || row_stride == 1;
+  const int64_t row_ld = rows == 1 && row_stride < min_row_ld ? min_row_ld : row_stride;
+  const int64_t col_ld = cols == 1 && col_stride < min_col_ld ? min_col_ld : col_stride;
+  const bool row_ok = row_unit && row_ld >= min_row_ld;
+  const bool col_ok = col_unit && col_ld >= min_col_ld;
   if (row_ok && (prefer_row_major || !col_ok)) return {t.data, true, row_ld, batch_stride};
   if (col_ok) return {t.data, false, col_ld, batch_stride};
   if (!row_unit && !col_unit) {
@@ -199,9 +205,10 @@ bool is_empty(const MatmulParams& p) { return p.batch == 0 || p.m == 0 || p.n ==
 bool gemv_can_run(const MatmulParams& p) {
   const int64_t element = dtype_bits(p.dtype) / 8;
   const auto aligned = [](const void* data) { return reinterpret_cast<uintptr_t>(data) % 16 == 0; };
+  // One row of A has no leading dimension to align.
   return p.batch == 1 && p.m <= kGemvMaxRows && p.a.row_major && !p.b.row_major &&
          (p.c.data == nullptr || p.c.row_major) && aligned(p.a.data) && aligned(p.b.data) &&
-         (p.a.ld * element) % 16 == 0 && (p.b.ld * element) % 16 == 0;
+         (p.m == 1 || (p.a.ld * element) % 16 == 0) && (p.b.ld * element) % 16 == 0;
 }
 
 llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_matmul_path asked) {

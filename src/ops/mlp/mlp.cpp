@@ -255,8 +255,8 @@ void run_gated_mlp(llmk_context* ctx_handle, const llmk_mlp_config* config, Arg 
   const void* x_data = x.tensor->data;
   const int64_t x_ld = row_stride(*x.tensor);
 
-  MatmulParams gate = linear(block.dtype, x_data, x_ld, *w_gate.tensor, nullptr, activation,
-                             workspace, ff, block.tokens, tf32);
+  const MatmulParams gate = linear(block.dtype, x_data, x_ld, *w_gate.tensor, nullptr, activation,
+                                   workspace, ff, block.tokens, tf32);
   const MatmulParams up = linear(block.dtype, x_data, x_ld, *w_up.tensor, nullptr,
                                  LLMK_ACTIVATION_IDENTITY, workspace, ff, block.tokens, tf32);
   const bool fused_gemv = is_cuda(ctx) &&
@@ -276,7 +276,8 @@ void run_gated_mlp(llmk_context* ctx_handle, const llmk_mlp_config* config, Arg 
   }
 
   // [g | u]: one GEMM over the fused weight when w_up continues w_gate's buffer with its row
-  // stride, two GEMMs into the halves otherwise.
+  // stride, two GEMMs into the halves otherwise. Each engine is chosen (and a forced GEMV that
+  // cannot run refused) before the first launch.
   const llmk_tensor &wg = *w_gate.tensor, &wu = *w_up.tensor;
   const int64_t w_ld = row_stride(wg);
   const bool fused_weight =
@@ -284,23 +285,22 @@ void run_gated_mlp(llmk_context* ctx_handle, const llmk_mlp_config* config, Arg 
       static_cast<const char*>(wu.data) ==
           static_cast<const char*>(wg.data) + static_cast<size_t>(ff * w_ld) * element;
   char* up_half = static_cast<char*>(workspace) + static_cast<size_t>(ff) * element;
+  MatmulParams first_half = gate, second_half = up;
   if (fused_weight) {
     llmk_tensor gate_up = wg;
     gate_up.shape[0] = 2 * ff;
     gate_up.strides[0] = w_ld;
-    const MatmulParams both =
-        linear(block.dtype, x_data, x_ld, gate_up, nullptr, LLMK_ACTIVATION_IDENTITY, workspace,
-               2 * ff, block.tokens, tf32);
-    if (is_cuda(ctx)) choose_matmul_path(op, both, path);
-    run_matmul(op, ctx, both, path, stream);
+    first_half = linear(block.dtype, x_data, x_ld, gate_up, nullptr, LLMK_ACTIVATION_IDENTITY,
+                        workspace, 2 * ff, block.tokens, tf32);
   } else {
-    gate.activation = LLMK_ACTIVATION_IDENTITY;
-    gate.d.ld = 2 * ff;
-    MatmulParams up_half_gemm = up;
-    up_half_gemm.d = {up_half, true, 2 * ff, 0};
-    run_matmul(op, ctx, gate, path, stream);
-    run_matmul(op, ctx, up_half_gemm, path, stream);
+    first_half.activation = LLMK_ACTIVATION_IDENTITY;
+    first_half.d.ld = 2 * ff;
+    second_half.d = {up_half, true, 2 * ff, 0};
+    if (is_cuda(ctx)) choose_matmul_path(op, second_half, path);
   }
+  if (is_cuda(ctx)) choose_matmul_path(op, first_half, path);
+  run_matmul(op, ctx, first_half, path, stream);
+  if (!fused_weight) run_matmul(op, ctx, second_half, path, stream);
 
   ActivationParams combine{};
   combine.form = ActivationForm::gated;
