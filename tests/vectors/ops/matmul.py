@@ -29,6 +29,18 @@ SLOPE = {"identity": 1.0, "relu": 1.0, "gelu": 1.13, "gelu_tanh": 1.13, "silu": 
 # (cuBLASLt's epilogue writes GEMM + bias, one more pass applies a). For identity and ReLU that
 # rounding is the output's own rounding, which rtol covers.
 ROUNDED_PRE = {"gelu", "gelu_tanh", "silu"}
+# cuBLASLt's bias and activation epilogues start from alpha A B + beta C already rounded to the
+# output dtype (seen on an H200: bf16 D with a bias is off by up to half a bf16 ulp of the
+# product before the bias, where the bias cancels it). So wherever a bias or an activation is
+# fused, that rounding, carried through a, is one more term of the bound.
+
+
+def epilogue_bound(dtype, activation, has_bias, gemm_part):
+    """What rounding the GEMM's part of the sum (`gemm_part`) to the dtype before the epilogue
+    may add to the output."""
+    if not has_bias and activation == "identity":
+        return 0.0
+    return SLOPE[activation] * UNIT[dtype] * np.abs(gemm_part)
 
 
 # --- exact products ------------------------------------------------------------------------------
@@ -164,6 +176,7 @@ def matmul_case(dtype, g):
     bound = SLOPE[g.activation] * accumulation_bound(k, magnitude, abs(alpha) * abs_ab, g.tf32)
     if g.activation in ROUNDED_PRE:
         bound = bound + SLOPE[g.activation] * UNIT[dtype] * np.abs(pre)
+    bound = bound + epilogue_bound(dtype, g.activation, g.bias, alpha * ab + c_term)
     atol = tolerance(dtype, bound)
     if g.with_c == "inplace":
         case.alias("d", "c", d_shape, d_strides, d, rtol=RTOL[dtype], atol=atol)
@@ -307,10 +320,12 @@ def ffn_case(dtype, g, activation):
     h_error = slope * accumulation_bound(dm, abs_xw + np.abs(b1), abs_xw, g.tf32)
     if activation in ROUNDED_PRE:
         h_error = h_error + slope * unit * np.abs(pre)
+    h_error = h_error + epilogue_bound(dtype, activation, g.b1, pre - b1)
     h_error = h_error + 2 * unit * np.abs(h)  # the engine's h and ours: each rounded once
     abs_hw = exact_matmul(np.abs(h), np.abs(w2.T))
     bound = exact_matmul(h_error, np.abs(w2.T)) + accumulation_bound(
         dff, abs_hw + np.abs(b2), abs_hw, g.tf32)
+    bound = bound + epilogue_bound(dtype, "identity", g.b2, y - b2)
     case.output("y", (t, dm), (dm + g.y_pad, 1), y, rtol=RTOL[dtype], atol=tolerance(dtype, bound))
     return case
 
