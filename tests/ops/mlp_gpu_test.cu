@@ -171,6 +171,10 @@ double mlp_atol(const MlpSpec& s, const MlpHost& h) {
         double e =
             slope * accumulation_bound(dm, products + std::fabs(bias(h.b1, f)), products, s.tf32);
         if (rounds_pre_activation(s.activation)) e += slope * u * std::fabs(pre);
+        // cuBLASLt's epilogue rounds x W1^T to the dtype before the bias and activation.
+        if (s.b1 || s.activation != LLMK_ACTIVATION_IDENTITY) {
+          e += slope * u * std::fabs(pre - bias(h.b1, f));
+        }
         e_h[f] = e + 2 * u * std::fabs(hv);
         h_abs[f] = std::fabs(hv);
         continue;
@@ -196,8 +200,9 @@ double mlp_atol(const MlpSpec& s, const MlpHost& h) {
         carried += e_h[f] * std::fabs(wj[f]);
         products += h_abs[f] * std::fabs(wj[f]);
       }
-      const double bound =
+      double bound =
           carried + accumulation_bound(ff, products + std::fabs(bias(h.b2, j)), products, s.tf32);
+      if (s.b2) bound += u * products;  // h W2^T rounded before the bias epilogue
       worst = std::max(worst, bound);
     }
   }
