@@ -189,32 +189,4 @@ inline std::vector<double> read_matrix(const HostTensor& h) {
   return out;
 }
 
-// Whether this build has the GEMV engine (until it lands, LLMK_MATMUL_PATH_GEMV is refused with
-// "not built yet"): asked once, with a call the engine can take.
-inline bool gemv_engine_built() {
-  static const bool built = [] {
-    std::mt19937_64 rng(1);
-    HostTensor a = make_tensor(LLMK_DTYPE_F16, {1, 64}, {}, 0, rng, 0.0, 1.0, false);
-    HostTensor w = make_tensor(LLMK_DTYPE_F16, {32, 64}, {}, 0, rng, 0.0, 1.0, false);
-    HostTensor d = make_tensor(LLMK_DTYPE_F16, {1, 32}, {}, 0, rng, 0.0, 0.0, true);
-    DeviceCopy da(a), dw(w), dd(d);
-    const llmk_tensor av = view_at(a, da.ptr), dv = view_at(d, dd.ptr);
-    const llmk_tensor bv = make_view(dw.ptr, LLMK_DTYPE_F16, {64, 32}, {1, 64});
-    llmk_matmul_config config;
-    llmk_matmul_config_init(&config);
-    config.path = LLMK_MATMUL_PATH_GEMV;
-    const llmk_status status =
-        llmk_matmul(cuda_context(), &config, &av, &bv, nullptr, nullptr, &dv, nullptr);
-    if (status == LLMK_ERROR_UNSUPPORTED &&
-        std::string(llmk_last_error_message()).find("not built") != std::string::npos) {
-      std::printf("note: the GEMV engine is not built; GEMV cases are skipped\n");
-      return false;
-    }
-    EXPECT_EQ(status, LLMK_SUCCESS) << llmk_last_error_message();
-    EXPECT_EQ(llmk_synchronize(cuda_context(), nullptr), LLMK_SUCCESS);
-    return true;
-  }();
-  return built;
-}
-
 }  // namespace llmk_test

@@ -225,8 +225,6 @@ std::vector<int32_t> paths_for(const Spec& s, const Operands& o) {
   return paths;
 }
 
-int skipped_for_gemv = 0;  // cases that would take the GEMV engine in a build without it
-
 // Runs `s` on the CPU context and on the CUDA context with `path`, and compares D (or C, in
 // place) by the rule above. Also checks that llmk_matmul_path_for answers alike on both contexts.
 void run_case(const Spec& s, int32_t path) {
@@ -263,10 +261,6 @@ void run_case(const Spec& s, int32_t path) {
                                    s.bias ? &gbias : nullptr, &gd, &gpu_path));
   EXPECT_EQ(gpu_path, cpu_path) << "path_for differs between the CPU and the CUDA context";
   if (path != LLMK_MATMUL_PATH_AUTO) EXPECT_EQ(gpu_path, path);
-  if (gpu_path == LLMK_MATMUL_PATH_GEMV && !gemv_engine_built()) {
-    ++skipped_for_gemv;
-    return;
-  }
   ASSERT_LLMK(llmk_matmul(cuda_context(), &config, &ga, &gb, s.c ? &gc : nullptr,
                           s.bias ? &gbias : nullptr, &gd, nullptr));
   ASSERT_LLMK(llmk_synchronize(cuda_context(), nullptr));
@@ -285,13 +279,6 @@ void run_all_paths(const Spec& s) {
   for (int32_t path : paths_for(s, o)) {
     run_case(s, path);
     if (testing::Test::HasFatalFailure()) return;
-  }
-}
-
-void report_skipped() {
-  if (skipped_for_gemv > 0) {
-    std::printf("note: %d cases that take the GEMV engine skipped (not built)\n", skipped_for_gemv);
-    skipped_for_gemv = 0;
   }
 }
 
@@ -331,7 +318,6 @@ TEST(MatmulSweep, EveryLayoutAndTranspose) {
       }
     }
   }
-  report_skipped();
 }
 
 TEST(MatmulSweep, EpiloguesAndScalars) {
@@ -367,7 +353,6 @@ TEST(MatmulSweep, EpiloguesAndScalars) {
       }
     }
   }
-  report_skipped();
 }
 
 TEST(MatmulSweep, BatchesStridesAndBroadcast) {
@@ -432,7 +417,6 @@ TEST(MatmulSweep, BatchesStridesAndBroadcast) {
       if (HasFatalFailure()) return;
     }
   }
-  report_skipped();
 }
 
 TEST(MatmulSweep, MisalignedViews) {
@@ -460,7 +444,6 @@ TEST(MatmulSweep, MisalignedViews) {
 TEST(MatmulGemv, DecodeRowsWithALongK) {
   // M = 1 ... 16 rows against a 4096-deep weight, on the GEMV and on cuBLASLt; K not a multiple
   // of 8 (4099, with leading dimensions padded to 16 bytes) at a few M; alpha, beta and C.
-  if (!gemv_engine_built()) GTEST_SKIP() << "the GEMV engine is not built";
   for (int32_t dtype : kDtypes) {
     for (int64_t m = 1; m <= 16; ++m) {
       Spec s;
@@ -509,7 +492,6 @@ TEST(MatmulTf32, F32WithAndWithoutTf32) {
       if (HasFatalFailure()) return;
     }
   }
-  report_skipped();
 }
 
 // --- the plan cache, graphs, threads -------------------------------------------------------------
@@ -686,7 +668,6 @@ TEST(MatmulCache, CaptureOnAStreamWithoutWorkspaceIsRefusedCleanly) {
 
 TEST(MatmulCache, GemvNeedsNoWorkspaceToBeCaptured) {
   // The GEMV engine uses no cuBLASLt workspace: a fresh stream can capture it at once.
-  if (!gemv_engine_built()) GTEST_SKIP() << "the GEMV engine is not built";
   Spec s;
   s.dtype = LLMK_DTYPE_F16;
   s.m = 4;

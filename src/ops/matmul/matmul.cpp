@@ -233,7 +233,7 @@ void run_matmul(const char* op, const llmk_context& ctx, const MatmulParams& p,
                 llmk_matmul_path asked, void* stream) {
   if (is_empty(p)) return;
   if (!is_cuda(ctx)) return matmul_cpu(p);
-  if (choose_matmul_path(op, p, asked) == LLMK_MATMUL_PATH_GEMV) return matmul_gemv(p, stream);
+  if (choose_matmul_path(op, p, asked) == LLMK_MATMUL_PATH_GEMV) return matmul_gemv(p, ctx, stream);
 
   const bool epilogue_has_activation = p.activation == LLMK_ACTIVATION_IDENTITY ||
                                        p.activation == LLMK_ACTIVATION_RELU ||

@@ -46,11 +46,12 @@ void run_matmul(const char* op, const llmk_context& ctx, const MatmulParams& p,
 void matmul_cpu(const MatmulParams& p);
 
 // The GEMV engine (the cuBLASLt one is ctx.cublaslt); the caller has made the device current.
-void matmul_gemv(const MatmulParams& p, void* stream);
+void matmul_gemv(const MatmulParams& p, const llmk_context& ctx, void* stream);
 
 // gated_mlp's fused first half on the GEMV engine: h = a(x Wg^T) * (x Wu^T), rounded once.
 // gate and up are [m, k] x [k, n] problems as above that share a and d (the output h); their
 // alpha is 1, beta 0 and no bias.
-void gated_gemv(const MatmulParams& gate, const MatrixView& up, void* stream);
+void gated_gemv(const MatmulParams& gate, const MatrixView& up, const llmk_context& ctx,
+                void* stream);
 
 }  // namespace llmk

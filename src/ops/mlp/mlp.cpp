@@ -271,7 +271,7 @@ void run_gated_mlp(llmk_context* ctx_handle, const llmk_mlp_config* config, Arg 
   if (is_cuda(ctx)) choose_matmul_path(op, down, path);
 
   if (fused_gemv) {
-    gated_gemv(gate, up.b, stream);
+    gated_gemv(gate, up.b, ctx, stream);
     return run_matmul(op, ctx, down, path, stream);
   }
 

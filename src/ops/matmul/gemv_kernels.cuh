@@ -1,0 +1,401 @@
+// The decode GEMV engine of llmk_matmul, and gated_mlp's fused gate/up GEMV.
+//
+// The math, for a few rows (m <= 16) of activations x [m, k] and an nn.Linear weight W [n, k]
+// (B = W^T: each column of B is a row of W in memory):
+//   matmul:  D[i, j] = a(alpha * sum_k x[i, k] W[j, k] + beta * C[i, j] + bias[j])
+//   gated:   h[i, j] = a(sum_k x[i, k] Wg[j, k]) * (sum_k x[i, k] Wu[j, k])
+// accumulated in f32, each output rounded once; a is computed as bias_activation computes it
+// (activation_kernels.cuh's activate: accurate for f32 outputs, the fast forms for f16/bf16).
+//
+// The trick: this is a stream of W. At m = 1, K = 4096, N = 11008 fp16, W is 90 MB and x 8 KB,
+// so the kernel must read W once at HBM speed (~21 us at the H200's ~4.2 TB/s copy rate) and do
+// everything else under that stream. Three things decide it:
+//
+//  1. Bytes in flight. By Little's law ~4.3 TB/s at 1-1.5 us of loaded latency needs 4-6 MB in
+//     flight, 32-50 KB per SM (bench/NOTES.md: 32 KB per SM streamed at 70% of copy, 64 KB at
+//     95%). Each thread issues eight 16-byte loads of W (128 B) before it uses any, with
+//     ld.global.nc.L1::no_allocate (W is read once; x keeps L1), and 24 warps fit per SM: ~96 KB
+//     in flight per SM. A warp also has little time: one that owned whole rows of K = 4096 would
+//     wait through ~30 dependent round trips, more than the whole budget, so the warps of a block
+//     split k between them (`split`) and add their partial sums through shared memory at the end.
+//
+//  2. Arithmetic off the critical path. At m = 16 the product is 16 * 11008 * 4096 = 721M
+//     multiply-adds, ~22 us of every SM's f32 FMA pipe: as long as the stream itself. So f16/bf16
+//     go through the tensor cores, mma.sync.m16n8k16 with f32 accumulators, W as the 16-row A
+//     operand (16 output columns per warp) and x^T as the 8-column B operand (8 rows of x; two B
+//     tiles for m <= 16). The mma's fragment layout wants each thread to hold elements
+//     {2t, 2t+1, 2t+8, 2t+9} of a 16-wide k slab, not 16 contiguous bytes; but a dot product does
+//     not care in which order k is summed, as long as W and x are permuted alike. So the thread
+//     (g = lane / 4, t = lane % 4) loads the 16 contiguous bytes k0 + 8t .. k0 + 8t + 7 of W rows
+//     g and g + 8 and of x row g, and feeds elements 0-3 to one mma and 4-7 to the next: the 4
+//     lanes of a row cover 64 contiguous bytes per load (whole 32-byte sectors), x costs one
+//     16-byte load (an L1 hit) per B tile per 32 k, and there is no conversion and no shuffle: the
+//     mma sums over k inside the warp. f32 must be multiplied in full f32, so it takes the FMA pipe
+//     (FmaWarp below) and reduces across lanes once, at the end.
+//
+//  3. One wave. A block that starts after the others finish doubles the kernel's time. The
+//     launcher picks the split (warps per column tile: 1, 2, 4 or 8 of a block's 8) so that every
+//     block is resident at once where it can (688 tiles of 16 fp16 columns, split 4: 344 blocks
+//     for 132 SMs x 3), and spreads W over as many warps as that allows. An SM that holds 3
+//     blocks instead of 2 has 1.5x the loads in flight, so it takes 1.5x the bandwidth and uneven
+//     blocks per SM still finish together.
+//
+// Edges: a column past n reads row n - 1 (in bounds, same sectors) and writes nothing; x rows past
+// m read row m - 1 (L1 hits) and their outputs are dropped; the last k % kGroup elements go
+// element by element, zero past k in both operands (what lies past k may be NaN), so k needs no
+// alignment and k = 0 sums to 0. Only x's and W's pointers and leading dimensions are 16-byte
+// aligned (gemv_can_run): C, D and bias move element by element in the epilogue, which is tiny.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "core/pack.cuh"
+#include "ops/activation/activation_kernels.cuh"
+
+namespace llmk {
+namespace gemv_kernels {
+
+constexpr int kWarps = 8;  // per block
+constexpr int kBlockThreads = kWarps * 32;
+
+// What one launch computes; pointers of the dtype, leading dimensions in elements.
+struct GemvArgs {
+  const void* a;     // x: [m, k], row-major
+  const void* w[2];  // W (or Wg) and Wu: [n, k], row-major (the [k, n] column-major B views)
+  const void* c;     // [m, n], row-major; read only when beta != 0
+  const void* bias;  // [n] or NULL
+  void* d;           // [m, n], row-major
+  int64_t lda, ldw[2], ldc, ldd;
+  int64_t n, k;
+  int m;
+  float alpha, beta;
+};
+
+// Blocks per SM the register budget must allow (__launch_bounds__), and the residency the
+// launcher plans one wave with. f16/bf16: 3 (80 registers, 24 warps, ~96 KB of W in flight per
+// SM). f32: 2 (128 registers): its accumulator, W loads and hoisted x rows need more than 80.
+template <class T>
+constexpr int kMinBlocksPerSm = std::is_same_v<T, float> ? 2 : 3;
+
+// A 16-byte load of weights: read once, so kept out of L1 (x lives there).
+__device__ __forceinline__ uint4 load_streaming(const void* ptr) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(ptr));
+  return v;
+}
+
+// A 16-byte load of x, cached: every warp of every column tile reads it again.
+__device__ __forceinline__ uint4 load_cached(const void* ptr) {
+  return __ldg(static_cast<const uint4*>(ptr));
+}
+
+// The 16 bytes at ptr, element by element, zero from element `valid` on (valid may be <= 0):
+// the k tail, where neither operand may be read past k.
+template <class T>
+__device__ __forceinline__ uint4 load_partial(const T* ptr, int valid) {
+  constexpr int kVec = 16 / sizeof(T);
+  Pack<T, kVec> pack;
+#pragma unroll
+  for (int e = 0; e < kVec; ++e) pack.v[e] = e < valid ? ptr[e] : from_float<T>(0.0f);
+  uint4 v;
+  memcpy(&v, &pack, 16);
+  return v;
+}
+
+// c += A B for one m16n8k16 tile: A in the 4 registers of the PTX fragment layout, B in 2.
+template <class T>
+__device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                          uint32_t a3, uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    static_assert(std::is_same_v<T, __nv_bfloat16>);
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+}
+
+// f16/bf16 on the tensor cores (see the top of the file). A warp's tile is the mma's 16 A rows,
+// 16 W rows: columns j0 .. j0 + 15 of W, or, gated, columns j0 .. j0 + 7 of Wg (A rows 0-7) and
+// of Wu (A rows 8-15), so that a thread's accumulator holds gate and up of the same outputs and
+// the gated kernel costs the registers of the plain one. By ROWS (8 or 16: one or two B tiles)
+// rows of x. A step is 32 elements of k; a group is the kSteps steps whose 8 loads of W a thread
+// issues before its first mma.
+template <class T, int ROWS, int MATS>
+struct MmaWarp {
+  static constexpr int kCols = 16 / MATS;  // per weight
+  static constexpr int kTiles = ROWS / 8;
+  static constexpr int kSteps = 4;
+  static constexpr int kGroup = kSteps * 32;
+
+  // Adds slice `slice` of `split` (groups slice, slice + split, ...) of the tile's sums, and
+  // stores them in partial[16 A rows][ROWS]; A row r is column r % kCols of weight r / kCols.
+  __device__ static void accumulate(const GemvArgs& p, int64_t j0, int slice, int split,
+                                    float* partial) {
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const T* w[2];  // A rows g and g + 8, from this thread's 8 elements on
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int mat = MATS == 2 ? half : 0;
+      const int64_t j = min(j0 + g + (MATS == 2 ? 0 : 8 * half), p.n - 1);
+      w[half] = static_cast<const T*>(p.w[mat]) + j * p.ldw[mat] + 8 * t;
+    }
+    const T* x[kTiles];  // rows g and g + 8
+#pragma unroll
+    for (int tile = 0; tile < kTiles; ++tile) {
+      x[tile] = static_cast<const T*>(p.a) + min(g + 8 * tile, p.m - 1) * p.lda + 8 * t;
+    }
+    float acc[kTiles][4] = {};
+
+    // The 16 bytes at each k0 + 32 s + 8t feed two mmas: elements 0-3 and 4-7 play the fragment
+    // elements {2t, 2t+1, 2t+8, 2t+9} of a 16-wide k slab, for W and x alike.
+    auto step = [&](const uint4(&wv)[2], const uint4(&xv)[kTiles]) {
+#pragma unroll
+      for (int tile = 0; tile < kTiles; ++tile) {
+        mma_16816<T>(acc[tile], wv[0].x, wv[1].x, wv[0].y, wv[1].y, xv[tile].x, xv[tile].y);
+        mma_16816<T>(acc[tile], wv[0].z, wv[1].z, wv[0].w, wv[1].w, xv[tile].z, xv[tile].w);
+      }
+    };
+
+    // The last k % kGroup elements first, by the warp whose turn the group after the last whole
+    // one would be, element by element: then nothing but the sums outlives the main loop.
+    const int groups =
+        static_cast<int>(p.k / kGroup);  // < 2^31: a row of 2^38 elements is > 256 GB
+    if (groups % split == slice) {
+      for (int64_t k0 = int64_t{groups} * kGroup; k0 < p.k; k0 += 32) {
+        const int valid = static_cast<int>(p.k - k0) - 8 * t;
+        uint4 wv[2], xv[kTiles];
+        wv[0] = load_partial(w[0] + k0, valid);
+        wv[1] = load_partial(w[1] + k0, valid);
+#pragma unroll
+        for (int tile = 0; tile < kTiles; ++tile) xv[tile] = load_partial(x[tile] + k0, valid);
+        step(wv, xv);
+      }
+    }
+
+    // Groups slice, slice + split, ...: the pointers advance by split groups at a time.
+    auto advance = [&](int elements) {
+      w[0] += elements;
+      w[1] += elements;
+#pragma unroll
+      for (int tile = 0; tile < kTiles; ++tile) x[tile] += elements;
+    };
+    advance(slice * kGroup);
+    for (int group = slice; group < groups; group += split) {
+      uint4 wv[kSteps][2];
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        wv[s][0] = load_streaming(w[0] + 32 * s);
+        wv[s][1] = load_streaming(w[1] + 32 * s);
+      }
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        uint4 xv[kTiles];
+#pragma unroll
+        for (int tile = 0; tile < kTiles; ++tile) xv[tile] = load_cached(x[tile] + 32 * s);
+        step(wv[s], xv);
+      }
+      advance(split * kGroup);
+    }
+
+    // The accumulator fragment: c0, c1 at A row g, x rows 2t and 2t + 1; c2, c3 at A row g + 8.
+#pragma unroll
+    for (int tile = 0; tile < kTiles; ++tile) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int a_row = g + 8 * (r / 2), row = 8 * tile + 2 * t + r % 2;
+        partial[a_row * ROWS + row] = acc[tile][r];
+      }
+    }
+  }
+};
+
+__device__ __forceinline__ float4 as_float4(uint4 v) {
+  float4 f;
+  memcpy(&f, &v, 16);
+  return f;
+}
+
+// Sums each of the N values across LANES lanes (a power of two, the low bits of the lane), N /
+// LANES values per lane: at each level a lane keeps the half of its values its lane bit selects and
+// adds its partner's copy of that half, so it costs N - N / LANES shuffles instead of N
+// log2(LANES). Afterwards lane l holds the sums of values (l % LANES) * N / LANES onwards, in v[0
+// .. N / LANES). Recursive so that every loop bound is a constant before the compiler unrolls the
+// inner loop.
+template <int LANES, int HALF, int N>
+__device__ __forceinline__ void butterfly_sum(float (&v)[N], int lane) {
+  if constexpr (LANES > 1) {
+    const bool upper = lane & (LANES / 2);
+#pragma unroll
+    for (int e = 0; e < HALF; ++e) {
+      const float lo = v[e], hi = v[e + HALF];
+      const float send = upper ? lo : hi, keep = upper ? hi : lo;
+      v[e] = keep + __shfl_xor_sync(0xffffffffu, send, LANES / 2);
+    }
+    butterfly_sum<LANES / 2, HALF / 2>(v, lane);
+  }
+}
+
+// f32 on the FMA pipe. A warp's tile is 4 W rows (columns j0 .. j0 + 3 of W, or j0 and j0 + 1 of
+// Wg then of Wu) by ROWS rows of x. The lanes split into two W groups (W rows 0-1, 2-3) and
+// ROWS / 8 x groups (x rows 0-7, 8-15; ROWS = 16 only when m > 8), kLanes lanes along k in each:
+// a lane holds a [2][8] accumulator and 8 rows of x per step, all that fits in 128 registers
+// beside its W loads (ptxas hoists the x loads of a step ahead of its FMAs). Lanes of different x
+// groups load the same W addresses, which the warp's load merges into one request. A step is 4
+// elements per lane along k, a group 2 steps: 4 loads of W (64 B) per lane, 32 KB per SM at 2
+// blocks; half of it duplicates for ROWS = 16.
+template <int ROWS, int MATS>
+struct FmaWarp {
+  static constexpr int kWRows = 4;
+  static constexpr int kCols = kWRows / MATS;  // per weight
+  static constexpr int kWGroups = 2, kLaneWRows = kWRows / kWGroups;
+  static constexpr int kLanes = 32 / (kWGroups * ROWS / 8);  // lanes along k
+  static constexpr int kStep = kLanes * 4;
+  static constexpr int kSteps = 2;
+  static constexpr int kGroup = kSteps * kStep;
+
+  // As MmaWarp's, into partial[4 W rows][ROWS]; W row c is column c % kCols of weight c / kCols.
+  __device__ static void accumulate(const GemvArgs& p, int64_t j0, int slice, int split,
+                                    float* partial) {
+    const int lane = threadIdx.x % 32, kl = lane % kLanes;
+    const int w_row0 = lane / kLanes % kWGroups * kLaneWRows, row0 = lane / kLanes / kWGroups * 8;
+    const float* w[kLaneWRows];
+#pragma unroll
+    for (int r = 0; r < kLaneWRows; ++r) {
+      // The lane's weight is known at run time only: select, as p.w[mat] would copy p to memory.
+      const int c = w_row0 + r;
+      const bool up = c >= kCols;
+      const int64_t j = min(j0 + c % kCols, p.n - 1);
+      w[r] =
+          static_cast<const float*>(up ? p.w[1] : p.w[0]) + j * (up ? p.ldw[1] : p.ldw[0]) + 4 * kl;
+    }
+    const float* x = static_cast<const float*>(p.a) + row0 * p.lda + 4 * kl;
+    float acc[kLaneWRows * 8];  // W row w_row0 + r, x row row0 + i at r * 8 + i
+#pragma unroll
+    for (float& a : acc) a = 0.0f;  // unrolled, or `= {}` becomes a loop that pins acc to memory
+
+    // x row row0 + i of the step, times the lane's W rows. The x rows follow one another from xs
+    // up to row m - 1, which stands in for the rows past it (L1 hits, outputs dropped): a select,
+    // not a branch per row, which would keep the loads from being issued together.
+    auto step = [&](const float4(&wv)[kLaneWRows], const float* xs, auto load_x) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const float4 xv = load_x(xs);
+        xs += row0 + i + 1 < p.m ? p.lda : 0;
+#pragma unroll
+        for (int r = 0; r < kLaneWRows; ++r) {
+          float& a = acc[r * 8 + i];
+          a = fmaf(wv[r].x, xv.x, a);
+          a = fmaf(wv[r].y, xv.y, a);
+          a = fmaf(wv[r].z, xv.z, a);
+          a = fmaf(wv[r].w, xv.w, a);
+        }
+      }
+    };
+
+    // As MmaWarp: the tail, then every split-th group.
+    const int groups = static_cast<int>(p.k / kGroup);
+    if (groups % split == slice) {
+      for (int64_t k0 = int64_t{groups} * kGroup; k0 < p.k; k0 += kStep) {
+        const int valid = static_cast<int>(p.k - k0) - 4 * kl;
+        float4 wv[kLaneWRows];
+#pragma unroll
+        for (int r = 0; r < kLaneWRows; ++r) wv[r] = as_float4(load_partial(w[r] + k0, valid));
+        step(wv, x + k0, [&](const float* xs) { return as_float4(load_partial(xs, valid)); });
+      }
+    }
+    auto advance = [&](int elements) {
+#pragma unroll
+      for (int r = 0; r < kLaneWRows; ++r) w[r] += elements;
+      x += elements;
+    };
+    advance(slice * kGroup);
+    for (int group = slice; group < groups; group += split) {
+      float4 wv[kSteps][kLaneWRows];
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+#pragma unroll
+        for (int r = 0; r < kLaneWRows; ++r) {
+          wv[s][r] = as_float4(load_streaming(w[r] + kStep * s));
+        }
+      }
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        step(wv[s], x + kStep * s, [](const float* xs) { return as_float4(load_cached(xs)); });
+      }
+      advance(split * kGroup);
+    }
+
+    // Lane kl now holds the k-sums of values kl * kPerLane .. kl * kPerLane + kPerLane - 1.
+    constexpr int kValues = kLaneWRows * 8, kPerLane = kValues / kLanes;
+    butterfly_sum<kLanes, kValues / 2>(acc, lane);
+#pragma unroll
+    for (int e = 0; e < kPerLane; ++e) {
+      const int index = kl * kPerLane + e;
+      partial[(w_row0 + index / 8) * ROWS + row0 + index % 8] = acc[e];
+    }
+  }
+};
+
+template <class T, int ROWS, int MATS>
+using WarpTile =
+    std::conditional_t<std::is_same_v<T, float>, FmaWarp<ROWS, MATS>, MmaWarp<T, ROWS, MATS>>;
+
+// Block: kWarps warps, kWarps / split column tiles, `split` warps per tile each summing every
+// split-th group of k. Grid: one block per kWarps / split tiles. The epilogue adds the split
+// partial sums of each output in a fixed order (deterministic), applies alpha, beta * C, bias and
+// the activation (gated: a(gate) * up), and rounds once.
+template <class T, int ROWS, bool GATED, llmk_activation A>
+__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>)
+    gemv_kernel(const GemvArgs p, const int split) {
+  constexpr int MATS = GATED ? 2 : 1;
+  using Tile = WarpTile<T, ROWS, MATS>;
+  constexpr int kCols = Tile::kCols;
+  constexpr int kPartials = MATS * kCols * ROWS;  // per warp: 16 or 4 W rows by ROWS
+  __shared__ float partial[kWarps][kPartials];
+
+  const int warp = threadIdx.x / 32, tiles_per_block = kWarps / split;
+  const int64_t first_tile = int64_t{blockIdx.x} * tiles_per_block;
+  const int64_t j0 = (first_tile + warp / split) * kCols;
+  if (j0 < p.n) Tile::accumulate(p, j0, warp % split, split, partial[warp]);
+  __syncthreads();
+
+  for (int o = threadIdx.x; o < tiles_per_block * kCols * ROWS; o += kBlockThreads) {
+    const int col = o % kCols, row = o / kCols % ROWS, tile = o / (kCols * ROWS);
+    const int64_t j = (first_tile + tile) * kCols + col;
+    if (row >= p.m || j >= p.n) continue;
+    float sum[MATS] = {};
+    for (int s = 0; s < split; ++s) {
+#pragma unroll
+      for (int mat = 0; mat < MATS; ++mat) {
+        sum[mat] += partial[tile * split + s][(mat * kCols + col) * ROWS + row];
+      }
+    }
+    constexpr bool kAccurate = std::is_same_v<T, float>;
+    float out;
+    if constexpr (GATED) {
+      out = activation_kernels::activate<A, kAccurate>(sum[0]) * sum[1];
+    } else {
+      float v = p.alpha * sum[0];
+      if (p.beta != 0.0f) v += p.beta * to_float(static_cast<const T*>(p.c)[row * p.ldc + j]);
+      if (p.bias != nullptr) v += to_float(static_cast<const T*>(p.bias)[j]);
+      out = activation_kernels::activate<A, kAccurate>(v);
+    }
+    static_cast<T*>(p.d)[row * p.ldd + j] = from_float<T>(out);
+  }
+}
+
+}  // namespace gemv_kernels
+}  // namespace llmk
