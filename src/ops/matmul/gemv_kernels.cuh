@@ -82,10 +82,12 @@ struct GemvArgs {
 template <class T>
 constexpr int kMinBlocksPerSm = std::is_same_v<T, float> ? 2 : 3;
 
-// A 16-byte load of weights: read once, so kept out of L1 (x lives there).
+// A 16-byte load of weights: read once, so kept out of L1 (x lives there). A warp's 4 lanes of a
+// row read 64 contiguous bytes per load and 256 per group: the L2::256B hint fetches the group's
+// whole 256 bytes on the first miss (measured on the H200: 30.2 -> 28.6 us at M = 1).
 __device__ __forceinline__ uint4 load_streaming(const void* ptr) {
   uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
       : "l"(ptr));
   return v;

@@ -18,8 +18,10 @@ namespace {
 constexpr const char* kOp = "matmul";
 
 // The largest M for which LLMK_MATMUL_PATH_AUTO takes the GEMV: where it measured faster than
-// cuBLASLt on an H200 (bench/results/).
-constexpr int64_t kGemvAutoMaxRows = 8;
+// cuBLASLt. On the H200 with CUDA 13's cuBLASLt (bench/results/2026-11-21-h200-issue4.md) it is
+// nowhere yet: at K = 4096, N = 11008 the GEMV takes 28.6 us at M = 1 to cuBLASLt's 27.5 us, so
+// AUTO stays on cuBLASLt until the GEMV wins (bench/NOTES.md says what that would take).
+constexpr int64_t kGemvAutoMaxRows = 0;
 
 // The row-major or column-major reading of the matrix in the last two dimensions of t, trying
 // row-major first when `prefer_row_major`. The stride along an extent of 1 is free: the leading
