@@ -12,8 +12,8 @@
 //   |gpu - cpu| <= atol + rtol |cpu|,
 // rtol = the dtype's (2^-7 bf16, 2^-10 f16, 1e-5 f32: the two outputs' own roundings), and atol
 // the largest over D's elements of
-//   L * ((K + 2) 2^-24 S  [+ 2^-9 |alpha| sum |a b| with TF32])  [+ L u S with a bias or an
-//   activation]
+//   L * ((K + 2) 2^-24 S  [+ 2^-9 |alpha| sum |a b| with TF32])  [+ L u S with C, a bias or
+//   an activation]
 // with S = |alpha| sum_k |a_ik b_kj| + |beta c_ij| + |bias_j| (which also bounds the
 // pre-activation), L = max |a'| and u the dtype's unit roundoff: f32 accumulation in any order,
 // TF32's input rounding, and what cuBLASLt rounds to the dtype before its bias and activation
@@ -181,10 +181,10 @@ double matmul_atol(const Spec& s, const Operands& o) {
         if (s.c && s.beta != 0.0f) magnitude += std::fabs(s.beta * element(o.c, batch, i, j));
         if (s.bias) magnitude += std::fabs(element(o.bias, j));
         double bound = slope * accumulation_bound(s.k, magnitude, products, s.tf32);
-        // GELU / SiLU: cuBLASLt's path rounds the pre-activation before their pass; a fused bias
-        // or activation epilogue starts from alpha A B + beta C rounded to the dtype. S bounds
-        // both.
-        if (rounds_pre_activation(s.activation) || s.bias ||
+        // GELU / SiLU: cuBLASLt's path rounds the pre-activation before their pass; it rounds
+        // alpha A B before adding beta C, and that before a bias or activation epilogue. S bounds
+        // them all.
+        if (rounds_pre_activation(s.activation) || s.bias || (s.c && s.beta != 0.0f) ||
             s.activation != LLMK_ACTIVATION_IDENTITY) {
           bound += slope * unit_roundoff(s.dtype) * magnitude;
         }

@@ -29,18 +29,19 @@ SLOPE = {"identity": 1.0, "relu": 1.0, "gelu": 1.13, "gelu_tanh": 1.13, "silu": 
 # (cuBLASLt's epilogue writes GEMM + bias, one more pass applies a). For identity and ReLU that
 # rounding is the output's own rounding, which rtol covers.
 ROUNDED_PRE = {"gelu", "gelu_tanh", "silu"}
-# cuBLASLt's bias and activation epilogues start from alpha A B + beta C already rounded to the
-# output dtype (seen on an H200: bf16 D with a bias is off by up to half a bf16 ulp of the
-# product before the bias, where the bias cancels it). So wherever a bias or an activation is
-# fused, that rounding, carried through a, is one more term of the bound.
+# cuBLASLt rounds alpha A B to the output dtype before it adds beta C, and that sum before its
+# bias and activation epilogues (seen on an H200: a bf16 D with a bias or a residual C that
+# cancels most of the product is off by up to half a bf16 ulp of the product). So wherever C, a
+# bias or an activation follows the product, that rounding, carried through a, is one more term
+# of the bound.
 
 
-def epilogue_bound(dtype, activation, has_bias, gemm_part):
-    """What rounding the GEMM's part of the sum (`gemm_part`) to the dtype before the epilogue
-    may add to the output."""
-    if not has_bias and activation == "identity":
+def epilogue_bound(dtype, activation, has_bias, product, c_term=0.0):
+    """What rounding alpha A B (`product`) to the dtype before adding beta C, and the sum before
+    the bias and activation, may add to the output."""
+    if not has_bias and activation == "identity" and np.all(c_term == 0.0):
         return 0.0
-    return SLOPE[activation] * UNIT[dtype] * np.abs(gemm_part)
+    return SLOPE[activation] * UNIT[dtype] * (np.abs(product) + np.abs(c_term))
 
 
 # --- exact products ------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ def matmul_case(dtype, g):
     bound = SLOPE[g.activation] * accumulation_bound(k, magnitude, abs(alpha) * abs_ab, g.tf32)
     if g.activation in ROUNDED_PRE:
         bound = bound + SLOPE[g.activation] * UNIT[dtype] * np.abs(pre)
-    bound = bound + epilogue_bound(dtype, g.activation, g.bias, alpha * ab + c_term)
+    bound = bound + epilogue_bound(dtype, g.activation, g.bias, alpha * ab, c_term)
     atol = tolerance(dtype, bound)
     if g.with_c == "inplace":
         case.alias("d", "c", d_shape, d_strides, d, rtol=RTOL[dtype], atol=atol)
