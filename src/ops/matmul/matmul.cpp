@@ -67,13 +67,6 @@ void check_scalar(const char* op, const char* name, float value) {
   }
 }
 
-void check_path(const char* op, const char* name, int32_t path) {
-  if (path < LLMK_MATMUL_PATH_AUTO || path > LLMK_MATMUL_PATH_GEMV) {
-    fail(LLMK_ERROR_INVALID_VALUE, "%s: %s is %d, which is not an llmk_matmul_path", op, name,
-         path);
-  }
-}
-
 // D^T = B^T A^T: the same product with D row-major.
 MatmulParams transposed(const MatmulParams& p) {
   MatmulParams t = p;
@@ -203,6 +196,13 @@ MatmulParams check_matmul(const llmk_context& ctx, const llmk_matmul_config* con
 bool is_empty(const MatmulParams& p) { return p.batch == 0 || p.m == 0 || p.n == 0; }
 
 }  // namespace
+
+void check_path(const char* op, const char* name, int32_t path) {
+  if (path < LLMK_MATMUL_PATH_AUTO || path > LLMK_MATMUL_PATH_GEMV) {
+    fail(LLMK_ERROR_INVALID_VALUE, "%s: %s is %d, which is not an llmk_matmul_path", op, name,
+         path);
+  }
+}
 
 bool gemv_can_run(const MatmulParams& p) {
   const int64_t element = dtype_bits(p.dtype) / 8;

@@ -27,6 +27,9 @@ struct MatmulParams {
   bool allow_tf32;
 };
 
+// Fails with LLMK_ERROR_INVALID_VALUE, naming `name`, unless `path` is an llmk_matmul_path.
+void check_path(const char* op, const char* name, int32_t path);
+
 // Where the GEMV engine can run at all: batch 1, m <= kGemvMaxRows, A and D (and C) row-major,
 // B column-major, and 16-byte aligned pointers and leading dimensions for A and B.
 constexpr int64_t kGemvMaxRows = 16;

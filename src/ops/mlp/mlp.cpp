@@ -107,10 +107,7 @@ Block check_block(const char* op, const llmk_context& ctx, const llmk_mlp_config
   Block block{};
   block.config =
       read_config(op, "config", config_given, sizeof(llmk_mlp_config), llmk_mlp_config_init);
-  if (block.config.path < LLMK_MATMUL_PATH_AUTO || block.config.path > LLMK_MATMUL_PATH_GEMV) {
-    fail(LLMK_ERROR_INVALID_VALUE, "%s: config->path is %d, which is not an llmk_matmul_path", op,
-         block.config.path);
-  }
+  check_path(op, "config->path", block.config.path);
   check_activation(op, "activation", activation);
 
   const Arg first = *in_weights.begin();

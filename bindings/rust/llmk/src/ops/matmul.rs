@@ -149,8 +149,8 @@ fn matmul_init_raw() -> sys::llmk_matmul_config {
 /// - Batches: a `D` of rank 3 is a batch of products. `A`, `B` and `C` have rank 3 with the same
 ///   batch, each with its own batch stride (0 repeats one matrix), or rank 2 (one matrix for
 ///   every product). `D`'s batches may not overlap.
-/// - `d` overlaps nothing (for `D` = `C` use [`matmul_in_place`]). `K == 0` gives
-///   `D = a(beta * C + bias)`; `M`, `N` or `batch` 0 is a successful no-op.
+/// - `d` overlaps nothing (for `D` = `C` use [`matmul_in_place`]). `M`, `N` or `batch` 0 is a
+///   successful no-op; `K == 0` is refused with [`Status::Unsupported`].
 ///
 /// On a CUDA context the engine is cuBLASLt, or for decode-sized `M` (a few rows) llmk's own
 /// GEMV; [`MatmulConfig::path`] picks one ([`MatmulPath`]), [`matmul_path_for`] says which a call
