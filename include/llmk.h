@@ -549,6 +549,89 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_gated_mlp(llmk_context* ctx, const llmk
                                                    void* stream);
 
 /* ---------------------------------------------------------------------------------------------
+ * Attention (prefill)
+ *
+ * O = softmax(scale * Q K^T + mask) V for every sequence and query head, exact, without ever
+ * writing the score matrix to memory (flash attention). Two entries share one kernel:
+ *   llmk_attention: a padded batch. q and o: [batch, q_len, q_heads, head_dim]; k and v:
+ *     [batch, kv_len, kv_heads, head_dim]. Every sequence has q_len queries and kv_len keys.
+ *   llmk_attention_varlen: packed sequences of different lengths, as flash-attention's varlen API.
+ *     q and o: [total_q, q_heads, head_dim]; k and v: [total_k, kv_heads, head_dim];
+ *     cu_seqlens_q and cu_seqlens_k: [batch + 1], I32, contiguous: sequence s has queries
+ *     cu_seqlens_q[s] ... cu_seqlens_q[s + 1] - 1 and keys likewise.
+ * Every tensor has its own batch (or token), sequence and head strides, so BSHD and BHSD views and
+ * slices of one fused QKV buffer work without a copy; head_dim is contiguous (stride 1), every
+ * other stride is a multiple of 8 elements and every data pointer 16-byte aligned (else
+ * LLMK_ERROR_MISALIGNED). One dtype, F16 or BF16, for q, k, v and o; scores, softmax and
+ * accumulation are f32 on CUDA (f64 on the CPU) and each output element is rounded once.
+ * head_dim is 64, 96, 128 or 256 (any other is refused with LLMK_ERROR_UNSUPPORTED). GQA and MQA:
+ * q_heads is a multiple of kv_heads, and query head h reads kv head h / (q_heads / kv_heads); K
+ * and V are never copied per query head.
+ *
+ * The mask. Query i and key j count from 0 within their sequence of q_len queries and kv_len
+ * keys; the queries are the last q_len positions of the sequence (bottom-right alignment, as in
+ * FlashAttention 2.1+), so query i sits at key position i + kv_len - q_len. Key j is visible to
+ * query i when
+ *   j <= i + kv_len - q_len + window_right   (if window_right >= 0), and
+ *   j >= i + kv_len - q_len - window_left    (if window_left >= 0).
+ * causal is the same as window_right = 0 (with window_right > 0 too: causal wins). A query with
+ * no visible key (a causal query when q_len > kv_len, an empty sequence of keys) gets O = 0 and a
+ * log-sum-exp of -infinity.
+ *
+ * The score of query i and key j is s = scale * q_i . k_j, or with a soft-cap c > 0,
+ * s = c * tanh(scale * q_i . k_j / c) (Gemma 2, Grok). lse, when not NULL, receives the natural
+ * log-sum-exp of each query's visible scores, in F32: [batch, q_heads, q_len] for llmk_attention
+ * and [q_heads, total_q] for llmk_attention_varlen (flash-attention's layouts), any strides.
+ *
+ * Dropout (for fine-tuning; off by default) zeroes each probability with probability dropout_p
+ * and scales the kept ones by 1 / (1 - dropout_p); lse is that of the scores, before dropout.
+ * The mask is a function of the seed and offset alone, the same on both backends: with Philox
+ * 4x32-10 (Salmon et al. 2011), key (low, high 32 bits of dropout_seed) and counter
+ * (j / 4, i, s * q_heads + h, dropout_offset) for sequence s and query head h, the element is
+ * dropped when word j % 4 of the output is below floor(dropout_p * 2^32).
+ *
+ * o overlaps no input and lse overlaps nothing. No queries (or batch 0) is a successful no-op.
+ * On a CPU context llmk_attention_varlen checks cu_seqlens on the host (non-decreasing, from 0,
+ * ending at most at total_q and total_k, no query sequence longer than max_seqlen_q) and refuses
+ * bad ones with LLMK_ERROR_INVALID_VALUE before writing anything. A CUDA context does not read
+ * them on the host: there a sequence whose offsets break those rules gets NaN in the rows of o
+ * and lse its offsets name (within [0, total_q) and its first max_seqlen_q queries), nothing
+ * out of bounds is read or written, and the other sequences are computed as usual.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Attention's options. Fill with llmk_attention_config_init, then change what differs. */
+typedef struct llmk_attention_config {
+  size_t struct_size;      /* sizeof(llmk_attention_config), set by llmk_attention_config_init */
+  float scale;             /* finite and > 0; 0 (the default) means 1 / sqrt(head_dim) */
+  int32_t causal;          /* nonzero: causal (window_right = 0), bottom-right aligned. Default 0 */
+  int32_t window_left;     /* >= 0, or -1 (the default) for no left limit */
+  int32_t window_right;    /* >= 0, or -1 (the default) for no right limit */
+  float softcap;           /* the soft-cap c: finite and > 0, or 0 (the default) for none */
+  float dropout_p;         /* in [0, 1); default 0 */
+  uint32_t dropout_offset; /* the fourth Philox counter word; default 0 */
+  uint64_t dropout_seed;   /* the Philox key; default 0 */
+} llmk_attention_config;
+
+/* Fills `config` with the defaults above (and its struct_size). */
+LLMK_API void llmk_attention_config_init(llmk_attention_config* config);
+
+/* Attention over a padded batch, as described above. lse may be NULL. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_attention(llmk_context* ctx,
+                                                   const llmk_attention_config* config,
+                                                   const llmk_tensor* q, const llmk_tensor* k,
+                                                   const llmk_tensor* v, const llmk_tensor* o,
+                                                   const llmk_tensor* lse, void* stream);
+
+/* Attention over packed sequences of different lengths, as described above. max_seqlen_q (> 0
+ * when total_q > 0) bounds the queries of one sequence: the CUDA grid is sized from it, as in
+ * flash-attention. lse may be NULL. */
+LLMK_API LLMK_NODISCARD llmk_status
+llmk_attention_varlen(llmk_context* ctx, const llmk_attention_config* config, const llmk_tensor* q,
+                      const llmk_tensor* k, const llmk_tensor* v, const llmk_tensor* cu_seqlens_q,
+                      const llmk_tensor* cu_seqlens_k, int64_t max_seqlen_q, const llmk_tensor* o,
+                      const llmk_tensor* lse, void* stream);
+
+/* ---------------------------------------------------------------------------------------------
  * Optimizer
  * ------------------------------------------------------------------------------------------- */
 
