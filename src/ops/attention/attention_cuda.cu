@@ -1,8 +1,116 @@
-// PLACEHOLDER while the kernel is written on main: replaced before anything lands.
-#include "core/error.hpp"
-#include "ops/attention/attention.hpp"
+// The CUDA entry of attention: the kernel's arguments from AttentionParams, the grid, and the
+// dispatch on (dtype, head_dim) to the instantiations in generated/attention_<dtype>_d<D>.cu.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <cmath>
+
+#include "attention.hpp"
+#include "attention_kernels.cuh"
+#include "core/cuda_util.hpp"
+
 namespace llmk {
-void attention_cuda(const AttentionParams&, const llmk_context&, void*) {
-  fail(LLMK_ERROR_UNSUPPORTED, "attention: the CUDA kernel is not built yet");
+namespace attention_launch {
+template <class T, int D>
+void launch_attention(const attention_kernels::KernelArgs& args, dim3 grid, bool extras,
+                      cudaStream_t stream);
+}  // namespace attention_launch
+
+namespace {
+
+using attention_kernels::KernelArgs;
+using attention_kernels::KernelTensor;
+using attention_kernels::TileShape;
+
+constexpr const char* kOp = "attention";
+
+KernelTensor kernel_tensor(const AttentionTensor& t) {
+  return {t.data, t.batch_stride, t.row_stride, t.head_stride};
 }
+
+KernelArgs kernel_args(const AttentionParams& p) {
+  // The kernel counts rows and keys in 32-bit integers (cu_seqlens are I32 anyway).
+  for (const int64_t extent : {p.q_len, p.kv_len, p.total_q, p.total_k}) {
+    if (extent > INT32_MAX) {
+      fail(LLMK_ERROR_UNSUPPORTED, "%s: %lld rows; the CUDA kernel takes at most %d per sequence",
+           kOp, static_cast<long long>(extent), INT32_MAX);
+    }
+  }
+  KernelArgs a{};
+  a.q = kernel_tensor(p.q);
+  a.k = kernel_tensor(p.k);
+  a.v = kernel_tensor(p.v);
+  a.o = kernel_tensor(p.o);
+  a.lse = p.lse;
+  a.lse_batch_stride = p.lse_batch_stride;
+  a.lse_head_stride = p.lse_head_stride;
+  a.lse_row_stride = p.lse_row_stride;
+  a.cu_seqlens_q = p.cu_seqlens_q;
+  a.cu_seqlens_k = p.cu_seqlens_k;
+  a.q_len = static_cast<int>(p.q_len);
+  a.kv_len = static_cast<int>(p.kv_len);
+  a.total_q = static_cast<int>(p.total_q);
+  a.total_k = static_cast<int>(p.total_k);
+  a.q_heads = static_cast<int>(p.q_heads);
+  a.heads_per_kv_head = static_cast<int>(p.q_heads / p.kv_heads);
+  a.window_left = p.window_left;
+  a.window_right = p.window_right;
+  const double log2e = 1.4426950408889634;
+  if (p.softcap > 0.f) {
+    // s = softcap tanh(scale q.k / softcap), then the softmax of s.
+    a.softcap = p.softcap;
+    a.softcap_input_scale = static_cast<float>(double{p.scale} / p.softcap);
+    a.score_to_log2 = static_cast<float>(log2e);
+  } else {
+    a.score_to_log2 = static_cast<float>(p.scale * log2e);
+  }
+  a.dropout_threshold = p.dropout_threshold;
+  a.dropout_keep_scale = static_cast<float>(1.0 / (1.0 - double{p.dropout_p}));
+  a.seed_lo = static_cast<uint32_t>(p.dropout_seed);
+  a.seed_hi = static_cast<uint32_t>(p.dropout_seed >> 32);
+  a.dropout_offset = p.dropout_offset;
+  return a;
+}
+
+template <class T, int D>
+void launch(const AttentionParams& p, cudaStream_t stream) {
+  const int64_t m_blocks = (p.q_len + TileShape<D>::kBlockM - 1) / TileShape<D>::kBlockM;
+  if (m_blocks > INT32_MAX || p.q_heads > 65535 || p.batch > 65535) {
+    fail(LLMK_ERROR_UNSUPPORTED,
+         "%s: q_heads %lld and batch %lld; the CUDA grid holds at most 65535 of each", kOp,
+         static_cast<long long>(p.q_heads), static_cast<long long>(p.batch));
+  }
+  const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(p.q_heads),
+                  static_cast<unsigned>(p.batch));
+  const bool extras = p.softcap > 0.f || p.dropout_threshold != 0;
+  attention_launch::launch_attention<T, D>(kernel_args(p), grid, extras, stream);
+}
+
+template <class T>
+void dispatch_head_dim(const AttentionParams& p, cudaStream_t stream) {
+  switch (p.head_dim) {
+    case 64: launch<T, 64>(p, stream); break;
+    case 96: launch<T, 96>(p, stream); break;
+    case 128: launch<T, 128>(p, stream); break;
+    case 256: launch<T, 256>(p, stream); break;
+    default: fail(LLMK_ERROR_INTERNAL, "%s: head_dim %d reached the CUDA kernel", kOp, p.head_dim);
+  }
+}
+
+}  // namespace
+
+void attention_cuda(const AttentionParams& p, const llmk_context&, void* stream_handle) {
+  if (p.batch == 0 || p.q_len == 0) return;
+  const auto stream = static_cast<cudaStream_t>(stream_handle);
+  switch (p.dtype) {
+    case LLMK_DTYPE_F16: dispatch_head_dim<__half>(p, stream); break;
+    case LLMK_DTYPE_BF16: dispatch_head_dim<__nv_bfloat16>(p, stream); break;
+    default: fail(LLMK_ERROR_INTERNAL, "%s: dtype %d reached the CUDA kernel", kOp, p.dtype);
+  }
+  const cudaError_t error = cudaGetLastError();
+  if (error != cudaSuccess) fail_cuda(kOp, error);
+}
+
 }  // namespace llmk
