@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from vectorlib import Case, contiguous, round_up, round_to
+from vectorlib import Case, contiguous, round_up
 
 # Unit roundoff (half an ulp, relative) of each dtype: the error of rounding a probability to it.
 UNIT = {"f16": 2.0**-11, "bf16": 2.0**-8}
