@@ -257,6 +257,10 @@ def outputs(case, o_shape, o_strides, o, lse_shape, lse_layout, lse, atols):
 
 
 class Padded:
+    """A padded batch: every sequence has q_len queries and kv_len keys. layout and lse as
+    qkv_inputs and lse_strides take them (lse None: NULL); q_scale is q's standard deviation
+    (k's and v's is 1): wider scores, a peakier softmax. The other options are Options'."""
+
     def __init__(self, label, dtypes, batch, q_len, kv_len, q_heads, kv_heads, head_dim,
                  layout=("bshd", 0), lse="contiguous", q_scale=1.5, **options):
         self.label, self.dtypes = label, dtypes
