@@ -15,9 +15,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
 sys.path.insert(0, HERE)
 
-from ops import activation, adamw, embedding, kv_cache, matmul, norm, rope  # noqa: E402
+from ops import activation, adamw, attention, embedding, kv_cache, matmul, norm, rope  # noqa: E402
 
-OPS = [norm, activation, rope, embedding, kv_cache, adamw, matmul]
+OPS = [norm, activation, rope, embedding, kv_cache, adamw, matmul, attention]
 
 
 def main():

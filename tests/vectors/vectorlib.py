@@ -3,6 +3,7 @@ Case, which collects one manifest line and its .npy files. The format is in READ
 cases live in ops/<op>.py and generate.py writes them all.
 """
 import hashlib
+import math
 
 import numpy as np
 
@@ -52,6 +53,12 @@ def storage(dtype, values):
         assert np.all(bits & 0xFFFF == 0), "value not representable in bf16"
         return (bits >> 16).astype(np.uint16)
     raise ValueError(dtype)
+
+
+def round_up(value):
+    """A tolerance rounded up to 3 significant digits, as the manifest writes it."""
+    scale = 10.0 ** (math.floor(math.log10(value)) - 2)
+    return float(f"{math.ceil(value / scale - 1e-9) * scale:.3g}")
 
 
 # --- views -------------------------------------------------------------------------------------

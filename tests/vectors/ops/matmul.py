@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ops.activation import ACTIVATIONS, activate
-from vectorlib import ATOL, RTOL, Case, buffer_length, round_to
+from vectorlib import ATOL, RTOL, Case, buffer_length, round_to, round_up
 
 DTYPES = ["f32", "f16", "bf16"]
 
@@ -73,9 +73,7 @@ def tolerance(dtype, bound):
     """atol for an output whose elements may be off by `bound` (an array) beyond their own
     rounding, which rtol covers: the dtype's usual atol plus the largest bound, rounded up to 3
     significant digits."""
-    total = ATOL[dtype] + float(np.max(bound, initial=0.0))
-    scale = 10.0 ** (math.floor(math.log10(total)) - 2)
-    return float(f"{math.ceil(total / scale - 1e-9) * scale:.3g}")
+    return round_up(ATOL[dtype] + float(np.max(bound, initial=0.0)))
 
 
 # --- matmul --------------------------------------------------------------------------------------
