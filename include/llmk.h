@@ -584,13 +584,15 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_gated_mlp(llmk_context* ctx, const llmk
  * and [q_heads, total_q] for llmk_attention_varlen (flash-attention's layouts), any strides.
  *
  * Dropout (for fine-tuning; off by default) zeroes each probability with probability dropout_p
- * and scales the kept ones by 1 / (1 - dropout_p); lse is that of the scores, before dropout.
+ * and scales the kept ones by 1 / (1 - dropout_p); lse is that of the scores, before dropout
+ * (a query whose visible keys are all dropped gets O = 0 and a finite lse).
  * The mask is a function of the seed and offset alone, the same on both backends: with Philox
  * 4x32-10 (Salmon et al. 2011), key (low, high 32 bits of dropout_seed) and counter
  * (j / 4, i, s * q_heads + h, dropout_offset) for sequence s and query head h, the element is
  * dropped when word j % 4 of the output is below floor(dropout_p * 2^32).
  *
  * o overlaps no input and lse overlaps nothing. No queries (or batch 0) is a successful no-op.
+ * Rows of o and lse past cu_seqlens_q[batch] are left as they are.
  * On a CPU context llmk_attention_varlen checks cu_seqlens on the host (non-decreasing, from 0,
  * ending at most at total_q and total_k, no query sequence longer than max_seqlen_q) and refuses
  * bad ones with LLMK_ERROR_INVALID_VALUE before writing anything. A CUDA context does not read
