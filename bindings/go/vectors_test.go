@@ -2,9 +2,10 @@ package llmk_test
 
 // The runner of the shared test vectors (tests/vectors/README.md): the same cases as the C++
 // tests (tests/common/vectors.cpp) and the other bindings, with the same buffer, view, NaN-poison
-// and tolerance rules. FFN and GatedMLP get a workspace of the size their size query returns, from
-// llmk_malloc on the context, every byte 0xff (NaN in each float dtype); matmul cases also check
-// what MatmulPathFor says of the call.
+// and tolerance rules: an expected infinity (the lse of an attention query that sees no key)
+// matches only the same infinity, and NaN never passes. FFN and GatedMLP get a workspace of the
+// size their size query returns, from llmk_malloc on the context, every byte 0xff (NaN in each
+// float dtype); matmul cases also check what MatmulPathFor says of the call.
 
 import (
 	"bufio"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"llmk.dev/llmk"
 )
@@ -131,6 +133,28 @@ func (f *configFields) int64(key string, field *int64) {
 	}
 }
 
+func (f *configFields) uint32(key string, field *uint32) {
+	if f.err == nil && f.c.has(key) {
+		var n int64
+		if n, f.err = f.c.integer(key); f.err == nil && (n < 0 || n > math.MaxUint32) {
+			f.err = fmt.Errorf("%s=%d does not fit in a uint32", key, n)
+		}
+		*field = uint32(n)
+	}
+}
+
+// uint64 parses a uint64 field; the vectors keep such values below 2^53, so that they survive a
+// float64 on their way (as integer accepts).
+func (f *configFields) uint64(key string, field *uint64) {
+	if f.err == nil && f.c.has(key) {
+		var n int64
+		if n, f.err = f.c.integer(key); f.err == nil && n < 0 {
+			f.err = fmt.Errorf("%s=%d is negative", key, n)
+		}
+		*field = uint64(n)
+	}
+}
+
 func (f *configFields) float32(key string, field *float32) {
 	if f.err == nil && f.c.has(key) {
 		var v float64
@@ -203,6 +227,20 @@ func adamWConfig(c vectorCase) (llmk.AdamWConfig, error) {
 	f.float("eps", &config.Eps)
 	f.float("weight_decay", &config.WeightDecay)
 	f.int64("step", &config.Step)
+	return config, f.err
+}
+
+func attentionConfig(c vectorCase) (llmk.AttentionConfig, error) {
+	config := llmk.DefaultAttentionConfig()
+	f := configFields{c: c}
+	f.float32("scale", &config.Scale)
+	f.flag("causal", &config.Causal)
+	f.int32("window_left", &config.WindowLeft)
+	f.int32("window_right", &config.WindowRight)
+	f.float32("softcap", &config.Softcap)
+	f.float32("dropout_p", &config.DropoutP)
+	f.uint32("dropout_offset", &config.DropoutOffset)
+	f.uint64("dropout_seed", &config.DropoutSeed)
 	return config, f.err
 }
 
@@ -347,6 +385,41 @@ func (a hostArray) clone() hostArray {
 	}
 }
 
+// alignedClone is a copy of a whose first element lies on 16 bytes.
+func (a hostArray) alignedClone() hostArray {
+	c := hostArray{dtype: a.dtype}
+	switch {
+	case a.f32 != nil:
+		c.f32 = alignedSlice(a.f32)
+	case a.u16 != nil:
+		c.u16 = alignedSlice(a.u16)
+	case a.i32 != nil:
+		c.i32 = alignedSlice(a.i32)
+	case a.i64 != nil:
+		c.i64 = alignedSlice(a.i64)
+	}
+	return c
+}
+
+// alignedSlice copies s into a window of a larger allocation that starts on 16 bytes (nil for an
+// empty s, as clone gives).
+func alignedSlice[E any](s []E) []E {
+	if len(s) == 0 {
+		return nil
+	}
+	var zero E
+	size := int(unsafe.Sizeof(zero))
+	spare := 16 / size
+	raw := make([]E, len(s)+spare)
+	start := 0
+	for uintptr(unsafe.Pointer(&raw[start]))%16 != 0 {
+		start++
+	}
+	out := raw[start : start+len(s) : start+len(s)]
+	copy(out, s)
+	return out
+}
+
 func (a hostArray) value(i int) float64 {
 	switch a.dtype {
 	case llmk.F16:
@@ -434,7 +507,11 @@ type goSlices struct{}
 
 type sliceBuffer struct{ a hostArray }
 
-func (goSlices) place(contents hostArray) (buffer, error) { return sliceBuffer{contents.clone()}, nil }
+// place copies contents into Go memory that starts on 16 bytes: Go promises only the element
+// alignment, and attention takes no less than 16 bytes.
+func (goSlices) place(contents hostArray) (buffer, error) {
+	return sliceBuffer{contents.alignedClone()}, nil
+}
 
 func (b sliceBuffer) tensor(offset int64, shape, strides []int64) (llmk.Tensor, error) {
 	return b.a.tensor(offset, shape, strides)
@@ -495,6 +572,8 @@ var opRoles = map[string][]string{
 	"matmul":               {"a", "b", "c", "bias", "d"},
 	"ffn":                  {"x", "w1", "b1", "w2", "b2", "y"},
 	"gated_mlp":            {"x", "w_gate", "w_up", "w_down", "y"},
+	"attention":            {"q", "k", "v", "o", "lse"},
+	"attention_varlen":     {"q", "k", "v", "cu_seqlens_q", "cu_seqlens_k", "o", "lse"},
 }
 
 // role is one tensor argument of a case: a view into the backing buffer of `owner`, which is the
@@ -612,8 +691,7 @@ func checkView(t *testing.T, c vectorCase, r *role, after hostArray, dir string,
 		}
 		checked[offset] = true
 		got := after.value(int(offset))
-		finite := !math.IsNaN(got) && !math.IsInf(got, 0)
-		if finite && math.Abs(got-expect) <= atol+rtol*math.Abs(expect) {
+		if matches(got, expect, rtol, atol) {
 			continue
 		}
 		if bad++; bad <= 3 {
@@ -623,6 +701,17 @@ func checkView(t *testing.T, c vectorCase, r *role, after hostArray, dir string,
 	if bad > 0 {
 		t.Errorf("%s: %d of %d elements off (rtol %g, atol %g)", r.name, bad, len(expected), rtol, atol)
 	}
+}
+
+// matches says whether an output element passes: an expected infinity only as the same
+// infinity, any other expected value within atol + rtol * |expect| of a finite got. NaN never
+// passes.
+func matches(got, expect, rtol, atol float64) bool {
+	if math.IsInf(expect, 0) {
+		return got == expect
+	}
+	finite := !math.IsNaN(got) && !math.IsInf(got, 0)
+	return finite && math.Abs(got-expect) <= atol+rtol*math.Abs(expect)
 }
 
 func runCase(t *testing.T, ctx *llmk.Context, mem memory, dir string, c vectorCase) {
@@ -822,6 +911,22 @@ func callOp(ctx *llmk.Context, c vectorCase, op string, roles map[string]*role) 
 		}
 		// The op may still use the workspace on a CUDA stream: wait before freeing it.
 		return ctx.Synchronize(nil)
+	case "attention", "attention_varlen":
+		config, err := attentionConfig(c)
+		if err != nil {
+			return err
+		}
+		if op == "attention" {
+			return llmk.Attention(ctx, config, tensor("q"), tensor("k"), tensor("v"), tensor("o"),
+				optional("lse"), nil)
+		}
+		maxSeqlenQ, err := c.integer("max_seqlen_q")
+		if err != nil {
+			return err
+		}
+		return llmk.AttentionVarlen(ctx, config, tensor("q"), tensor("k"), tensor("v"),
+			tensor("cu_seqlens_q"), tensor("cu_seqlens_k"), maxSeqlenQ, tensor("o"),
+			optional("lse"), nil)
 	}
 	return fmt.Errorf("the runner does not call op %q", op)
 }

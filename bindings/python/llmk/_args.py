@@ -68,8 +68,13 @@ def enum_arg(value: Any) -> int:
     return operator.index(value)
 
 
+# The integer field types of the config structs: (signed, bits).
+_INTEGER_FIELDS = {ctypes.c_int32: (True, 32), ctypes.c_int64: (True, 64),
+                   ctypes.c_uint32: (False, 32), ctypes.c_uint64: (False, 64)}
+
+
 def config_struct(config: Any, struct_type: Type[Struct], init: Callable[[Any], None]) -> Struct:
-    """The C struct of a config object (RopeConfig, AdamWConfig: an attribute per field after
+    """The C struct of a config object (RopeConfig, AdamWConfig, ...: an attribute per field after
     struct_size, under the C names): filled by its llmk_*_config_init, so that defaults and
     struct_size come from the loaded library, then with every attribute that is not None.
 
@@ -82,11 +87,13 @@ def config_struct(config: Any, struct_type: Type[Struct], init: Callable[[Any], 
         value = getattr(config, name)
         if value is None:
             continue
-        if field_type in (ctypes.c_int32, ctypes.c_int64):
+        if field_type in _INTEGER_FIELDS:
             value = operator.index(value)
-            bits = 8 * ctypes.sizeof(field_type)
-            if not -(1 << (bits - 1)) <= value < (1 << (bits - 1)):
-                raise OverflowError(f"{name} = {value} does not fit in int{bits}")
+            signed, bits = _INTEGER_FIELDS[field_type]
+            low, high = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+            if not low <= value < high:
+                raise OverflowError(
+                    f"{name} = {value} does not fit in {'' if signed else 'u'}int{bits}")
         else:
             value = float(value)
         setattr(struct, name, value)

@@ -86,6 +86,22 @@ class MlpConfigStruct(ctypes.Structure):
     ]
 
 
+class AttentionConfigStruct(ctypes.Structure):
+    """llmk_attention_config, field for field."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("scale", ctypes.c_float),
+        ("causal", ctypes.c_int32),
+        ("window_left", ctypes.c_int32),
+        ("window_right", ctypes.c_int32),
+        ("softcap", ctypes.c_float),
+        ("dropout_p", ctypes.c_float),
+        ("dropout_offset", ctypes.c_uint32),
+        ("dropout_seed", ctypes.c_uint64),
+    ]
+
+
 # C enums (llmk_status, llmk_dtype, llmk_backend, llmk_activation) are int-sized on every platform
 # llmk targets.
 _enum = ctypes.c_int
@@ -95,6 +111,7 @@ _rope_config = ctypes.POINTER(RopeConfigStruct)
 _adamw_config = ctypes.POINTER(AdamWConfigStruct)
 _matmul_config = ctypes.POINTER(MatmulConfigStruct)
 _mlp_config = ctypes.POINTER(MlpConfigStruct)
+_attention_config = ctypes.POINTER(AttentionConfigStruct)
 _int64_out = ctypes.POINTER(ctypes.c_int64)
 
 # name: (restype, argtypes), in the order of llmk.h.
@@ -145,6 +162,12 @@ _PROTOTYPES = {
     "llmk_gated_mlp": (
         _enum, [_opaque, _mlp_config, _tensor, _tensor, _tensor, _tensor, _enum, _opaque,
                 ctypes.c_size_t, _tensor, _opaque]),
+    "llmk_attention_config_init": (None, [_attention_config]),
+    "llmk_attention": (
+        _enum, [_opaque, _attention_config, _tensor, _tensor, _tensor, _tensor, _tensor, _opaque]),
+    "llmk_attention_varlen": (
+        _enum, [_opaque, _attention_config, _tensor, _tensor, _tensor, _tensor, _tensor,
+                ctypes.c_int64, _tensor, _tensor, _opaque]),
     "llmk_adamw_config_init": (None, [_adamw_config]),
     "llmk_adamw_step": (
         _enum, [_opaque, _adamw_config, _tensor, _tensor, _tensor, _tensor, _opaque]),

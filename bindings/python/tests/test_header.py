@@ -7,7 +7,8 @@ import pytest
 
 import llmk
 from llmk._library import (_PROTOTYPES, ABI_VERSION, MAX_DIMS, AdamWConfigStruct,
-                           MatmulConfigStruct, MlpConfigStruct, RopeConfigStruct, TensorStruct, lib)
+                           AttentionConfigStruct, MatmulConfigStruct, MlpConfigStruct,
+                           RopeConfigStruct, TensorStruct, lib)
 from vector_cases import VECTORS_DIR
 
 HEADER = VECTORS_DIR.parents[1] / "include" / "llmk.h"
@@ -57,7 +58,8 @@ def test_constants_and_tensor_layout(header):
 
 
 C_TYPES = {"size_t": ctypes.c_size_t, "int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64,
-           "float": ctypes.c_float, "double": ctypes.c_double}
+           "uint32_t": ctypes.c_uint32, "uint64_t": ctypes.c_uint64, "float": ctypes.c_float,
+           "double": ctypes.c_double}
 
 
 @pytest.mark.parametrize("c_name, struct, init, config", [
@@ -65,6 +67,8 @@ C_TYPES = {"size_t": ctypes.c_size_t, "int32_t": ctypes.c_int32, "int64_t": ctyp
     ("llmk_adamw_config", AdamWConfigStruct, lib.llmk_adamw_config_init, llmk.AdamWConfig),
     ("llmk_matmul_config", MatmulConfigStruct, lib.llmk_matmul_config_init, llmk.MatmulConfig),
     ("llmk_mlp_config", MlpConfigStruct, lib.llmk_mlp_config_init, llmk.MlpConfig),
+    ("llmk_attention_config", AttentionConfigStruct, lib.llmk_attention_config_init,
+     llmk.AttentionConfig),
 ])
 def test_config_structs(header, c_name, struct, init, config):
     body = re.search(rf"typedef struct {c_name} \{{(.*?)\}}", header, re.S).group(1)

@@ -1,7 +1,8 @@
-"""Rejected calls of the activation, RoPE, embedding, KV-cache, matmul, MLP and AdamW ops: llmk's
+"""Rejected calls of the activation, RoPE, embedding, KV-cache, matmul, MLP, attention and AdamW ops: llmk's
 status and a message naming the argument, outputs left untouched, and what the binding refuses
 itself."""
 import ctypes
+import re
 
 import numpy as np
 import pytest
@@ -675,6 +676,251 @@ def test_gated_mlp_non_contiguous_weight_rows(cpu):
         gated_workspace(cpu, x, w_gate), y))
 
 
+# --- attention and attention_varlen ------------------------------------------------------------
+
+A_BATCH, Q_LEN, KV_LEN, Q_HEADS, A_KV_HEADS, A_HEAD_DIM = 2, 3, 5, 4, 2, 64
+F16 = np.float16
+
+
+def aligned(shape, dtype=F16, fill=None, seed=0, offset=0):
+    """An array whose data starts `offset` elements past 64-byte alignment (attention wants its
+    data pointers on 16 bytes): normal values, or `fill`."""
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    storage = aligned_bytes((count + offset) * dtype.itemsize).view(dtype)[offset:]
+    array = storage.reshape(shape)
+    array[...] = normal(*shape, seed=seed) if fill is None else fill
+    return array
+
+
+def attention_inputs(dtype=F16, q_len=Q_LEN, head_dim=A_HEAD_DIM):
+    """q, k, v, o (7s) and lse (7s) of a padded batch."""
+    return (aligned((A_BATCH, q_len, Q_HEADS, head_dim), dtype, seed=1),
+            aligned((A_BATCH, KV_LEN, A_KV_HEADS, head_dim), dtype, seed=2),
+            aligned((A_BATCH, KV_LEN, A_KV_HEADS, head_dim), dtype, seed=3),
+            aligned((A_BATCH, q_len, Q_HEADS, head_dim), dtype, fill=7),
+            np.full((A_BATCH, Q_HEADS, q_len), 7, np.float32))
+
+
+def bf16_view(array):
+    """The bits of an f16 array read as bf16: the same shape, another dtype."""
+    return llmk.Tensor.from_numpy(array.view(np.uint16), dtype=llmk.DType.BF16)
+
+
+def untouched(*arrays):
+    return all((array == 7).all() for array in arrays)
+
+
+def test_attention_valid_call_writes_its_outputs(cpu):
+    q, k, v, o, lse = attention_inputs()
+    llmk.attention(cpu, None, q, k, v, o, lse)
+    assert not untouched(o) and not untouched(lse)
+
+
+def test_attention_null_data(cpu):
+    _, k, v, o, lse = attention_inputs()
+    llmk_error(llmk.Status.NULL_POINTER, "q", lambda: llmk.attention(
+        cpu, None, null(llmk.DType.F16, A_BATCH, Q_LEN, Q_HEADS, A_HEAD_DIM), k, v, o, lse))
+    assert untouched(o, lse)
+
+
+def test_attention_unsupported_dtype(cpu):
+    q, k, v, o, lse = attention_inputs(np.float32)
+    llmk_error(llmk.Status.UNSUPPORTED_DTYPE, "q", lambda: llmk.attention(cpu, None, q, k, v, o))
+
+
+def test_attention_dtype_mismatch(cpu):
+    q, k, v, o, lse = attention_inputs()
+    llmk_error(llmk.Status.DTYPE_MISMATCH, "v", lambda: llmk.attention(
+        cpu, None, q, k, bf16_view(v), o, lse))
+    llmk_error(llmk.Status.DTYPE_MISMATCH, "o", lambda: llmk.attention(
+        cpu, None, q, k, v, bf16_view(o), lse))
+    assert untouched(o, lse)
+
+
+def test_attention_lse_dtype(cpu):
+    q, k, v, o, lse = attention_inputs()
+    llmk_error(llmk.Status.UNSUPPORTED_DTYPE, "lse", lambda: llmk.attention(
+        cpu, None, q, k, v, o, aligned(lse.shape, F16, fill=7)))
+    assert untouched(o, lse)
+
+
+def test_attention_shape_mismatch(cpu):
+    q, k, v, o, lse = attention_inputs()
+    short_v = v[:, :KV_LEN - 1]
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "v", lambda: llmk.attention(
+        cpu, None, q, k, short_v, o, lse))
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "o", lambda: llmk.attention(
+        cpu, None, q, k, v, o[:, :Q_LEN - 1], lse))
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "lse", lambda: llmk.attention(
+        cpu, None, q, k, v, o, lse[:, :, :Q_LEN - 1]))
+    assert untouched(o, lse)
+
+
+def test_attention_negative_stride(cpu):
+    q, k, v, o, lse = attention_inputs()
+    llmk_error(llmk.Status.INVALID_STRIDE, "k", lambda: llmk.attention(
+        cpu, None, q, k[::-1], v, o, lse))
+    assert untouched(o, lse)
+
+
+def test_attention_head_dim_it_does_not_take(cpu):
+    q, k, v, o, lse = attention_inputs(head_dim=32)
+    with pytest.raises(llmk.LlmkError) as info:
+        llmk.attention(cpu, None, q, k, v, o, lse)
+    assert info.value.status is llmk.Status.UNSUPPORTED, info.value
+    assert info.value.message.startswith("attention: "), info.value.message
+    assert untouched(o, lse)
+
+
+def test_attention_misaligned_views(cpu):
+    q, k, v, o, lse = attention_inputs()
+    # q's data 2 bytes past 16-byte alignment (aligned to its elements, as every view must be).
+    shifted = aligned(q.shape, offset=1, seed=1)
+    llmk_error(llmk.Status.MISALIGNED, "q", lambda: llmk.attention(
+        cpu, None, shifted, k, v, o, lse))
+    # k's rows 4 elements apart beyond head_dim * kv_heads: a stride that is no multiple of 8.
+    padded = aligned((A_BATCH, KV_LEN, A_KV_HEADS * A_HEAD_DIM + 4), seed=2)
+    k_rows = padded[:, :, :A_KV_HEADS * A_HEAD_DIM].reshape(A_BATCH, KV_LEN, A_KV_HEADS,
+                                                            A_HEAD_DIM)
+    assert k_rows.strides[1] // 2 % 8 != 0
+    llmk_error(llmk.Status.MISALIGNED, "k", lambda: llmk.attention(
+        cpu, None, q, k_rows, v, o, lse))
+    assert untouched(o, lse)
+
+
+def test_attention_outputs_overlapping(cpu):
+    q, k, v, o, lse = attention_inputs()
+    llmk_error(llmk.Status.OVERLAP, "o", lambda: llmk.attention(cpu, None, q, k, v, q, lse))
+    # lse in the first bytes of o's memory.
+    lse_in_o = o.reshape(-1).view(np.float32)[:lse.size].reshape(lse.shape)
+    llmk_error(llmk.Status.OVERLAP, "lse", lambda: llmk.attention(
+        cpu, None, q, k, v, o, lse_in_o))
+    assert untouched(o)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("scale", -1.0), ("scale", float("nan")), ("softcap", -1.0), ("softcap", float("inf")),
+    ("dropout_p", 1.0), ("dropout_p", -0.1), ("window_left", -2), ("window_right", -5)])
+def test_attention_config_out_of_range(cpu, field, value):
+    q, k, v, o, lse = attention_inputs()
+    llmk_error(llmk.Status.INVALID_VALUE, field, lambda: llmk.attention(
+        cpu, llmk.AttentionConfig(**{field: value}), q, k, v, o, lse))
+    assert untouched(o, lse)
+
+
+def test_attention_null_and_uninitialized_config_at_the_c_level(cpu):
+    from llmk._args import tensor_arg
+    from llmk._errors import check
+    from llmk._library import AttentionConfigStruct, lib
+
+    q, k, v, o, _ = attention_inputs()
+    args = [tensor_arg(t) for t in (q, k, v, o)]
+    llmk_error(llmk.Status.NULL_POINTER, "config", lambda: check(lib.llmk_attention(
+        cpu.handle, None, *args, None, None)))
+    config = AttentionConfigStruct()  # struct_size 0: llmk_attention_config_init was not called
+    llmk_error(llmk.Status.INVALID_VALUE, "struct_size", lambda: check(lib.llmk_attention(
+        cpu.handle, ctypes.byref(config), *args, None, None)))
+    assert untouched(o)
+
+
+def test_attention_arguments_the_binding_refuses(cpu):
+    q, k, v, o, lse = attention_inputs()
+    for field, value in [("dropout_seed", -1), ("dropout_seed", 1 << 64),
+                         ("dropout_offset", 1 << 32), ("window_left", 1 << 31)]:
+        with pytest.raises(OverflowError, match=field):
+            llmk.attention(cpu, llmk.AttentionConfig(**{field: value}), q, k, v, o, lse)
+    with pytest.raises(TypeError):
+        llmk.attention(cpu, llmk.AttentionConfig(window_right=0.5), q, k, v, o, lse)
+    with pytest.raises(ValueError, match="out is read-only"):
+        llmk.attention(cpu, None, q, k, v, read_only(o.copy()), lse)
+    with pytest.raises(ValueError, match="lse is read-only"):
+        llmk.attention(cpu, None, q, k, v, o, read_only(lse.copy()))
+    assert untouched(o, lse)
+
+
+# Three packed sequences: 3, 1 and 2 queries over 4, 0 and 3 keys.
+CU_Q, CU_K = (0, 3, 4, 6), (0, 4, 4, 7)
+
+
+def varlen_inputs(dtype=F16):
+    """q, k, v, o (7s) and lse (7s) of the packed sequences of CU_Q and CU_K."""
+    total_q, total_k = CU_Q[-1], CU_K[-1]
+    return (aligned((total_q, Q_HEADS, A_HEAD_DIM), dtype, seed=4),
+            aligned((total_k, A_KV_HEADS, A_HEAD_DIM), dtype, seed=5),
+            aligned((total_k, A_KV_HEADS, A_HEAD_DIM), dtype, seed=6),
+            aligned((total_q, Q_HEADS, A_HEAD_DIM), dtype, fill=7),
+            np.full((Q_HEADS, total_q), 7, np.float32))
+
+
+def cu(values, dtype=np.int32):
+    return np.array(values, dtype=dtype)
+
+
+def test_attention_varlen_valid_call_writes_its_outputs(cpu):
+    q, k, v, o, lse = varlen_inputs()
+    llmk.attention_varlen(cpu, llmk.AttentionConfig(causal=True), q, k, v, cu(CU_Q), cu(CU_K), 3,
+                          o, lse)
+    assert not untouched(o) and not untouched(lse)
+    assert (lse[:, 3] == -np.inf).all()  # the sequence with no keys
+
+
+def test_attention_varlen_null_data(cpu):
+    q, k, v, o, lse = varlen_inputs()
+    llmk_error(llmk.Status.NULL_POINTER, "cu_seqlens_k", lambda: llmk.attention_varlen(
+        cpu, None, q, k, v, cu(CU_Q), null(llmk.DType.I32, len(CU_K)), 3, o, lse))
+    assert untouched(o, lse)
+
+
+def test_attention_varlen_dtype_and_shape_of_cu_seqlens(cpu):
+    q, k, v, o, lse = varlen_inputs()
+    llmk_error(llmk.Status.UNSUPPORTED_DTYPE, "cu_seqlens_q", lambda: llmk.attention_varlen(
+        cpu, None, q, k, v, cu(CU_Q, np.int64), cu(CU_K), 3, o, lse))
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "cu_seqlens_k", lambda: llmk.attention_varlen(
+        cpu, None, q, k, v, cu(CU_Q), cu(CU_K[:-1]), 3, o, lse))
+    llmk_error(llmk.Status.SHAPE_MISMATCH, "lse", lambda: llmk.attention_varlen(
+        cpu, None, q, k, v, cu(CU_Q), cu(CU_K), 3, o, lse[:, :-1]))
+    assert untouched(o, lse)
+
+
+@pytest.mark.parametrize("role, cu_q, cu_k", [
+    ("cu_seqlens_q", (0, 3, 2, 6), CU_K),   # decreasing
+    ("cu_seqlens_q", (1, 3, 4, 6), CU_K),   # not from 0
+    ("cu_seqlens_q", (0, 3, 4, 7), CU_K),   # beyond total_q
+    ("cu_seqlens_k", CU_Q, (0, 4, 8, 7)),   # beyond total_k, and decreasing
+    ("cu_seqlens_k", CU_Q, (0, 5, 4, 7)),   # decreasing
+], ids=["q_decreasing", "q_not_from_0", "q_beyond_total", "k_beyond_total", "k_decreasing"])
+def test_attention_varlen_bad_offsets(cpu, role, cu_q, cu_k):
+    q, k, v, o, lse = varlen_inputs()
+    llmk_error(llmk.Status.INVALID_VALUE, role, lambda: llmk.attention_varlen(
+        cpu, None, q, k, v, cu(cu_q), cu(cu_k), 3, o, lse))
+    assert untouched(o, lse), "a refused call wrote o or lse"
+
+
+def test_attention_varlen_max_seqlen_q(cpu):
+    q, k, v, o, lse = varlen_inputs()
+    # The first sequence has 3 queries: 2 is too few.
+    with pytest.raises(llmk.LlmkError) as info:
+        llmk.attention_varlen(cpu, None, q, k, v, cu(CU_Q), cu(CU_K), 2, o, lse)
+    assert info.value.status is llmk.Status.INVALID_VALUE, info.value
+    assert re.search(r"\b(max_seqlen_q|cu_seqlens_q)\b", info.value.message), info.value.message
+    llmk_error(llmk.Status.INVALID_VALUE, "max_seqlen_q", lambda: llmk.attention_varlen(
+        cpu, None, q, k, v, cu(CU_Q), cu(CU_K), 0, o, lse))
+    with pytest.raises(OverflowError, match="max_seqlen_q"):
+        llmk.attention_varlen(cpu, None, q, k, v, cu(CU_Q), cu(CU_K), 1 << 63, o, lse)
+    assert untouched(o, lse)
+
+
+def test_attention_varlen_config_and_read_only_lse(cpu):
+    q, k, v, o, lse = varlen_inputs()
+    llmk_error(llmk.Status.INVALID_VALUE, "softcap", lambda: llmk.attention_varlen(
+        cpu, llmk.AttentionConfig(softcap=-2.0), q, k, v, cu(CU_Q), cu(CU_K), 3, o, lse))
+    with pytest.raises(ValueError, match="lse is read-only"):
+        llmk.attention_varlen(cpu, None, q, k, v, cu(CU_Q), cu(CU_K), 3, o,
+                              read_only(lse.copy()))
+    assert untouched(o, lse)
+
+
 # --- host memory on a CUDA context -------------------------------------------------------------
 
 VALID_HOST_CALLS = {
@@ -699,6 +945,11 @@ VALID_HOST_CALLS = {
         ctx, None, *ffn_inputs()[:5], GELU, aligned_bytes(1 << 16), ffn_inputs()[5])),
     "gated_mlp": (("x", "w_gate", "w_up", "w_down", "y", "workspace"), lambda ctx: llmk.gated_mlp(
         ctx, None, *gated_inputs()[:4], SILU, aligned_bytes(1 << 16), gated_inputs()[4])),
+    "attention": (("q", "k", "v", "o", "lse"), lambda ctx: llmk.attention(
+        ctx, None, *attention_inputs())),
+    "attention_varlen": (("q", "k", "v", "cu_seqlens_q", "cu_seqlens_k", "o", "lse"), lambda ctx:
+                         llmk.attention_varlen(ctx, None, *varlen_inputs()[:3], cu(CU_Q),
+                                               cu(CU_K), 3, *varlen_inputs()[3:])),
 }
 
 

@@ -1,6 +1,7 @@
-"""The activation, RoPE, embedding, KV-cache, matmul, MLP and AdamW ops through the Python API: enums and
+"""The activation, RoPE, embedding, KV-cache, matmul, MLP, attention and AdamW ops through the Python API: enums and
 configs, numpy arrays on the CPU context against float64 references, and (where torch with CUDA
 is importable) torch tensors on the CUDA context against torch."""
+import ctypes
 import math
 
 import numpy as np
@@ -56,6 +57,22 @@ def test_matmul_configs_take_the_librarys_defaults():
         1.0, 0.0, llmk.Activation.IDENTITY, 0, llmk.MatmulPath.AUTO)
     mlp = llmk.MlpConfig()._struct()
     assert (mlp.allow_tf32, mlp.path) == (0, llmk.MatmulPath.AUTO)
+
+
+def test_attention_config_takes_the_librarys_defaults():
+    config = llmk.AttentionConfig()._struct()
+    assert config.struct_size == ctypes.sizeof(config)
+    assert (config.scale, config.causal, config.window_left, config.window_right, config.softcap,
+            config.dropout_p, config.dropout_offset, config.dropout_seed) == (
+        0.0, 0, -1, -1, 0.0, 0.0, 0, 0)
+
+
+def test_attention_config_sets_only_what_is_given():
+    config = llmk.AttentionConfig(causal=True, window_left=128, dropout_seed=2**53 - 1,
+                                  dropout_offset=2**32 - 1)._struct()
+    assert (config.scale, config.causal, config.window_left, config.window_right) == (0, 1, 128, -1)
+    assert (config.dropout_seed, config.dropout_offset) == (2**53 - 1, 2**32 - 1)
+    assert llmk.AttentionConfig(dropout_seed=2**64 - 1)._struct().dropout_seed == 2**64 - 1
 
 
 # --- activations -------------------------------------------------------------------------------
@@ -402,6 +419,155 @@ def test_gated_mlp_f16_rounds_the_intermediate(cpu):
     np.testing.assert_allclose(out, expected, rtol=2**-9, atol=2e-3)
 
 
+# --- attention ---------------------------------------------------------------------------------
+
+
+def aligned_empty(shape, dtype, alignment=64):
+    """An uninitialized C-order array whose data starts on `alignment` bytes (attention wants 16)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    storage = np.empty(nbytes + alignment, np.uint8)
+    start = -storage.ctypes.data % alignment
+    return storage[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def aligned_normal(*shape, dtype=np.float16, seed=0, scale=1.0):
+    out = aligned_empty(shape, dtype)
+    out[...] = scale * normal(*shape, seed=seed)
+    return out
+
+
+def attention_reference(q, k, v, scale=None, causal=False, window_left=-1, window_right=-1,
+                        softcap=0.0):
+    """llmk.h's attention of one sequence in float64: q [q_len, H, D], k and v [kv_len, KH, D];
+    returns out [q_len, H, D] and lse [H, q_len] (-inf, with out 0, where no key is visible)."""
+    q, k, v = (np.asarray(t, F64) for t in (q, k, v))
+    q_len, heads, head_dim = q.shape
+    kv_len, kv_heads, _ = k.shape
+    scale = 1 / math.sqrt(head_dim) if scale is None else scale
+    if causal:
+        window_right = 0
+    out, lse = np.zeros(q.shape), np.full((heads, q_len), -np.inf)
+    position = np.arange(q_len)[:, None] + kv_len - q_len
+    key = np.arange(kv_len)[None, :]
+    visible = np.ones((q_len, kv_len), bool)
+    if window_right >= 0:
+        visible &= key <= position + window_right
+    if window_left >= 0:
+        visible &= key >= position - window_left
+    for h in range(heads):
+        kh = h // (heads // kv_heads)
+        scores = scale * q[:, h] @ k[:, kh].T
+        if softcap > 0:
+            scores = softcap * np.tanh(scores / softcap)
+        scores = np.where(visible, scores, -np.inf)
+        for i in range(q_len):
+            if not visible[i].any():
+                continue
+            top = scores[i].max()
+            weights = np.exp(scores[i] - top)
+            lse[h, i] = top + math.log(weights.sum())
+            out[i, h] = weights / weights.sum() @ v[:, kh]
+    return out, lse
+
+
+# f16 outputs: twice the rounding of the result (as the vectors' rule), plus a small floor.
+ATTENTION_RTOL, ATTENTION_ATOL = 2.0 ** -10, 1e-4
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"causal": True}, {"window_left": 2, "window_right": 1}, {"softcap": 2.0, "scale": 0.3},
+], ids=["full", "causal", "window", "softcap"])
+def test_attention_matches_a_float64_reference(cpu, options):
+    batch, q_len, kv_len, heads, kv_heads, head_dim = 2, 5, 7, 4, 2, 64
+    q = aligned_normal(batch, q_len, heads, head_dim, seed=1)
+    k = aligned_normal(batch, kv_len, kv_heads, head_dim, seed=2)
+    v = aligned_normal(batch, kv_len, kv_heads, head_dim, seed=3)
+    out = aligned_empty(q.shape, np.float16)
+    lse = np.full((batch, heads, q_len), np.nan, np.float32)
+    assert llmk.attention(cpu, llmk.AttentionConfig(**options), q, k, v, out, lse) is out
+    for b in range(batch):
+        want, want_lse = attention_reference(q[b], k[b], v[b], **options)
+        np.testing.assert_allclose(out[b], want, rtol=ATTENTION_RTOL, atol=ATTENTION_ATOL)
+        np.testing.assert_allclose(lse[b], want_lse, rtol=1e-5)
+
+
+def test_attention_on_a_fused_qkv_buffer_in_bf16(cpu):
+    """q, k and v as head slices of one [batch, tokens, q_heads + 2 kv_heads, head_dim] buffer of
+    bf16 bits, and no lse: views, no copies."""
+    batch, tokens, heads, kv_heads, head_dim = 1, 6, 2, 1, 128
+    values = normal(batch, tokens, heads + 2 * kv_heads, head_dim, seed=4)
+    qkv = aligned_empty(values.shape, np.uint16)
+    qkv[...] = bf16_bits(values)
+    exact = bf16_values(qkv).astype(F64)
+
+    def view(first, count):
+        return llmk.Tensor.from_numpy(qkv[:, :, first:first + count], dtype=llmk.DType.BF16)
+
+    out = aligned_empty((batch, tokens, heads, head_dim), np.uint16)
+    llmk.attention(cpu, llmk.AttentionConfig(causal=True), view(0, heads),
+                   view(heads, kv_heads), view(heads + kv_heads, kv_heads),
+                   llmk.Tensor.from_numpy(out, dtype=llmk.DType.BF16))
+    want, _ = attention_reference(exact[0, :, :heads], exact[0, :, heads:heads + kv_heads],
+                                  exact[0, :, heads + kv_heads:], causal=True)
+    np.testing.assert_allclose(bf16_values(out[0]), want, rtol=2.0 ** -7, atol=1e-4)
+
+
+def test_causal_queries_without_keys_get_zero_and_minus_infinity(cpu):
+    # Bottom-right alignment: with 4 queries and 2 keys, queries 0 and 1 see no key.
+    q, k, v = (aligned_normal(1, n, 1, 64, seed=seed) for n, seed in ((4, 5), (2, 6), (2, 7)))
+    out = aligned_empty(q.shape, np.float16)
+    lse = np.zeros((1, 1, 4), np.float32)
+    llmk.attention(cpu, llmk.AttentionConfig(causal=True), q, k, v, out, lse)
+    assert (out[0, :2] == 0).all()
+    assert (lse[0, 0, :2] == -np.inf).all() and np.isfinite(lse[0, 0, 2:]).all()
+    want, want_lse = attention_reference(q[0], k[0], v[0], causal=True)
+    np.testing.assert_allclose(out[0], want, rtol=ATTENTION_RTOL, atol=ATTENTION_ATOL)
+    np.testing.assert_allclose(lse[0], want_lse, rtol=1e-5)
+
+
+def test_attention_varlen_matches_each_sequence_alone(cpu):
+    """Three packed sequences, the second with no keys; lse in flash-attention's [heads, total_q]
+    layout, here a transposed view."""
+    q_lens, kv_lens, heads, kv_heads, head_dim = (3, 2, 4), (5, 0, 4), 2, 1, 96
+    cu_q = np.concatenate([[0], np.cumsum(q_lens)]).astype(np.int32)
+    cu_k = np.concatenate([[0], np.cumsum(kv_lens)]).astype(np.int32)
+    q = aligned_normal(cu_q[-1], heads, head_dim, seed=8)
+    k = aligned_normal(cu_k[-1], kv_heads, head_dim, seed=9)
+    v = aligned_normal(cu_k[-1], kv_heads, head_dim, seed=10)
+    out = aligned_empty(q.shape, np.float16)
+    lse_storage = np.full((cu_q[-1], heads), np.nan, np.float32)
+    config = llmk.AttentionConfig(causal=True)
+    assert llmk.attention_varlen(cpu, config, q, k, v, cu_q, cu_k, max(q_lens), out,
+                                 lse_storage.T) is out
+    lse = lse_storage.T
+    for s in range(len(q_lens)):
+        rows, keys = slice(cu_q[s], cu_q[s + 1]), slice(cu_k[s], cu_k[s + 1])
+        want, want_lse = attention_reference(q[rows], k[keys], v[keys], causal=True)
+        np.testing.assert_allclose(out[rows], want, rtol=ATTENTION_RTOL, atol=ATTENTION_ATOL)
+        np.testing.assert_allclose(lse[:, rows], want_lse, rtol=1e-5)
+    assert (out[cu_q[1]:cu_q[2]] == 0).all() and (lse[:, cu_q[1]:cu_q[2]] == -np.inf).all()
+
+
+def test_attention_dropout_is_a_function_of_seed_and_offset(cpu):
+    q, k, v = (aligned_normal(1, 8, 2, 64, seed=seed) for seed in (11, 12, 13))
+    lse_without = np.zeros((1, 2, 8), np.float32)
+    without = llmk.attention(cpu, None, q, k, v, aligned_empty(q.shape, np.float16), lse_without)
+
+    def run(**options):
+        lse = np.zeros((1, 2, 8), np.float32)
+        out = llmk.attention(cpu, llmk.AttentionConfig(dropout_p=0.5, **options), q, k, v,
+                             aligned_empty(q.shape, np.float16), lse)
+        np.testing.assert_array_equal(lse, lse_without)  # lse is that of the scores
+        return out
+
+    first = run(dropout_seed=2**40 + 3, dropout_offset=1)
+    np.testing.assert_array_equal(first, run(dropout_seed=2**40 + 3, dropout_offset=1))
+    assert not np.array_equal(first, run(dropout_seed=2**40 + 3, dropout_offset=2))
+    assert not np.array_equal(first, run(dropout_seed=4, dropout_offset=1))
+    assert not np.array_equal(first, without)
+
+
 # --- adamw_step --------------------------------------------------------------------------------
 
 # Larger than torch's defaults, so that a term missing from the update (weight decay, a bias
@@ -726,3 +892,47 @@ def test_gated_mlp_matches_torch_eager_on_cuda(cuda, torch, dtype_name, tokens, 
                          w_down.double())
     stream.synchronize()
     assert_as_close_as_torch(torch, out, expected, reference, dtype_name, "gated_mlp")
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_matches_sdpa_on_cuda(cuda, torch, dtype_name, causal):
+    """llmk's attention against torch's scaled_dot_product_attention (q_len == kv_len, where
+    torch's top-left causal mask is llmk's bottom-right one), padded and packed."""
+    F = torch.nn.functional
+    dtype = getattr(torch, dtype_name)
+    batch, tokens, heads, kv_heads, head_dim = 2, 77, 8, 2, 128
+    generator = torch.Generator(device="cuda").manual_seed(7)
+    q, k, v = (torch.randn(batch, tokens, n, head_dim, device="cuda", generator=generator)
+               .to(dtype) for n in (heads, kv_heads, kv_heads))
+
+    def sdpa(q, k, v):  # BSHD in, BSHD out; K and V repeated per query head
+        group = heads // kv_heads
+        q, k, v = (t.transpose(1, 2) for t in (q, k.repeat_interleave(group, 2),
+                                               v.repeat_interleave(group, 2)))
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal).transpose(1, 2)
+
+    expected = sdpa(q, k, v)
+    reference = sdpa(q.double(), k.double(), v.double())
+    stream = torch.cuda.current_stream()
+    config = llmk.AttentionConfig(causal=causal)
+    out = torch.full_like(q, float("nan"))
+    lse = torch.full((batch, heads, tokens), float("nan"), device="cuda")
+    llmk.attention(cuda, config, torch_view(torch, q), torch_view(torch, k), torch_view(torch, v),
+                   torch_view(torch, out), torch_view(torch, lse), stream=stream.cuda_stream)
+    # The same batch packed: [batch * tokens, heads, head_dim] views of the same memory.
+    packed = torch.full_like(q, float("nan"))
+    cu_seqlens = torch.arange(0, (batch + 1) * tokens, tokens, dtype=torch.int32, device="cuda")
+    flat = [torch_view(torch, t.reshape(batch * tokens, -1, head_dim)) for t in (q, k, v, packed)]
+    llmk.attention_varlen(cuda, config, *flat[:3], torch_view(torch, cu_seqlens),
+                          torch_view(torch, cu_seqlens), tokens, flat[3],
+                          stream=stream.cuda_stream)
+    stream.synchronize()
+    assert_as_close_as_torch(torch, out, expected, reference, dtype_name, "attention")
+    assert_as_close_as_torch(torch, packed, expected, reference, dtype_name, "attention_varlen")
+    scores = torch.einsum("bqhd,bkhd->bhqk", q.double(),
+                          k.double().repeat_interleave(heads // kv_heads, 2)) / head_dim ** 0.5
+    if causal:
+        scores = scores.masked_fill(torch.ones(tokens, tokens, dtype=torch.bool,
+                                               device="cuda").triu(1), float("-inf"))
+    torch.testing.assert_close(lse.double(), torch.logsumexp(scores, -1), rtol=1e-5, atol=1e-5)

@@ -6,14 +6,16 @@ on the context under test (host memory on the CPU, device memory on CUDA): input
 their .npy file, output buffers start as NaN. A role `R=@S` is a view into S's buffer starting at
 element R.offset. ffn and gated_mlp get a workspace of exactly the bytes their *_workspace_size
 query returns, from a DeviceBuffer on the context. After the op, per buffer: every view with an
-expect. file must match it within its rtol/atol, and every other element (gaps, inputs) must hold
-its initial bits.
+expect. file must match it within its rtol/atol (an expected infinity, such as the lse of a query
+that sees no key, only by the same infinity; NaN and other infinities never pass), and every other
+element (gaps, inputs) must hold its initial bits.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -38,6 +40,8 @@ ROLES = {
     "matmul": ("a", "b", "c", "bias", "d"),
     "ffn": ("x", "w1", "b1", "w2", "b2", "y"),
     "gated_mlp": ("x", "w_gate", "w_up", "w_down", "y"),
+    "attention": ("q", "k", "v", "o", "lse"),
+    "attention_varlen": ("q", "k", "v", "cu_seqlens_q", "cu_seqlens_k", "o", "lse"),
     "adamw_step": ("param", "grad", "exp_avg", "exp_avg_sq"),
 }
 
@@ -81,10 +85,25 @@ def _scalar(case: Dict[str, str], key: str) -> Any:
         return float(text)
 
 
+def _integer(case: Dict[str, str], key: str) -> int:
+    """An integer scalar, also when it is spelled as a whole float ("64.0", "1e+15")."""
+    value = _scalar(case, key)
+    if isinstance(value, float):
+        assert value.is_integer() and abs(value) <= 2 ** 53, f"{key}={case[key]} is no integer"
+        value = int(value)
+    return value
+
+
 def _config(config_type: type, case: Dict[str, str]) -> Any:
-    """A config (RopeConfig, AdamWConfig, MatmulConfig, MlpConfig) of the fields the case gives; the rest keep their defaults."""
-    names = (field.name for field in dataclasses.fields(config_type))
-    return config_type(**{name: _scalar(case, name) for name in names if name in case})
+    """A config (RopeConfig, AdamWConfig, MatmulConfig, MlpConfig, AttentionConfig) of the fields
+    the case gives; the rest keep their defaults. Integer fields take whole floats too."""
+    given = {}
+    for field in dataclasses.fields(config_type):
+        if field.name in case:
+            integral = re.search(r"\b(int|bool)\b", str(field.type)) is not None
+            given[field.name] = (_integer(case, field.name) if integral
+                                 else _scalar(case, field.name))
+    return config_type(**given)
 
 
 def _buffer_length(shape: Tuple[int, ...], strides: Tuple[int, ...]) -> int:
@@ -202,6 +221,13 @@ def _run_op(ctx: llmk.Context, case: Dict[str, str],
         llmk.gated_mlp(ctx, _config(llmk.MlpConfig, case), tensor("x"), tensor("w_gate"),
                        tensor("w_up"), tensor("w_down"), _scalar(case, "activation"), workspace,
                        tensor("y"))
+    elif op == "attention":
+        llmk.attention(ctx, _config(llmk.AttentionConfig, case), tensor("q"), tensor("k"),
+                       tensor("v"), tensor("o"), tensor("lse"))
+    elif op == "attention_varlen":
+        llmk.attention_varlen(ctx, _config(llmk.AttentionConfig, case), tensor("q"), tensor("k"),
+                              tensor("v"), tensor("cu_seqlens_q"), tensor("cu_seqlens_k"),
+                              _integer(case, "max_seqlen_q"), tensor("o"), tensor("lse"))
     elif op == "adamw_step":
         llmk.adamw_step(ctx, _config(llmk.AdamWConfig, case), tensor("param"), tensor("grad"),
                         tensor("exp_avg"), tensor("exp_avg_sq"))
@@ -215,7 +241,9 @@ def _check_view(name: str, view: _View, got_elements: np.ndarray, expect: np.nda
         return [f"{name}: expected array has shape {expect.shape}, the view {view.shape}"]
     got = _as_float64(view.dtype_name, got_elements)
     with np.errstate(invalid="ignore"):
-        good = np.isfinite(got) & (np.abs(got - expect) <= atol + rtol * np.abs(expect))
+        close = np.isfinite(got) & (np.abs(got - expect) <= atol + rtol * np.abs(expect))
+    # An expected infinity (the lse of a query that sees no key) matches only itself.
+    good = np.where(np.isinf(expect), got == expect, close)
     if good.all():
         return []
     bad = np.argwhere(~good)

@@ -6,7 +6,9 @@ pub const LLMK_VERSION_PATCH: i32 = 0;
 pub const LLMK_ABI_VERSION: i32 = 0;
 pub const LLMK_MAX_DIMS: i32 = 8;
 pub type __int32_t = ::std::os::raw::c_int;
+pub type __uint32_t = ::std::os::raw::c_uint;
 pub type __int64_t = ::std::os::raw::c_long;
+pub type __uint64_t = ::std::os::raw::c_ulong;
 impl llmk_status {
     pub const LLMK_SUCCESS: llmk_status = llmk_status(0);
 }
@@ -877,6 +879,217 @@ extern "C" {
         workspace: *mut ::std::os::raw::c_void,
         workspace_bytes: usize,
         y: *const llmk_tensor,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> llmk_status;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct llmk_attention_config {
+    pub struct_size: usize,
+    pub scale: f32,
+    pub causal: i32,
+    pub window_left: i32,
+    pub window_right: i32,
+    pub softcap: f32,
+    pub dropout_p: f32,
+    pub dropout_offset: u32,
+    pub dropout_seed: u64,
+}
+#[test]
+fn bindgen_test_layout_llmk_attention_config() {
+    assert_eq!(
+        ::std::mem::size_of::<llmk_attention_config>(),
+        48usize,
+        concat!("Size of: ", stringify!(llmk_attention_config))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<llmk_attention_config>(),
+        8usize,
+        concat!("Alignment of ", stringify!(llmk_attention_config))
+    );
+    fn test_field_struct_size() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_attention_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_attention_config),
+                "::",
+                stringify!(struct_size)
+            )
+        );
+    }
+    test_field_struct_size();
+    fn test_field_scale() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_attention_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).scale) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_attention_config),
+                "::",
+                stringify!(scale)
+            )
+        );
+    }
+    test_field_scale();
+    fn test_field_causal() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_attention_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).causal) as usize - ptr as usize
+            },
+            12usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_attention_config),
+                "::",
+                stringify!(causal)
+            )
+        );
+    }
+    test_field_causal();
+    fn test_field_window_left() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_attention_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).window_left) as usize - ptr as usize
+            },
+            16usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_attention_config),
+                "::",
+                stringify!(window_left)
+            )
+        );
+    }
+    test_field_window_left();
+    fn test_field_window_right() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_attention_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).window_right) as usize - ptr as usize
+            },
+            20usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_attention_config),
+                "::",
+                stringify!(window_right)
+            )
+        );
+    }
+    test_field_window_right();
+    fn test_field_softcap() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_attention_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).softcap) as usize - ptr as usize
+            },
+            24usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_attention_config),
+                "::",
+                stringify!(softcap)
+            )
+        );
+    }
+    test_field_softcap();
+    fn test_field_dropout_p() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_attention_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).dropout_p) as usize - ptr as usize
+            },
+            28usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_attention_config),
+                "::",
+                stringify!(dropout_p)
+            )
+        );
+    }
+    test_field_dropout_p();
+    fn test_field_dropout_offset() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_attention_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).dropout_offset) as usize - ptr as usize
+            },
+            32usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_attention_config),
+                "::",
+                stringify!(dropout_offset)
+            )
+        );
+    }
+    test_field_dropout_offset();
+    fn test_field_dropout_seed() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_attention_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).dropout_seed) as usize - ptr as usize
+            },
+            40usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_attention_config),
+                "::",
+                stringify!(dropout_seed)
+            )
+        );
+    }
+    test_field_dropout_seed();
+}
+extern "C" {
+    pub fn llmk_attention_config_init(config: *mut llmk_attention_config);
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_attention(
+        ctx: *mut llmk_context,
+        config: *const llmk_attention_config,
+        q: *const llmk_tensor,
+        k: *const llmk_tensor,
+        v: *const llmk_tensor,
+        o: *const llmk_tensor,
+        lse: *const llmk_tensor,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> llmk_status;
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_attention_varlen(
+        ctx: *mut llmk_context,
+        config: *const llmk_attention_config,
+        q: *const llmk_tensor,
+        k: *const llmk_tensor,
+        v: *const llmk_tensor,
+        cu_seqlens_q: *const llmk_tensor,
+        cu_seqlens_k: *const llmk_tensor,
+        max_seqlen_q: i64,
+        o: *const llmk_tensor,
+        lse: *const llmk_tensor,
         stream: *mut ::std::os::raw::c_void,
     ) -> llmk_status;
 }

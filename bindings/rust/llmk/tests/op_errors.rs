@@ -1,7 +1,8 @@
-//! Refused calls of the activation, RoPE, embedding, KV-cache, AdamW, matmul and MLP ops, on the
-//! CPU context: for each op a NULL data pointer, a dtype mismatch, a shape mismatch and a negative
-//! stride, an index out of range where the op takes indices, bad config values, layouts matmul
-//! cannot take, and workspaces too small, misaligned or missing. Each refusal must carry
+//! Refused calls of the activation, RoPE, embedding, KV-cache, AdamW, matmul, MLP and attention
+//! ops, on the CPU context: for each op a NULL data pointer, a dtype mismatch, a shape mismatch
+//! and a negative stride, an index out of range where the op takes indices (and attention's
+//! sequence offsets), bad config values, layouts matmul and attention cannot take, and workspaces
+//! too small, misaligned or missing. Each refusal must carry
 //! the right status and a message that starts with the op's name and names the argument at
 //! fault, and must leave every tensor the op writes untouched.
 //!
@@ -13,9 +14,9 @@ use std::ffi::c_void;
 use std::ptr;
 
 use llmk::{
-    Activation, AdamWConfig, Bf16, Context, DType, DeviceBuffer, Element, MatmulCacheStats,
-    MatmulConfig, MatmulPath, MlpConfig, RopeConfig, RopeStyle, Status, Stream, TensorMut,
-    TensorRef, Workspace,
+    Activation, AdamWConfig, AttentionConfig, Bf16, Context, DType, DeviceBuffer, Element,
+    MatmulCacheStats, MatmulConfig, MatmulPath, MlpConfig, RopeConfig, RopeStyle, Status, Stream,
+    TensorMut, TensorRef, Workspace,
 };
 
 const S: Stream = Stream::DEFAULT;
@@ -30,6 +31,8 @@ enum Fault {
     NullData,
     /// The f32 memory viewed as bf16 (it holds twice as many): another dtype than the op wants.
     Bf16,
+    /// The bf16 memory viewed as f16: another 16-bit dtype than the op wants.
+    F16,
     /// The last extent one smaller than the op wants.
     Shorter,
     /// The first dimension walked backwards: a negative stride.
@@ -55,6 +58,10 @@ fn parts<T: Element>(
         Fault::Bf16 => {
             assert_eq!(dtype, DType::F32, "only f32 memory can be viewed as bf16");
             dtype = DType::Bf16;
+        }
+        Fault::F16 => {
+            assert_eq!(dtype, DType::Bf16, "only bf16 memory is viewed as f16");
+            dtype = DType::F16;
         }
         Fault::Shorter => *shape.last_mut().expect("a dimension") -= 1,
         Fault::NegativeStride => {
@@ -1099,6 +1106,433 @@ fn gated_mlp_takes_a_fused_gate_up_weight() {
                 (got - want).abs() <= 1e-5 * want.abs().max(1.0),
                 "y[{t}, {o}] = {got}, want {want}"
             );
+        }
+    }
+}
+
+/// `len` bf16 elements whose first one lies on 16 bytes, as attention's views must: a window of a
+/// larger vector (a `Vec<Bf16>` is only promised 2-byte alignment).
+struct Aligned16 {
+    storage: Vec<Bf16>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned16 {
+    fn new(values: impl IntoIterator<Item = f32>) -> Self {
+        let values: Vec<Bf16> = values.into_iter().map(Bf16::from_f32).collect();
+        let len = values.len();
+        let mut storage = vec![Bf16::from_f32(0.0); len + 8];
+        let start = (0..8)
+            .find(|&i| (storage.as_ptr().wrapping_add(i) as usize).is_multiple_of(16))
+            .expect("a 16-byte boundary within 8 bf16 elements");
+        storage[start..start + len].copy_from_slice(&values);
+        Self {
+            storage,
+            start,
+            len,
+        }
+    }
+
+    fn get(&self) -> &[Bf16] {
+        &self.storage[self.start..self.start + self.len]
+    }
+
+    fn get_mut(&mut self) -> &mut [Bf16] {
+        &mut self.storage[self.start..self.start + self.len]
+    }
+
+    /// The same elements starting one further: 2 bytes past 16-byte alignment.
+    fn shifted(&self) -> &[Bf16] {
+        &self.storage[self.start + 1..self.start + 1 + self.len]
+    }
+
+    fn untouched(&self) -> bool {
+        self.get().iter().all(|v| v.to_f32() == SENTINEL)
+    }
+}
+
+/// Values exact in bf16, small enough for a softmax: -0.75 to 0.75 in steps of 0.25.
+fn small_values(n: usize, seed: usize) -> impl Iterator<Item = f32> {
+    (0..n).map(move |i| ((i * 7 + seed * 3) % 7) as f32 * 0.25 - 0.75)
+}
+
+/// Attention's sizes in these tests: 2 sequences of 3 queries over 5 keys, 4 query heads over 2
+/// kv heads (GQA), head_dim 64.
+const A_BATCH: usize = 2;
+const Q_LEN: usize = 3;
+const KV_LEN: usize = 5;
+const Q_HEADS: usize = 4;
+const KV_HEADS: usize = 2;
+const HEAD_DIM: usize = 64;
+
+/// Padded attention over bf16 q, k, v and o (SENTINEL) with an f32 lse (SENTINEL), `head_dim`
+/// wide; `misaligned_q` starts q 2 bytes past 16-byte alignment.
+fn attention_call(
+    ctx: &Context,
+    config: &AttentionConfig,
+    faulty: (&str, Fault),
+    head_dim: usize,
+    misaligned_q: bool,
+) -> Called {
+    let q_shape = [A_BATCH, Q_LEN, Q_HEADS, head_dim];
+    let kv_shape = [A_BATCH, KV_LEN, KV_HEADS, head_dim];
+    let q = Aligned16::new(small_values(q_shape.iter().product(), 1));
+    let k = Aligned16::new(small_values(kv_shape.iter().product(), 2));
+    let v = Aligned16::new(small_values(kv_shape.iter().product(), 3));
+    let mut o = Aligned16::new(vec![SENTINEL; q_shape.iter().product()]);
+    let mut lse = sentinels(A_BATCH * Q_HEADS * Q_LEN);
+    let q_data = if misaligned_q { q.shifted() } else { q.get() };
+    let result = llmk::attention(
+        ctx,
+        config,
+        &input(q_data, &q_shape, "q", faulty),
+        &input(k.get(), &kv_shape, "k", faulty),
+        &input(v.get(), &kv_shape, "v", faulty),
+        &mut output(o.get_mut(), &q_shape, "o", faulty),
+        Some(&mut output(
+            &mut lse,
+            &[A_BATCH, Q_HEADS, Q_LEN],
+            "lse",
+            faulty,
+        )),
+        S,
+    );
+    Called {
+        result,
+        untouched: o.untouched() && untouched(&[&lse]),
+    }
+}
+
+#[test]
+fn attention_faults() {
+    let ctx = cpu();
+    let faults = [
+        ("q", Fault::NullData, Status::NullPointer),
+        ("lse", Fault::NullData, Status::NullPointer),
+        ("v", Fault::F16, Status::DtypeMismatch),
+        ("o", Fault::F16, Status::DtypeMismatch),
+        ("lse", Fault::Bf16, Status::UnsupportedDtype),
+        ("o", Fault::Shorter, Status::ShapeMismatch),
+        ("lse", Fault::Shorter, Status::ShapeMismatch),
+        ("k", Fault::NegativeStride, Status::InvalidStride),
+    ];
+    let config = AttentionConfig::default();
+    check_faults("attention", &faults, |faulty| {
+        attention_call(&ctx, &config, faulty, HEAD_DIM, false)
+    });
+}
+
+#[test]
+fn attention_layouts_it_cannot_take() {
+    let ctx = cpu();
+    let (config, none) = (AttentionConfig::default(), ("", Fault::None));
+    let called = attention_call(&ctx, &config, none, HEAD_DIM, true);
+    assert_refused("attention", called, Status::Misaligned, "q");
+
+    let called = attention_call(&ctx, &config, none, 32, false);
+    let error = called.result.expect_err("head_dim 32");
+    assert_eq!(error.status(), Status::Unsupported, "{error}");
+    assert!(error.message().starts_with("attention: "), "{error}");
+    assert!(called.untouched, "{error}: a refused call wrote its output");
+
+    // k's rows 4 elements further apart than kv_heads * head_dim: a stride that is no multiple
+    // of 8 elements.
+    let row = KV_HEADS * HEAD_DIM + 4;
+    let (q, v) = (
+        Aligned16::new(small_values(A_BATCH * Q_LEN * Q_HEADS * HEAD_DIM, 1)),
+        Aligned16::new(small_values(A_BATCH * KV_LEN * KV_HEADS * HEAD_DIM, 2)),
+    );
+    let k = Aligned16::new(small_values(A_BATCH * KV_LEN * row, 3));
+    let mut o = Aligned16::new(vec![SENTINEL; A_BATCH * Q_LEN * Q_HEADS * HEAD_DIM]);
+    let result = llmk::attention(
+        &ctx,
+        &config,
+        &TensorRef::contiguous(q.get(), &[A_BATCH, Q_LEN, Q_HEADS, HEAD_DIM]).unwrap(),
+        &TensorRef::new(
+            k.get(),
+            &[A_BATCH, KV_LEN, KV_HEADS, HEAD_DIM],
+            &[KV_LEN * row, row, HEAD_DIM, 1],
+        )
+        .unwrap(),
+        &TensorRef::contiguous(v.get(), &[A_BATCH, KV_LEN, KV_HEADS, HEAD_DIM]).unwrap(),
+        &mut TensorMut::contiguous(o.get_mut(), &[A_BATCH, Q_LEN, Q_HEADS, HEAD_DIM]).unwrap(),
+        None,
+        S,
+    );
+    let called = Called {
+        result,
+        untouched: o.untouched(),
+    };
+    assert_refused("attention", called, Status::Misaligned, "k");
+}
+
+#[test]
+fn attention_config_values_are_checked() {
+    let ctx = cpu();
+    let mut configs = Vec::new();
+    for scale in [-1.0, f32::NAN, f32::INFINITY] {
+        let mut bad = AttentionConfig::default();
+        bad.scale = scale;
+        configs.push((bad, "scale"));
+    }
+    for softcap in [-1.0, f32::INFINITY] {
+        let mut bad = AttentionConfig::default();
+        bad.softcap = softcap;
+        configs.push((bad, "softcap"));
+    }
+    for dropout_p in [1.0, -0.25, f32::NAN] {
+        let mut bad = AttentionConfig::default();
+        bad.dropout_p = dropout_p;
+        configs.push((bad, "dropout_p"));
+    }
+    for (config, field) in configs {
+        let called = attention_call(&ctx, &config, ("", Fault::None), HEAD_DIM, false);
+        let error = called.result.expect_err(&format!("{config:?}"));
+        assert_eq!(error.status(), Status::InvalidValue, "{error}");
+        assert!(error.message().starts_with("attention: "), "{error}");
+        assert!(
+            names(error.message(), field),
+            "{error} does not name {field}"
+        );
+        assert!(called.untouched, "a refused call wrote o or lse");
+    }
+    // A window the C int32_t cannot hold is refused before the library is called.
+    let mut wide = AttentionConfig::default();
+    wide.window_left = Some(u32::MAX);
+    let called = attention_call(&ctx, &wide, ("", Fault::None), HEAD_DIM, false);
+    assert_refused("attention", called, Status::InvalidValue, "window_left");
+}
+
+#[test]
+fn attention_outputs_overlapping_inputs_are_refused() {
+    let ctx = cpu();
+    let shape = [A_BATCH, Q_LEN, Q_HEADS, HEAD_DIM];
+    let kv_shape = [A_BATCH, KV_LEN, KV_HEADS, HEAD_DIM];
+    let n: usize = shape.iter().product();
+    let mut q = Aligned16::new(vec![SENTINEL; n]);
+    let (k, v) = (
+        Aligned16::new(small_values(kv_shape.iter().product(), 2)),
+        Aligned16::new(small_values(kv_shape.iter().product(), 3)),
+    );
+    let base = q.get_mut().as_mut_ptr();
+    // SAFETY: q and o are the same view of `q`'s elements, which outlive both; the library
+    // refuses the overlap before reading or writing either.
+    let (q_view, mut o_view) = unsafe {
+        let strides = [
+            (Q_LEN * Q_HEADS * HEAD_DIM) as i64,
+            (Q_HEADS * HEAD_DIM) as i64,
+            64,
+            1,
+        ];
+        let shape = shape.map(|n| n as i64);
+        (
+            TensorRef::from_raw_parts(base.cast_const().cast(), DType::Bf16, &shape, &strides)
+                .unwrap(),
+            TensorMut::from_raw_parts(base.cast(), DType::Bf16, &shape, &strides).unwrap(),
+        )
+    };
+    let result = llmk::attention(
+        &ctx,
+        &AttentionConfig::default(),
+        &q_view,
+        &TensorRef::contiguous(k.get(), &kv_shape).unwrap(),
+        &TensorRef::contiguous(v.get(), &kv_shape).unwrap(),
+        &mut o_view,
+        None,
+        S,
+    );
+    let called = Called {
+        result,
+        untouched: q.untouched(),
+    };
+    assert_refused("attention", called, Status::Overlap, "o");
+}
+
+/// Three packed sequences: 3, 1 and 2 queries over 4, 0 and 3 keys.
+const CU_Q: [i32; 4] = [0, 3, 4, 6];
+const CU_K: [i32; 4] = [0, 4, 4, 7];
+
+/// Packed attention over CU_Q and CU_K (unless given others), as [`attention_call`].
+fn varlen_call(
+    ctx: &Context,
+    config: &AttentionConfig,
+    cu_q: &[i32],
+    cu_k: &[i32],
+    max_seqlen_q: usize,
+    faulty: (&str, Fault),
+) -> (Called, Vec<f32>, Vec<f32>) {
+    let (total_q, total_k) = (CU_Q[3] as usize, CU_K[3] as usize);
+    let q_shape = [total_q, Q_HEADS, HEAD_DIM];
+    let kv_shape = [total_k, KV_HEADS, HEAD_DIM];
+    let q = Aligned16::new(small_values(q_shape.iter().product(), 4));
+    let k = Aligned16::new(small_values(kv_shape.iter().product(), 5));
+    let v = Aligned16::new(small_values(kv_shape.iter().product(), 6));
+    let mut o = Aligned16::new(vec![SENTINEL; q_shape.iter().product()]);
+    let mut lse = sentinels(Q_HEADS * total_q);
+    let result = llmk::attention_varlen(
+        ctx,
+        config,
+        &input(q.get(), &q_shape, "q", faulty),
+        &input(k.get(), &kv_shape, "k", faulty),
+        &input(v.get(), &kv_shape, "v", faulty),
+        &input(cu_q, &[cu_q.len()], "cu_seqlens_q", faulty),
+        &input(cu_k, &[cu_k.len()], "cu_seqlens_k", faulty),
+        max_seqlen_q,
+        &mut output(o.get_mut(), &q_shape, "o", faulty),
+        Some(&mut output(&mut lse, &[Q_HEADS, total_q], "lse", faulty)),
+        S,
+    );
+    let called = Called {
+        result,
+        untouched: o.untouched() && untouched(&[&lse]),
+    };
+    let o_values = o.get().iter().map(|v| v.to_f32()).collect();
+    (called, o_values, lse)
+}
+
+#[test]
+fn attention_varlen_faults() {
+    let ctx = cpu();
+    let config = AttentionConfig::default();
+    let faults = [
+        ("cu_seqlens_q", Fault::NullData, Status::NullPointer),
+        ("k", Fault::F16, Status::DtypeMismatch),
+        ("cu_seqlens_k", Fault::Shorter, Status::ShapeMismatch),
+        ("lse", Fault::Shorter, Status::ShapeMismatch),
+        ("q", Fault::NegativeStride, Status::InvalidStride),
+    ];
+    check_faults("attention_varlen", &faults, |faulty| {
+        varlen_call(&ctx, &config, &CU_Q, &CU_K, 3, faulty).0
+    });
+}
+
+#[test]
+fn attention_varlen_offsets_are_checked() {
+    let ctx = cpu();
+    let config = AttentionConfig::default();
+    let none = ("", Fault::None);
+    for (cu_q, cu_k, role) in [
+        ([0, 3, 2, 6], CU_K, "cu_seqlens_q"), // decreasing
+        ([1, 3, 4, 6], CU_K, "cu_seqlens_q"), // not from 0
+        ([0, 3, 4, 7], CU_K, "cu_seqlens_q"), // beyond total_q
+        (CU_Q, [0, 4, 8, 7], "cu_seqlens_k"), // beyond total_k
+        (CU_Q, [0, 5, 4, 7], "cu_seqlens_k"), // decreasing
+    ] {
+        let (called, ..) = varlen_call(&ctx, &config, &cu_q, &cu_k, 3, none);
+        assert_refused("attention_varlen", called, Status::InvalidValue, role);
+    }
+    // The first sequence has 3 queries.
+    let (called, ..) = varlen_call(&ctx, &config, &CU_Q, &CU_K, 2, none);
+    let error = called
+        .result
+        .expect_err("max_seqlen_q 2 with a sequence of 3 queries");
+    assert_eq!(error.status(), Status::InvalidValue, "{error}");
+    assert!(
+        names(error.message(), "max_seqlen_q") || names(error.message(), "cu_seqlens_q"),
+        "{error}"
+    );
+    assert!(called.untouched, "{error}: a refused call wrote its output");
+    let (called, ..) = varlen_call(&ctx, &config, &CU_Q, &CU_K, 0, none);
+    assert_refused(
+        "attention_varlen",
+        called,
+        Status::InvalidValue,
+        "max_seqlen_q",
+    );
+    let (called, ..) = varlen_call(&ctx, &config, &CU_Q, &CU_K, usize::MAX, none);
+    assert_refused(
+        "attention_varlen",
+        called,
+        Status::InvalidValue,
+        "max_seqlen_q",
+    );
+}
+
+#[test]
+fn attention_varlen_a_sequence_without_keys_gets_zeros_and_minus_infinity() {
+    let ctx = cpu();
+    let mut config = AttentionConfig::default();
+    config.causal = true;
+    let (called, o, lse) = varlen_call(&ctx, &config, &CU_Q, &CU_K, 3, ("", Fault::None));
+    called.result.expect("a valid call");
+    let total_q = CU_Q[3] as usize;
+    // Query 3 is the second sequence's only one.
+    let row = Q_HEADS * HEAD_DIM;
+    assert!(o[3 * row..4 * row].iter().all(|&v| v == 0.0));
+    for h in 0..Q_HEADS {
+        assert_eq!(lse[h * total_q + 3], f32::NEG_INFINITY);
+        for i in [0, 1, 2, 4, 5] {
+            assert!(lse[h * total_q + i].is_finite(), "lse[{h}, {i}]");
+        }
+    }
+    assert!(o.iter().all(|v| v.is_finite()));
+}
+
+/// `o` and `lse` against an f64 reference of llmk.h's formula, causal with GQA and a window.
+#[test]
+fn attention_matches_a_reference() {
+    let ctx = cpu();
+    let (q_len, kv_len, heads, kv_heads, d) = (4, 6, 4, 2, HEAD_DIM);
+    let q = Aligned16::new(small_values(q_len * heads * d, 7));
+    let k = Aligned16::new(small_values(kv_len * kv_heads * d, 8).map(|x| x * 0.5));
+    let v = Aligned16::new(small_values(kv_len * kv_heads * d, 9));
+    let mut o = Aligned16::new(vec![SENTINEL; q_len * heads * d]);
+    let mut lse = sentinels(heads * q_len);
+    let mut config = AttentionConfig::default();
+    config.causal = true;
+    config.window_left = Some(2);
+    llmk::attention(
+        &ctx,
+        &config,
+        &TensorRef::contiguous(q.get(), &[1, q_len, heads, d]).unwrap(),
+        &TensorRef::contiguous(k.get(), &[1, kv_len, kv_heads, d]).unwrap(),
+        &TensorRef::contiguous(v.get(), &[1, kv_len, kv_heads, d]).unwrap(),
+        &mut TensorMut::contiguous(o.get_mut(), &[1, q_len, heads, d]).unwrap(),
+        Some(&mut TensorMut::contiguous(&mut lse, &[1, heads, q_len]).unwrap()),
+        S,
+    )
+    .unwrap();
+    let value = |t: &Aligned16, i: usize| f64::from(t.get()[i].to_f32());
+    let scale = 1.0 / (d as f64).sqrt();
+    for h in 0..heads {
+        let kh = h / (heads / kv_heads);
+        for i in 0..q_len {
+            // Query i sits at key position i + kv_len - q_len; it sees that key and 2 before.
+            let position = i + kv_len - q_len;
+            let keys: Vec<usize> = (position - 2..=position).collect();
+            let scores: Vec<f64> = keys
+                .iter()
+                .map(|&j| {
+                    scale
+                        * (0..d)
+                            .map(|e| {
+                                value(&q, (i * heads + h) * d + e)
+                                    * value(&k, (j * kv_heads + kh) * d + e)
+                            })
+                            .sum::<f64>()
+                })
+                .collect();
+            let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = scores.iter().map(|s| (s - top).exp()).sum();
+            let want_lse = top + sum.ln();
+            let got_lse = f64::from(lse[h * q_len + i]);
+            assert!(
+                (got_lse - want_lse).abs() <= 1e-5 * want_lse.abs().max(1.0),
+                "lse[{h}, {i}] = {got_lse}, want {want_lse}"
+            );
+            for e in 0..d {
+                let want: f64 = keys
+                    .iter()
+                    .zip(&scores)
+                    .map(|(&j, s)| (s - top).exp() / sum * value(&v, (j * kv_heads + kh) * d + e))
+                    .sum();
+                let got = f64::from(o.get()[(i * heads + h) * d + e].to_f32());
+                assert!(
+                    (got - want).abs() <= 2f64.powi(-7) * want.abs() + 1e-5,
+                    "o[{i}, {h}, {e}] = {got}, want {want}"
+                );
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 
 mod activation;
 mod adamw;
+mod attention;
 mod embedding;
 mod kv_cache;
 mod matmul;
@@ -21,6 +22,7 @@ pub use activation::{
     gated_activation_in_place,
 };
 pub use adamw::{AdamWConfig, adamw_step};
+pub use attention::{AttentionConfig, attention, attention_varlen};
 pub use embedding::embedding;
 pub use kv_cache::{kv_cache_write, paged_kv_cache_write};
 pub use matmul::{

@@ -7,7 +7,8 @@
 //! must match it, and every other element of the buffer must hold its initial bytes. `ffn` and
 //! `gated_mlp` get a workspace of the size their `*_workspace_size` asks for, from `llmk_malloc`
 //! on the context, every byte 0xff (NaN in each float dtype); `matmul` cases also check what
-//! `matmul_path_for` says of the call.
+//! `matmul_path_for` says of the call. An expected infinity (the log-sum-exp of an attention query
+//! that sees no key) is matched only by the same infinity; NaN never passes.
 //!
 //! The vectors are read from `$LLMK_VECTORS_DIR`, else from the source tree the binary was built
 //! in; set the variable where the binary runs on another machine.
@@ -22,8 +23,9 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use llmk::{
-    Activation, AdamWConfig, Backend, Bf16, Context, DType, DeviceBuffer, F16, MatmulConfig,
-    MatmulPath, MlpConfig, RopeConfig, RopeStyle, Stream, TensorMut, TensorRef, Workspace,
+    Activation, AdamWConfig, AttentionConfig, Backend, Bf16, Context, DType, DeviceBuffer, F16,
+    MatmulConfig, MatmulPath, MlpConfig, RopeConfig, RopeStyle, Stream, TensorMut, TensorRef,
+    Workspace,
 };
 
 use common::announce;
@@ -110,6 +112,8 @@ fn op_roles(op: &str) -> Outcome<&'static [&'static str]> {
         "matmul" => &["a", "b", "c", "bias", "d"],
         "ffn" => &["x", "w1", "b1", "w2", "b2", "y"],
         "gated_mlp" => &["x", "w_gate", "w_up", "w_down", "y"],
+        "attention" => &["q", "k", "v", "o", "lse"],
+        "attention_varlen" => &["q", "k", "v", "cu_seqlens_q", "cu_seqlens_k", "o", "lse"],
         _ => return Err(format!("unknown op {op}").into()),
     })
 }
@@ -378,8 +382,8 @@ impl<'c> Tensors<'c> {
     }
 
     /// What is wrong after the op: per buffer, the views with an `expect.` file must match it
-    /// within `atol + rtol * |expect|` (NaN and infinity never pass), and every other element
-    /// must hold its initial bytes.
+    /// within `atol + rtol * |expect|` (NaN never passes, an infinity only where it is expected),
+    /// and every other element must hold its initial bytes.
     fn check(&self, case: &Case, dir: &Path) -> Outcome<Vec<String>> {
         let mut problems = Vec::new();
         for (buffer_name, buffer) in &self.buffers {
@@ -434,7 +438,7 @@ fn check_view(
         let got = role
             .dtype
             .decode(&after[offset * element..(offset + 1) * element]);
-        if !(got.is_finite() && (got - want).abs() <= atol + rtol * want.abs()) {
+        if !matches(got, want, rtol, atol) {
             off.push(format!("{name}[{index}] = {got}, expected {want}"));
         }
     }
@@ -446,6 +450,16 @@ fn check_view(
             off[..off.len().min(3)].join(", ")
         )
     }))
+}
+
+/// Whether an output element passes: an expected infinity (the log-sum-exp of an attention query
+/// that sees no key) only as the same infinity; any other expected value within
+/// `atol + rtol * |want|` of a finite `got`. NaN never passes.
+fn matches(got: f64, want: f64, rtol: f64, atol: f64) -> bool {
+    if want.is_infinite() {
+        return got == want;
+    }
+    got.is_finite() && (got - want).abs() <= atol + rtol * want.abs()
 }
 
 fn run_case(ctx: &Context, case: &Case, dir: &Path) -> Outcome {
@@ -480,6 +494,55 @@ where
         *field = number(case, key)?;
     }
     Ok(())
+}
+
+/// An integer of the case, also when it is spelled as a whole float (`64.0`, `1e+15`: the
+/// generator's numbers go through float64, so they stay below 2^53).
+fn integer<T: TryFrom<i64>>(case: &Case, key: &str) -> Outcome<T> {
+    let text = case.get(key)?;
+    let value = match text.parse::<i64>() {
+        Ok(value) => value,
+        Err(_) => {
+            let float: f64 = text.parse().map_err(|e| format!("{key}={text}: {e}"))?;
+            if float.fract() != 0.0 || float.abs() > 2f64.powi(53) {
+                return Err(format!("{key}={text} is not an integer").into());
+            }
+            float as i64
+        }
+    };
+    T::try_from(value).map_err(|_| format!("{key}={text} is out of range").into())
+}
+
+/// An attention window of the case: absent or -1 (the C "no limit") is `None`.
+fn window(case: &Case, key: &str, default: Option<u32>) -> Outcome<Option<u32>> {
+    if case.find(key).is_none() {
+        return Ok(default);
+    }
+    match integer::<i64>(case, key)? {
+        -1 => Ok(None),
+        w => Ok(Some(
+            u32::try_from(w).map_err(|_| format!("{key}={w} is not -1 or a window"))?,
+        )),
+    }
+}
+
+fn attention_config(case: &Case) -> Outcome<AttentionConfig> {
+    let mut config = AttentionConfig::default();
+    set_if_given(case, "scale", &mut config.scale)?;
+    if case.find("causal").is_some() {
+        config.causal = flag(case, "causal")?;
+    }
+    config.window_left = window(case, "window_left", config.window_left)?;
+    config.window_right = window(case, "window_right", config.window_right)?;
+    set_if_given(case, "softcap", &mut config.softcap)?;
+    set_if_given(case, "dropout_p", &mut config.dropout_p)?;
+    if case.find("dropout_offset").is_some() {
+        config.dropout_offset = integer(case, "dropout_offset")?;
+    }
+    if case.find("dropout_seed").is_some() {
+        config.dropout_seed = integer(case, "dropout_seed")?;
+    }
+    Ok(config)
 }
 
 fn activation(case: &Case) -> Outcome<Activation> {
@@ -805,6 +868,35 @@ fn call_op(ctx: &Context, case: &Case, op: &str, t: &Tensors<'_>) -> Outcome {
             // As for ffn.
             result.and_then(|()| ctx.synchronize(S))
         }
+        "attention" => {
+            let mut lse = t.has("lse").then(|| t.output("lse")).transpose()?;
+            llmk::attention(
+                ctx,
+                &attention_config(case)?,
+                &t.input("q")?,
+                &t.input("k")?,
+                &t.input("v")?,
+                &mut t.output("o")?,
+                lse.as_mut(),
+                S,
+            )
+        }
+        "attention_varlen" => {
+            let mut lse = t.has("lse").then(|| t.output("lse")).transpose()?;
+            llmk::attention_varlen(
+                ctx,
+                &attention_config(case)?,
+                &t.input("q")?,
+                &t.input("k")?,
+                &t.input("v")?,
+                &t.input("cu_seqlens_q")?,
+                &t.input("cu_seqlens_k")?,
+                integer(case, "max_seqlen_q")?,
+                &mut t.output("o")?,
+                lse.as_mut(),
+                S,
+            )
+        }
         _ => return Err(format!("unknown op {op}").into()),
     }?;
     Ok(())
@@ -847,4 +939,40 @@ fn dtypes_decode_the_files_bytes() {
     assert!(bf16.decode(&nan[2..]).is_nan());
     assert!(i64.nan_buffer(1).is_err());
     assert!(Dtype::from_name("i4").is_err());
+}
+
+#[test]
+fn an_expected_infinity_matches_only_itself() {
+    let inf = f64::INFINITY;
+    assert!(matches(-inf, -inf, 1e-5, 1e-6));
+    assert!(matches(inf, inf, 1e-5, 1e-6));
+    assert!(!matches(inf, -inf, 1e-5, 1e-6));
+    assert!(!matches(-3e38, -inf, 1e-5, 1e-6));
+    assert!(!matches(f64::NAN, -inf, 1e-5, 1e-6));
+    assert!(!matches(-inf, 0.0, 1e-5, 1e-6));
+    assert!(!matches(f64::NAN, f64::NAN, 1e-5, 1e-6));
+    assert!(matches(1.0 + 1e-6, 1.0, 1e-5, 1e-6));
+    assert!(!matches(1.1, 1.0, 1e-5, 1e-6));
+}
+
+#[test]
+fn attention_scalars_parse_as_the_c_types() {
+    let line = "name=t op=attention causal=1 window_left=4096 window_right=-1 scale=0.125 \
+                dropout_seed=9007199254740991 dropout_offset=7.0 max_seqlen_q=1e+3";
+    let case = Case::parse(line).unwrap();
+    let config = attention_config(&case).unwrap();
+    assert!(config.causal);
+    assert_eq!(
+        (config.window_left, config.window_right),
+        (Some(4096), None)
+    );
+    assert_eq!(config.scale, 0.125);
+    assert_eq!(
+        (config.dropout_seed, config.dropout_offset),
+        ((1 << 53) - 1, 7)
+    );
+    assert_eq!(integer::<usize>(&case, "max_seqlen_q").unwrap(), 1000);
+    let bad = Case::parse("name=t op=attention window_left=-2 dropout_offset=0.5").unwrap();
+    assert!(window(&bad, "window_left", None).is_err());
+    assert!(integer::<u32>(&bad, "dropout_offset").is_err());
 }
