@@ -59,16 +59,6 @@ void check_lse_shape(const char* op, Arg lse, const int64_t* expected, const cha
        static_cast<long long>(expected[0]), static_cast<long long>(expected[1]));
 }
 
-void check_cu_seqlens(const char* op, Arg cu, int64_t elements) {
-  check_dtype(op, cu, {LLMK_DTYPE_I32});
-  check_ndim(op, cu, 1, 1);
-  if (cu.tensor->shape[0] != elements) {
-    fail(LLMK_ERROR_SHAPE_MISMATCH, "%s: %s has %lld elements, cu_seqlens_q has %lld", op, cu.name,
-         static_cast<long long>(cu.tensor->shape[0]), static_cast<long long>(elements));
-  }
-  check_unit_stride(op, cu, 0);
-}
-
 void check_config(const char* op, const llmk_attention_config& c) {
   if (!(std::isfinite(c.scale) && c.scale >= 0.0f)) {
     fail(LLMK_ERROR_INVALID_VALUE,
@@ -153,13 +143,21 @@ void run_attention(const char* op, bool varlen, llmk_context* ctx_handle,
   // Padded: every sequence has q_len queries. Packed: batch and the rows come from cu_seqlens.
   int64_t batch, q_len, total_q = 0, total_k = 0;
   if (varlen) {
+    for (const Arg& cu : {cu_q, cu_k}) {
+      check_dtype(op, cu, {LLMK_DTYPE_I32});
+      check_ndim(op, cu, 1, 1);
+    }
     if (cu_q_view->shape[0] < 1) {
       fail(LLMK_ERROR_INVALID_SHAPE,
            "%s: cu_seqlens_q has 0 elements; it must have batch + 1, at least 1", op);
     }
     batch = cu_q_view->shape[0] - 1;
-    check_cu_seqlens(op, cu_q, batch + 1);
-    check_cu_seqlens(op, cu_k, batch + 1);
+    if (cu_k_view->shape[0] != batch + 1) {
+      fail(LLMK_ERROR_SHAPE_MISMATCH, "%s: cu_seqlens_k has %lld elements, cu_seqlens_q has %lld",
+           op, static_cast<long long>(cu_k_view->shape[0]), static_cast<long long>(batch + 1));
+    }
+    check_unit_stride(op, cu_q, 0);
+    check_unit_stride(op, cu_k, 0);
     total_q = tq.shape[0];
     total_k = tk.shape[0];
     if (max_seqlen_q < 0 || (max_seqlen_q == 0 && total_q > 0)) {

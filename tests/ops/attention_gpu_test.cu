@@ -1,0 +1,1 @@
+// The attention GPU tests are written on main.
