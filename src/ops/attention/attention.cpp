@@ -9,14 +9,13 @@
 
 #include "core/config.hpp"
 #include "core/cuda_util.hpp"
-#include "core/numeric.hpp"
 #include "core/tensor.hpp"
 
 namespace llmk {
 namespace {
 
-// The CUDA kernel moves q, k, v and o rows 16 bytes (8 elements) at a time; llmk.h asks for this
-// alignment on every backend, so that a call the CPU accepts is one a CUDA context accepts too.
+// llmk.h asks this alignment so that the CUDA kernel can move q, k, v and o rows 16 bytes (8
+// elements) at a time; the CPU checks it too, so that a call it accepts a CUDA context accepts.
 constexpr int64_t kVectorElements = 8;
 constexpr uintptr_t kVectorBytes = 16;
 
