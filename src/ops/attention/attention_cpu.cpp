@@ -157,12 +157,10 @@ void attend(const AttentionParams& p, const Sequence& seq, int64_t kv_head,
 
 void attention_cpu(const AttentionParams& p) {
   if (p.cu_seqlens_q != nullptr) check_cu_seqlens(p);
-  std::vector<double> k, v;
   for (int64_t s = 0; s < p.batch; ++s) {
     const Sequence seq = sequence(p, s);
     if (seq.q_len == 0) continue;
-    k.resize(seq.kv_len * p.head_dim);
-    v.resize(seq.kv_len * p.head_dim);
+    std::vector<double> k(seq.kv_len * p.head_dim), v(seq.kv_len * p.head_dim);
     for (int64_t kv_head = 0; kv_head < p.kv_heads; ++kv_head) {
       for (int64_t j = 0; j < seq.kv_len; ++j) {
         const int64_t k_row = row_start(p.k, seq, seq.k_first, j, kv_head);
