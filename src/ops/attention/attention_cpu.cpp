@@ -132,7 +132,7 @@ void attend(const AttentionParams& p, const Sequence& seq, int64_t kv_head,
 
         Philox4 words{};
         for (int64_t j = first; j <= last; ++j) {
-          // Without dropout keep_scale is 1 and no word is below a threshold of 0.
+          // A threshold of 0 drops nothing, so Philox runs only with dropout on.
           if (p.dropout_threshold > 0) {
             if (j == first || j % 4 == 0) words = dropout_words(p, seq, h, i, j / 4);
             if (words.w[j % 4] < p.dropout_threshold) continue;
