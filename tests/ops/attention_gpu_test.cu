@@ -212,7 +212,7 @@ double read(const HostTensor& t, const std::vector<uint8_t>& bytes, int64_t offs
 }
 
 double round_to(int32_t dtype, double x) {
-  uint8_t bits[4];
+  uint8_t bits[8];  // as wide as any dtype
   double_to_element(dtype, x, bits);
   return element_to_double(dtype, bits);
 }

@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 
@@ -49,7 +50,8 @@ KernelArgs kernel_args(const AttentionParams& p) {
   a.lse_row_stride = p.lse_row_stride;
   a.cu_seqlens_q = p.cu_seqlens_q;
   a.cu_seqlens_k = p.cu_seqlens_k;
-  a.q_len = static_cast<int>(p.q_len);
+  // Packed: no valid sequence is longer than total_q, so the grid need not cover more.
+  a.q_len = static_cast<int>(p.cu_seqlens_q != nullptr ? std::min(p.q_len, p.total_q) : p.q_len);
   a.kv_len = static_cast<int>(p.kv_len);
   a.total_q = static_cast<int>(p.total_q);
   a.total_k = static_cast<int>(p.total_k);
@@ -76,7 +78,8 @@ KernelArgs kernel_args(const AttentionParams& p) {
 
 template <class T, int D>
 void launch(const AttentionParams& p, cudaStream_t stream) {
-  const int64_t m_blocks = (p.q_len + TileShape<D>::kBlockM - 1) / TileShape<D>::kBlockM;
+  const int64_t rows = p.cu_seqlens_q != nullptr ? std::min(p.q_len, p.total_q) : p.q_len;
+  const int64_t m_blocks = (rows + TileShape<D>::kBlockM - 1) / TileShape<D>::kBlockM;
   if (m_blocks > INT32_MAX || p.q_heads > 65535 || p.batch > 65535) {
     fail(LLMK_ERROR_UNSUPPORTED,
          "%s: q_heads %lld and batch %lld; the CUDA grid holds at most 65535 of each", kOp,
