@@ -23,8 +23,10 @@
 //    for any head_dim.
 //  - Key blocks that no query of the tile sees (causal, sliding window) are never visited; only
 //    blocks that straddle a mask edge or the end of the keys pay for the element-wise mask.
-//  - Query blocks run heaviest first (the last, longest causal rows), and all query blocks of a
-//    head run side by side, so a head's K and V are read from HBM about once and then hit in L2.
+//  - The grid is (query block, sequence, head), query blocks fastest and heaviest first (the
+//    last, longest causal rows): all query blocks of a head run side by side, so its K and V are
+//    read from HBM about once and then hit in L2, and the blocks of a long sequence among short
+//    ones spread over the whole launch instead of forming its tail.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -232,8 +234,8 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const KernelArgs
   const uint32_t smem_v = smem_k + kBlockN * kRowBytes;
 
   const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest (last) query blocks first
-  const int head = blockIdx.y;
-  const int64_t s = blockIdx.z;
+  const int64_t s = blockIdx.y;
+  const int head = blockIdx.z;
   const int kv_head = head / a.heads_per_kv_head;
   const int m0 = m_block * kBlockM;
 
