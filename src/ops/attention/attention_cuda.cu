@@ -85,8 +85,8 @@ void launch(const AttentionParams& p, cudaStream_t stream) {
          "%s: q_heads %lld and batch %lld; the CUDA grid holds at most 65535 of each", kOp,
          static_cast<long long>(p.q_heads), static_cast<long long>(p.batch));
   }
-  const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(p.batch),
-                  static_cast<unsigned>(p.q_heads));
+  const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(p.q_heads),
+                  static_cast<unsigned>(p.batch));
   const bool extras = p.softcap > 0.f || p.dropout_threshold != 0;
   attention_launch::launch_attention<T, D>(kernel_args(p), grid, extras, stream);
 }

@@ -23,10 +23,11 @@
 //    for any head_dim.
 //  - Key blocks that no query of the tile sees (causal, sliding window) are never visited; only
 //    blocks that straddle a mask edge or the end of the keys pay for the element-wise mask.
-//  - The grid is (query block, sequence, head), query blocks fastest and heaviest first (the
-//    last, longest causal rows): all query blocks of a head run side by side, so its K and V are
-//    read from HBM about once and then hit in L2, and the blocks of a long sequence among short
-//    ones spread over the whole launch instead of forming its tail.
+//  - The grid is (query block, head, sequence), query blocks fastest and heaviest first (the
+//    last, longest causal rows). All query blocks of a head run side by side, so its K and V are
+//    read from HBM about once and then hit in L2, and neighbouring heads run together, so the
+//    rows of a BSHD tensor (all heads of a token, side by side) are read whole from DRAM.
+//    (FA2's (query block, sequence, head) order measured 3-10% slower here at T <= 4096.)
 #pragma once
 
 #include <cuda_bf16.h>
@@ -234,8 +235,8 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const KernelArgs
   const uint32_t smem_v = smem_k + kBlockN * kRowBytes;
 
   const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest (last) query blocks first
-  const int64_t s = blockIdx.y;
-  const int head = blockIdx.z;
+  const int head = blockIdx.y;
+  const int64_t s = blockIdx.z;
   const int kv_head = head / a.heads_per_kv_head;
   const int m0 = m_block * kBlockM;
 
