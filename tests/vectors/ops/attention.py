@@ -18,9 +18,9 @@ from vectorlib import Case, contiguous, round_up
 UNIT = {"f16": 2.0**-11, "bf16": 2.0**-8}
 # One f32 rounding.
 F32_UNIT = 2.0**-24
-# tanh.approx.f32 (PTX ISA) errs by at most 2^-10.987 of |tanh| <= 1, so a soft-capped score
-# c * tanh(x / c) by at most c times that.
-TANH_APPROX = 2.0**-10.987
+# CUDA's tanhf errs by at most 2 ulp (CUDA Math API), and its f32 argument by one rounding, so
+# 2^-21 of |tanh| <= 1 bounds both; a soft-capped score c * tanh(x / c) errs by c times that.
+TANH_F32 = 2.0**-21
 # lse is f32: its sum of exponentials and the fast exp and log of a GPU.
 LSE_RTOL, LSE_ATOL = 1e-5, 1e-4
 
@@ -174,7 +174,7 @@ def attend(q, k, v, options, stats, keep=None):
 def tolerances(case, options, stats, v, head_dim):
     """(atol of o, atol of lse): README.md's rule with this case's score bound."""
     score_error = ((head_dim + 2) * F32_UNIT * stats.abs_dot + 2.0**-20 * (1.0 + stats.abs_score)
-                   + (options.softcap * TANH_APPROX if options.softcap else 0.0))
+                   + (options.softcap * TANH_F32 if options.softcap else 0.0))
     dropout_scale = 1.0 / (1.0 - options.dropout.p) if options.dropout else 1.0
     relative = (UNIT[case.dtype] + (2 * stats.keys + 16) * F32_UNIT
                 + math.expm1(2.0 * score_error))
