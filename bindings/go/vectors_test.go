@@ -145,13 +145,16 @@ func (f *configFields) uint32(key string, field *uint32) {
 
 // uint64 parses a uint64 field; the vectors keep such values below 2^53, so that they survive a
 // float64 on their way (as integer accepts).
+// uint64 parses the whole unsigned range (dropout_seed goes above 2^63), never through a float64.
 func (f *configFields) uint64(key string, field *uint64) {
 	if f.err == nil && f.c.has(key) {
-		var n int64
-		if n, f.err = f.c.integer(key); f.err == nil && n < 0 {
-			f.err = fmt.Errorf("%s=%d is negative", key, n)
+		v, _ := f.c.get(key)
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			f.err = fmt.Errorf("%s=%s is not an unsigned 64-bit integer", key, v)
+			return
 		}
-		*field = uint64(n)
+		*field = n
 	}
 }
 

@@ -540,7 +540,11 @@ fn attention_config(case: &Case) -> Outcome<AttentionConfig> {
         config.dropout_offset = integer(case, "dropout_offset")?;
     }
     if case.find("dropout_seed").is_some() {
-        config.dropout_seed = integer(case, "dropout_seed")?;
+        // The whole u64 range (the cases go above 2^63), never through a float64.
+        let text = case.get("dropout_seed")?;
+        config.dropout_seed = text
+            .parse::<u64>()
+            .map_err(|e| format!("dropout_seed={text}: {e}"))?;
     }
     Ok(config)
 }
