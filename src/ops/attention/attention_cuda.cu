@@ -80,13 +80,20 @@ template <class T, int D>
 void launch(const AttentionParams& p, cudaStream_t stream) {
   const int64_t rows = p.cu_seqlens_q != nullptr ? std::min(p.q_len, p.total_q) : p.q_len;
   const int64_t m_blocks = (rows + TileShape<D>::kBlockM - 1) / TileShape<D>::kBlockM;
-  if (m_blocks > INT32_MAX || p.q_heads > 65535 || p.batch > 65535) {
+  // The kernel's grid orders (attention_kernels.cuh): padded (query block, head, sequence),
+  // packed (head, sequence, query block).
+  const bool packed = p.cu_seqlens_q != nullptr;
+  if (p.batch > 65535 || (packed ? m_blocks > 65535 : p.q_heads > 65535 || m_blocks > INT32_MAX)) {
     fail(LLMK_ERROR_UNSUPPORTED,
-         "%s: q_heads %lld and batch %lld; the CUDA grid holds at most 65535 of each", kOp,
-         static_cast<long long>(p.q_heads), static_cast<long long>(p.batch));
+         "%s: batch %lld, q_heads %lld, %lld query blocks of %d; the CUDA grid holds at most 65535 "
+         "sequences and 65535 %s",
+         kOp, static_cast<long long>(p.batch), static_cast<long long>(p.q_heads),
+         static_cast<long long>(m_blocks), TileShape<D>::kBlockM,
+         packed ? "query blocks (max_seqlen_q)" : "heads");
   }
-  const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(p.q_heads),
-                  static_cast<unsigned>(p.batch));
+  const auto heads = static_cast<unsigned>(p.q_heads), batch = static_cast<unsigned>(p.batch),
+             blocks = static_cast<unsigned>(m_blocks);
+  const dim3 grid = packed ? dim3(heads, batch, blocks) : dim3(blocks, heads, batch);
   const bool extras = p.softcap > 0.f || p.dropout_threshold != 0;
   attention_launch::launch_attention<T, D>(kernel_args(p), grid, extras, stream);
 }

@@ -23,11 +23,15 @@
 //    for any head_dim.
 //  - Key blocks that no query of the tile sees (causal, sliding window) are never visited; only
 //    blocks that straddle a mask edge or the end of the keys pay for the element-wise mask.
-//  - The grid is (query block, head, sequence), query blocks fastest and heaviest first (the
-//    last, longest causal rows). All query blocks of a head run side by side, so its K and V are
-//    read from HBM about once and then hit in L2, and neighbouring heads run together, so the
-//    rows of a BSHD tensor (all heads of a token, side by side) are read whole from DRAM.
-//    (FA2's (query block, sequence, head) order measured 3-10% slower here at T <= 4096.)
+//  - A padded batch's grid is (query block, head, sequence), query blocks fastest and heaviest
+//    first (the last, longest causal rows). All query blocks of a head run side by side, so its
+//    K and V are read from HBM about once and then hit in L2, and neighbouring heads run
+//    together, so the rows of a BSHD tensor (all heads of a token, side by side) are read whole
+//    from DRAM. (FA2's (query block, sequence, head) order measured 3-10% slower at T <= 4096.)
+//  - Packed sequences of different lengths are ordered (head, sequence, query block), query
+//    blocks slowest and last first: only long sequences have high query blocks, so the launch
+//    starts with the longest work and ends with the shortest (longest-processing-time first),
+//    where any head-major order ends with a long sequence's blocks as its tail.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -234,9 +238,11 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const KernelArgs
   const uint32_t smem_k = smem_q + kBlockM * kRowBytes;
   const uint32_t smem_v = smem_k + kBlockN * kRowBytes;
 
-  const int m_block = gridDim.x - 1 - blockIdx.x;  // heaviest (last) query blocks first
-  const int head = blockIdx.y;
-  const int64_t s = blockIdx.z;
+  // Heaviest (last) query blocks first; see the grid orders at the top.
+  const bool packed = a.cu_seqlens_q != nullptr;
+  const int m_block = packed ? gridDim.z - 1 - blockIdx.z : gridDim.x - 1 - blockIdx.x;
+  const int head = packed ? blockIdx.x : blockIdx.y;
+  const int64_t s = packed ? blockIdx.y : blockIdx.z;
   const int kv_head = head / a.heads_per_kv_head;
   const int m0 = m_block * kBlockM;
 
