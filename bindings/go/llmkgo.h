@@ -76,8 +76,8 @@ _Static_assert(sizeof(llmk_mlp_config) == sizeof(size_t) + 2 * sizeof(int32_t),
 // llmk_attention_config has 4 bytes of padding after dropout_offset, before the 8-byte
 // dropout_seed (on LP64): the last field is checked by offset, and the size ends right after it.
 _Static_assert(offsetof(llmk_attention_config, dropout_seed) ==
-                       (sizeof(size_t) + 2 * sizeof(float) + 3 * sizeof(int32_t) +
-                        sizeof(float) + sizeof(uint32_t) + _Alignof(uint64_t) - 1) /
+                       (sizeof(size_t) + 2 * sizeof(float) + 3 * sizeof(int32_t) + sizeof(float) +
+                        sizeof(uint32_t) + _Alignof(uint64_t) - 1) /
                            _Alignof(uint64_t) * _Alignof(uint64_t) &&
                    sizeof(llmk_attention_config) ==
                        offsetof(llmk_attention_config, dropout_seed) + sizeof(uint64_t),
