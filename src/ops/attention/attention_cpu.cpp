@@ -20,16 +20,6 @@
 namespace llmk {
 namespace {
 
-double load(llmk_dtype dtype, const void* base, int64_t index) {
-  const uint16_t bits = static_cast<const uint16_t*>(base)[index];
-  return dtype == LLMK_DTYPE_BF16 ? bf16_to_double(bits) : f16_to_double(bits);
-}
-
-void store(llmk_dtype dtype, void* base, int64_t index, double value) {
-  static_cast<uint16_t*>(base)[index] =
-      dtype == LLMK_DTYPE_BF16 ? bf16_from_double(value) : f16_from_double(value);
-}
-
 // One sequence: its index, its first rows in q/o and in k/v (0 when padded), and its lengths.
 struct Sequence {
   int64_t index;
@@ -96,8 +86,12 @@ int64_t row_start(const AttentionTensor& t, const Sequence& seq, int64_t first, 
 
 // Every query head of one kv head over one sequence. k and v are the kv head's keys and values
 // in double, [kv_len, head_dim] each.
+template <llmk_dtype D>
 void attend(const AttentionParams& p, const Sequence& seq, int64_t kv_head,
             const std::vector<double>& k, const std::vector<double>& v) {
+  using E = Element<D>;
+  const auto* q_data = static_cast<const typename E::Storage*>(p.q.data);
+  auto* o_data = static_cast<typename E::Storage*>(p.o.data);
   const int64_t d_count = p.head_dim, group = p.q_heads / p.kv_heads;
   const double scale = p.scale, cap = p.softcap;
   const double keep_scale = 1.0 / (1.0 - static_cast<double>(p.dropout_p));
@@ -105,7 +99,7 @@ void attend(const AttentionParams& p, const Sequence& seq, int64_t kv_head,
   for (int64_t h = kv_head * group; h < (kv_head + 1) * group; ++h) {
     for (int64_t i = 0; i < seq.q_len; ++i) {
       const int64_t q_row = row_start(p.q, seq, seq.q_first, i, h);
-      for (int64_t d = 0; d < d_count; ++d) q[d] = load(p.dtype, p.q.data, q_row + d);
+      for (int64_t d = 0; d < d_count; ++d) q[d] = E::load(q_data[q_row + d]);
 
       // Bottom-right alignment: the last query sits at the last key.
       const int64_t position = i + seq.kv_len - seq.q_len;
@@ -144,7 +138,7 @@ void attend(const AttentionParams& p, const Sequence& seq, int64_t kv_head,
       }
 
       const int64_t o_row = row_start(p.o, seq, seq.q_first, i, h);
-      for (int64_t d = 0; d < d_count; ++d) store(p.dtype, p.o.data, o_row + d, out[d]);
+      for (int64_t d = 0; d < d_count; ++d) o_data[o_row + d] = E::store(out[d]);
       if (p.lse != nullptr) {
         p.lse[seq.index * p.lse_batch_stride + h * p.lse_head_stride +
               (seq.q_first + i) * p.lse_row_stride] = static_cast<float>(lse);
@@ -153,10 +147,11 @@ void attend(const AttentionParams& p, const Sequence& seq, int64_t kv_head,
   }
 }
 
-}  // namespace
-
-void attention_cpu(const AttentionParams& p) {
-  if (p.cu_seqlens_q != nullptr) check_cu_seqlens(p);
+template <llmk_dtype D>
+void attention_reference(const AttentionParams& p) {
+  using E = Element<D>;
+  const auto* k_data = static_cast<const typename E::Storage*>(p.k.data);
+  const auto* v_data = static_cast<const typename E::Storage*>(p.v.data);
   for (int64_t s = 0; s < p.batch; ++s) {
     const Sequence seq = sequence(p, s);
     if (seq.q_len == 0) continue;
@@ -166,12 +161,23 @@ void attention_cpu(const AttentionParams& p) {
         const int64_t k_row = row_start(p.k, seq, seq.k_first, j, kv_head);
         const int64_t v_row = row_start(p.v, seq, seq.k_first, j, kv_head);
         for (int64_t d = 0; d < p.head_dim; ++d) {
-          k[j * p.head_dim + d] = load(p.dtype, p.k.data, k_row + d);
-          v[j * p.head_dim + d] = load(p.dtype, p.v.data, v_row + d);
+          k[j * p.head_dim + d] = E::load(k_data[k_row + d]);
+          v[j * p.head_dim + d] = E::load(v_data[v_row + d]);
         }
       }
-      attend(p, seq, kv_head, k, v);
+      attend<D>(p, seq, kv_head, k, v);
     }
+  }
+}
+
+}  // namespace
+
+void attention_cpu(const AttentionParams& p) {
+  if (p.cu_seqlens_q != nullptr) check_cu_seqlens(p);
+  switch (p.dtype) {
+    case LLMK_DTYPE_F16: return attention_reference<LLMK_DTYPE_F16>(p);
+    case LLMK_DTYPE_BF16: return attention_reference<LLMK_DTYPE_BF16>(p);
+    default: fail(LLMK_ERROR_INTERNAL, "attention_cpu: dtype %d reached the backend", p.dtype);
   }
 }
 
