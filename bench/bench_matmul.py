@@ -17,6 +17,9 @@ between sets far larger than L2). Three parts, Llama-2-7B shapes (d_model 4096, 
           down projection (K 11008, N 4096): the path AUTO takes (matmul_path_for), llmk's AUTO,
           forced GEMV (M <= 16) and forced cuBLASLt times, and torch's F.linear. GB/s counts the
           weight, x and y once; "of copy" is that over the copy bandwidth measured in the run.
+          "read floor us" is the fastest pure read of the weight's bytes on this GPU
+          (bench/read_floor.cu, run by this script): the time no kernel that streams the weight
+          once can beat, and "of floor" the floor's time over AUTO's.
   mlp     One Llama-2-7B MLP at 1 and 2048 tokens: llmk's gated_mlp (SwiGLU, vLLM's fused
           [22016, 4096] gate_up weight passed as two views) beside torch eager
           F.linear(F.silu(x Wg^T) * (x Wu^T), Wd), eager over the fused weight (vLLM's layout),
@@ -30,6 +33,9 @@ and the failure in the notes; the script then exits 1 after writing its tables.
 Usage: bench_matmul.py [--json FILE] [--markdown FILE] [--parts fusion,decode,mlp]
 """
 import json
+import os
+import re
+import subprocess
 import sys
 import traceback
 
@@ -78,6 +84,7 @@ class Bench:
 
     def __init__(self, ctx, copy_gbs):
         self.ctx, self.copy_gbs, self.rows, self.failures = ctx, copy_gbs, [], []
+        self.read_floor_us = None  # the decode part measures it
 
     def attempt(self, what, fn, *args):
         """fn(*args), or None (and a note) when it raises."""
@@ -224,6 +231,7 @@ def decode_case(bench, m, k, n, dtype):
         "bytes": bytes_moved, "auto_path": None if chosen is None else Path(chosen).name.lower(),
         "llmk_us": auto_us, "llmk_gbs": gbs, "tflops": tflops(2 * m * n * k, auto_us),
         "fraction_of_copy": None if gbs is None else gbs / bench.copy_gbs,
+        "read_floor_us": bench.read_floor_us,
         "paths_us": times, "error_vs_torch": errors.get("auto"), "errors_by_path": errors,
         "peers": {"F.linear(x, W)": {"us": torch_us, "gbs": None if torch_us is None
                                      else bytes_moved / torch_us / 1e3}},
@@ -232,7 +240,19 @@ def decode_case(bench, m, k, n, dtype):
     torch.cuda.empty_cache()
 
 
+def read_floor_us(nbytes):
+    """The fastest pure read of nbytes (bench_read_floor, built beside libllmk.so in bench/, or
+    LLMK_BENCH_READ_FLOOR), in us."""
+    tool = os.environ.get("LLMK_BENCH_READ_FLOOR") or os.path.join(
+        os.path.dirname(os.environ.get("LLMK_LIBRARY", "build/libllmk.so")), "bench",
+        "bench_read_floor")
+    out = subprocess.run([tool, str(nbytes)], check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"bytes: ([0-9.]+) us", out).group(1))
+
+
 def part_decode(bench):
+    weight_bytes = D_MODEL * D_FF * 2  # both projections, f16 and bf16
+    bench.read_floor_us = bench.attempt("read floor", read_floor_us, weight_bytes)
     for dtype in DTYPES:
         for m in DECODE_ROWS:
             decode_case(bench, m, D_MODEL, D_FF, dtype)
@@ -410,11 +430,15 @@ def decode_table(rows):
                       cell(torch_us, ".1f"), cell(r["llmk_gbs"], ".0f"),
                       cell(None if r["fraction_of_copy"] is None
                            else 100 * r["fraction_of_copy"], ".1f"),
+                      cell(r["read_floor_us"], ".1f"),
+                      cell(None if r["read_floor_us"] is None or r["llmk_us"] is None
+                           else 100 * r["read_floor_us"] / r["llmk_us"], ".1f"),
                       cell(ratio(torch_us, r["llmk_us"]), ".2f"),
                       cell(r["error_vs_torch"], ".1e")])
     return table("Decode: few rows through a weight (M x K x N)",
                  ["M x K x N", "dtype", "AUTO takes", "auto us", "gemv us", "cublaslt us",
-                  "F.linear us", "auto GB/s", "% of copy", "speedup", "err vs torch"], lines)
+                  "F.linear us", "auto GB/s", "% of copy", "read floor us", "% of floor",
+                  "speedup", "err vs torch"], lines)
 
 
 def mlp_table(rows):

@@ -670,10 +670,10 @@ class MatmulPath : public testing::Test {
   llmk_status status_ = LLMK_SUCCESS;
 };
 
-// AUTO takes the GEMV only where it measured faster than cuBLASLt: on the H200 so far, nowhere
-// (matmul.cpp, kGemvAutoMaxRows).
-TEST_F(MatmulPath, AutoTakesCublasltUntilTheGemvWins) {
-  EXPECT_EQ(path_for(1), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
+// AUTO takes the GEMV only where it measured faster than cuBLASLt: on the H200, one row of f16
+// or bf16 (matmul.cpp, kGemvAutoMaxRows).
+TEST_F(MatmulPath, AutoTakesTheGemvWhereItWins) {
+  EXPECT_EQ(path_for(1), LLMK_MATMUL_PATH_GEMV) << llmk_last_error_message();
   EXPECT_EQ(path_for(2), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
   EXPECT_EQ(path_for(17), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
   EXPECT_EQ(path_for(kMaxM), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();

@@ -8,37 +8,35 @@
 // (activation_kernels.cuh's activate: accurate for f32 outputs, the fast forms for f16/bf16).
 //
 // The trick: this is a stream of W. At m = 1, K = 4096, N = 11008 fp16, W is 90 MB and x 8 KB,
-// so the kernel must read W once at HBM speed (~21 us at the H200's ~4.2 TB/s copy rate) and do
-// everything else under that stream. Three things decide it:
+// so the kernel must read W once at HBM speed and do everything else under that stream. On the
+// H200 the fastest pure read of those 90 MB measured 24.1 us (3.75 TB/s: a 90 MB read pays the
+// DRAM pipeline's fill and drain, which a 1 GiB copy hides); that is the floor. Three things
+// decide how close the kernel gets:
 //
-//  1. Bytes in flight. By Little's law ~4.3 TB/s at 1-1.5 us of loaded latency needs 4-6 MB in
-//     flight, 32-50 KB per SM (bench/NOTES.md: 32 KB per SM streamed at 70% of copy, 64 KB at
-//     95%). Each thread issues eight 16-byte loads of W (128 B) before it uses any, with
-//     ld.global.nc.L1::no_allocate (W is read once; x keeps L1), and 24 warps fit per SM: ~96 KB
-//     in flight per SM. A warp also has little time: one that owned whole rows of K = 4096 would
-//     wait through ~30 dependent round trips, more than the whole budget, so the warps of a block
-//     split k between them (`split`) and add their partial sums through shared memory at the end.
+//  1. Bytes in flight. By Little's law ~4 TB/s at 1-1.5 us of loaded latency needs 4-6 MB in
+//     flight, 32-50 KB per SM. Each thread issues its 16-byte loads of W (4 to 8) before it uses
+//     any, with ld.global.nc.L1::no_allocate (W is read once; x keeps L1), and 24 to 32 warps fit
+//     per SM: ~96-128 KB in flight per SM. The warps of a block may split k between them
+//     (`split`) and add their partial sums through shared memory at the end.
 //
-//  2. Arithmetic off the critical path. At m = 16 the product is 16 * 11008 * 4096 = 721M
-//     multiply-adds, ~22 us of every SM's f32 FMA pipe: as long as the stream itself. So f16/bf16
-//     go through the tensor cores, mma.sync.m16n8k16 with f32 accumulators, W as the 16-row A
-//     operand (16 output columns per warp) and x^T as the 8-column B operand (8 rows of x; two B
-//     tiles for m <= 16). The mma's fragment layout wants each thread to hold elements
-//     {2t, 2t+1, 2t+8, 2t+9} of a 16-wide k slab, not 16 contiguous bytes; but a dot product does
-//     not care in which order k is summed, as long as W and x are permuted alike. So the thread
-//     (g = lane / 4, t = lane % 4) loads the 16 contiguous bytes k0 + 8t .. k0 + 8t + 7 of W rows
-//     g and g + 8 and of x row g, and feeds elements 0-3 to one mma and 4-7 to the next: the 4
-//     lanes of a row cover 64 contiguous bytes per load (whole 32-byte sectors), x costs one
-//     16-byte load (an L1 hit) per B tile per 32 k, and there is no conversion and no shuffle: the
-//     mma sums over k inside the warp. f32 must be multiplied in full f32, so it takes the FMA pipe
-//     (FmaWarp below) and reduces across lanes once, at the end.
+//  2. Arithmetic off the critical path, on the tensor cores for f16/bf16 (mma.sync.m16n8k16 with
+//     f32 accumulators: no conversion of W, no shuffles along k), in two tile shapes:
+//     - RowWarp (m <= 2): a warp streams one row of W, 512 contiguous bytes per load, the
+//       pattern of the fastest pure read, and uses only the diagonal of each mma (below).
+//     - MmaWarp (m <= 16): a warp streams 16 rows of W as the 16-row A operand, x^T as the
+//       8-column B operand (two B tiles for m > 8), every product useful. The fragment layout
+//       has each quad of lanes read 64 bytes of one row per load: 16 rows per load, 5-10% slower
+//       as a pure read, but at m >= 3 RowWarp's 2 mmas per row of x per load cost more.
+//     The mma's fragment layout wants each thread to hold elements {2t, 2t+1, 2t+8, 2t+9} of a
+//     16-wide k slab, not 16 contiguous bytes; but a dot product does not care in which order k
+//     is summed, as long as W and x are permuted alike. So a thread loads 16 contiguous bytes of
+//     W and the same 16 bytes' positions of x, and feeds elements 0-3 to one mma and 4-7 to the
+//     next. f32 must be multiplied in full f32, so it takes the FMA pipe (FmaWarp below) and
+//     reduces across lanes once, at the end.
 //
-//  3. One wave. A block that starts after the others finish doubles the kernel's time. The
-//     launcher picks the split (warps per column tile: 1, 2, 4 or 8 of a block's 8) so that every
-//     block is resident at once where it can (688 tiles of 16 fp16 columns, split 4: 344 blocks
-//     for 132 SMs x 3), and spreads W over as many warps as that allows. An SM that holds 3
-//     blocks instead of 2 has 1.5x the loads in flight, so it takes 1.5x the bandwidth and uneven
-//     blocks per SM still finish together.
+//  3. Waves. MmaWarp's 16-column tiles are few (688 at N = 11008): the launcher picks the split
+//     that keeps every block resident at once, as a block that starts late doubles the time.
+//     RowWarp's one-row tiles are many, and many short blocks keep the SMs fed as well.
 //
 // Edges: a column past n reads row n - 1 (in bounds, same sectors) and writes nothing; x rows past
 // m read row m - 1 (L1 hits) and their outputs are dropped; the last k % kGroup elements go
@@ -76,20 +74,23 @@ struct GemvArgs {
   float alpha, beta;
 };
 
-// Blocks per SM the register budget must allow (__launch_bounds__), and the residency the
-// launcher plans one wave with. f16/bf16: 3 (80 registers, 24 warps, ~96 KB of W in flight per
-// SM). f32: 2 (128 registers): its accumulator, W loads and hoisted x rows need more than 80.
-template <class T>
-constexpr int kMinBlocksPerSm = std::is_same_v<T, float> ? 2 : 3;
-
-// A 16-byte load of weights: read once, so kept out of L1 (x lives there). A warp's 4 lanes of a
-// row read 64 contiguous bytes per load and 256 per group: the L2::256B hint fetches the group's
-// whole 256 bytes on the first miss (measured on the H200: 30.2 -> 28.6 us at M = 1).
+// A 16-byte load of weights: read once, so kept out of L1 (x lives there). MmaWarp's 4 lanes of
+// a row read 64 contiguous bytes per load and 256 per group: the L2::256B hint fetches the
+// group's whole 256 bytes on the first miss (measured on the H200: 30.2 -> 28.6 us at M = 1).
+// RowWarp's warp reads 512 contiguous bytes per load, and there the hint costs ~4% (a pure read
+// of the 90 MB weight: 24.7 us without, 25.9 with).
+template <bool PREFETCH_256B>
 __device__ __forceinline__ uint4 load_streaming(const void* ptr) {
   uint4 v;
-  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(ptr));
+  if constexpr (PREFETCH_256B) {
+    asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+        : "l"(ptr));
+  } else {
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+        : "l"(ptr));
+  }
   return v;
 }
 
@@ -129,6 +130,118 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a
   }
 }
 
+// f16/bf16 for m <= 4, where a pure read of W is the whole cost: a warp's tile is one output
+// column, W row j (gated: Wg row j and Wu row j), and each of its loads reads 512 contiguous
+// bytes of the row, the pattern of the fastest pure read of W measured (bench/NOTES.md). The
+// products still go through the tensor cores, which need no conversion: lane l = 4g + t holds
+// elements 8l .. 8l + 7 of a 256-element segment, and one m16n8k16 takes elements 0-3 of every
+// lane as A row g (a0, a2; rows g + 8 repeat them and are ignored) and x's elements at the same
+// positions as B column g (b0, b1). Then D[g][g] = sum over the quad g of W . x: the diagonal
+// of D holds 8 partial dot products, one per lane quad, and the rest of D is waste. The tensor
+// cores do 16x the useful work, ~2 m * 0.4 clocks per 512 bytes against ~27 clocks of an SM's
+// share of the stream at m = 4: cheap, and far fewer instructions than converting every
+// element for the FMA pipe. At the end each x row's 8 diagonal values (lane 4g + g / 2,
+// accumulator g % 2) are summed across the warp.
+template <class T, int ROWS, int MATS>
+struct RowWarp {
+  static_assert(ROWS <= 2, "each x row costs 2 mmas per load: from 3 rows on, MmaWarp is faster");
+  static constexpr int kCols = 1;
+  static constexpr int kSegment = 256;  // elements: one load of the warp, 512 bytes
+  // Registers: 4 accumulators per (weight, x row) beside the loads in flight. One dot product
+  // per warp fits 8 loads of W per lane in 64 registers (32 warps per SM, 4 KB in flight each);
+  // two, in 80 (24 warps); four, 4 loads in 80.
+  static constexpr int kDots = MATS * ROWS;
+  static constexpr int kMinBlocksPerSm = kDots == 1 ? 4 : 3;
+  static constexpr int kSteps = (kDots <= 2 ? 8 : 4) / MATS;  // loads per weight in flight
+  static constexpr int kGroup = kSteps * kSegment;
+
+  // As MmaWarp's, into partial[MATS][ROWS]: the sums of W row j0 (gated: Wg row j0, Wu row j0)
+  // with each row of x over the groups slice, slice + split, ...
+  __device__ static void accumulate(const GemvArgs& p, int64_t j0, int slice, int split,
+                                    float* partial) {
+    const int lane = threadIdx.x % 32;
+    const T* w[MATS];
+#pragma unroll
+    for (int mat = 0; mat < MATS; ++mat) {
+      w[mat] = static_cast<const T*>(p.w[mat]) + j0 * p.ldw[mat] + 8 * lane;
+    }
+    const T* x[ROWS];  // rows past m read row m - 1: L1 hits, outputs dropped
+#pragma unroll
+    for (int row = 0; row < ROWS; ++row) {
+      x[row] = static_cast<const T*>(p.a) + min(row, p.m - 1) * p.lda + 8 * lane;
+    }
+    float acc[MATS][ROWS][4] = {};
+
+    auto step = [&](const uint4(&wv)[MATS], const uint4(&xv)[ROWS]) {
+#pragma unroll
+      for (int mat = 0; mat < MATS; ++mat) {
+#pragma unroll
+        for (int row = 0; row < ROWS; ++row) {
+          float(&c)[4] = acc[mat][row];
+          mma_16816<T>(c, wv[mat].x, wv[mat].x, wv[mat].y, wv[mat].y, xv[row].x, xv[row].y);
+          mma_16816<T>(c, wv[mat].z, wv[mat].z, wv[mat].w, wv[mat].w, xv[row].z, xv[row].w);
+        }
+      }
+    };
+
+    // As MmaWarp: the tail by the warp whose turn the group after the last whole one would be,
+    // then every split-th group.
+    const int groups = static_cast<int>(p.k / kGroup);
+    if (groups % split == slice) {
+      for (int64_t k0 = int64_t{groups} * kGroup; k0 < p.k; k0 += kSegment) {
+        const int valid = static_cast<int>(p.k - k0) - 8 * lane;
+        uint4 wv[MATS], xv[ROWS];
+#pragma unroll
+        for (int mat = 0; mat < MATS; ++mat) wv[mat] = load_partial(w[mat] + k0, valid);
+#pragma unroll
+        for (int row = 0; row < ROWS; ++row) xv[row] = load_partial(x[row] + k0, valid);
+        step(wv, xv);
+      }
+    }
+    auto advance = [&](int elements) {
+#pragma unroll
+      for (int mat = 0; mat < MATS; ++mat) w[mat] += elements;
+#pragma unroll
+      for (int row = 0; row < ROWS; ++row) x[row] += elements;
+    };
+    advance(slice * kGroup);
+    for (int group = slice; group < groups; group += split) {
+      uint4 wv[kSteps][MATS];
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+#pragma unroll
+        for (int mat = 0; mat < MATS; ++mat) {
+          wv[s][mat] = load_streaming<false>(w[mat] + kSegment * s);
+        }
+      }
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        uint4 xv[ROWS];
+#pragma unroll
+        for (int row = 0; row < ROWS; ++row) xv[row] = load_cached(x[row] + kSegment * s);
+        step(wv[s], xv);
+      }
+      advance(split * kGroup);
+    }
+
+    const int g = lane / 4, t = lane % 4;
+    const bool diagonal = t == g / 2;
+#pragma unroll
+    for (int mat = 0; mat < MATS; ++mat) {
+#pragma unroll
+      for (int row = 0; row < ROWS; ++row) {
+        const float(&c)[4] = acc[mat][row];
+        float sum = diagonal ? (g % 2 == 0 ? c[0] : c[1]) : 0.0f;  // selects: no local memory
+#pragma unroll
+        for (int offset = 16; offset > 0; offset /= 2) {
+          sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+        }
+        if (lane == 0) partial[mat * ROWS + row] = sum;
+      }
+    }
+  }
+};
+
 // f16/bf16 on the tensor cores (see the top of the file). A warp's tile is the mma's 16 A rows,
 // 16 W rows: columns j0 .. j0 + 15 of W, or, gated, columns j0 .. j0 + 7 of Wg (A rows 0-7) and
 // of Wu (A rows 8-15), so that a thread's accumulator holds gate and up of the same outputs and
@@ -137,7 +250,8 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a
 // issues before its first mma.
 template <class T, int ROWS, int MATS>
 struct MmaWarp {
-  static constexpr int kCols = 16 / MATS;  // per weight
+  static constexpr int kCols = 16 / MATS;     // per weight
+  static constexpr int kMinBlocksPerSm = 3;  // 80 registers, 24 warps, ~96 KB of W in flight
   static constexpr int kTiles = ROWS / 8;
   static constexpr int kSteps = 4;
   static constexpr int kGroup = kSteps * 32;
@@ -199,8 +313,8 @@ struct MmaWarp {
       uint4 wv[kSteps][2];
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
-        wv[s][0] = load_streaming(w[0] + 32 * s);
-        wv[s][1] = load_streaming(w[1] + 32 * s);
+        wv[s][0] = load_streaming<true>(w[0] + 32 * s);
+        wv[s][1] = load_streaming<true>(w[1] + 32 * s);
       }
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
@@ -261,6 +375,8 @@ __device__ __forceinline__ void butterfly_sum(float (&v)[N], int lane) {
 template <int ROWS, int MATS>
 struct FmaWarp {
   static constexpr int kWRows = 4;
+  // 128 registers: the accumulator, W loads and hoisted x rows need more than 80.
+  static constexpr int kMinBlocksPerSm = 2;
   static constexpr int kCols = kWRows / MATS;  // per weight
   static constexpr int kWGroups = 2, kLaneWRows = kWRows / kWGroups;
   static constexpr int kLanes = 32 / (kWGroups * ROWS / 8);  // lanes along k
@@ -330,7 +446,7 @@ struct FmaWarp {
       for (int s = 0; s < kSteps; ++s) {
 #pragma unroll
         for (int r = 0; r < kLaneWRows; ++r) {
-          wv[s][r] = as_float4(load_streaming(w[r] + kStep * s));
+          wv[s][r] = as_float4(load_streaming<true>(w[r] + kStep * s));
         }
       }
 #pragma unroll
@@ -352,20 +468,21 @@ struct FmaWarp {
 };
 
 template <class T, int ROWS, int MATS>
-using WarpTile =
-    std::conditional_t<std::is_same_v<T, float>, FmaWarp<ROWS, MATS>, MmaWarp<T, ROWS, MATS>>;
+using WarpTile = std::conditional_t<
+    std::is_same_v<T, float>, FmaWarp<ROWS, MATS>,
+    std::conditional_t<(ROWS <= 2), RowWarp<T, ROWS, MATS>, MmaWarp<T, ROWS, MATS>>>;
 
 // Block: kWarps warps, kWarps / split column tiles, `split` warps per tile each summing every
 // split-th group of k. Grid: one block per kWarps / split tiles. The epilogue adds the split
 // partial sums of each output in a fixed order (deterministic), applies alpha, beta * C, bias and
 // the activation (gated: a(gate) * up), and rounds once.
 template <class T, int ROWS, bool GATED, llmk_activation A>
-__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>)
+__global__ void __launch_bounds__(kBlockThreads, (WarpTile<T, ROWS, GATED ? 2 : 1>::kMinBlocksPerSm))
     gemv_kernel(const GemvArgs p, const int split) {
   constexpr int MATS = GATED ? 2 : 1;
   using Tile = WarpTile<T, ROWS, MATS>;
   constexpr int kCols = Tile::kCols;
-  constexpr int kPartials = MATS * kCols * ROWS;  // per warp: 16 or 4 W rows by ROWS
+  constexpr int kPartials = MATS * kCols * ROWS;  // per warp: its W rows by ROWS
   __shared__ float partial[kWarps][kPartials];
 
   const int warp = threadIdx.x / 32, tiles_per_block = kWarps / split;

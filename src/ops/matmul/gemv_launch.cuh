@@ -22,14 +22,26 @@ using gemv_kernels::kWarps;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Warps per column tile: the most that keeps every block resident at once (one wave: a block
-// that starts late doubles the time); when even one warp per tile needs several waves, the most
-// there is (short blocks, a short last wave); never more than there are groups of k to share.
-inline int pick_split(int64_t tiles, int64_t groups, int64_t resident_blocks) {
+// Warps per column tile (1, 2, 4 or 8 of a block's kWarps), never more than there are groups of
+// k to share.
+//
+// MmaWarp's 16-column tiles: the most that keeps every block resident at once (one wave: a
+// block that starts late doubles the time); when even one warp per tile needs several waves,
+// the most there is (short blocks, a short last wave).
+//
+// RowWarp's one-row tiles come by the thousand, many waves of short blocks, and there two warps
+// per row measured best or within 2% of it at every shape tried (bench/NOTES.md); more only
+// where the rows are too few to give every SM its blocks.
+inline int pick_split(bool row_tiles, int64_t tiles, int64_t groups, int64_t resident_blocks) {
   auto blocks = [&](int split) { return ceil_div(tiles * split, kWarps); };
   int split = kWarps;
-  while (split > 1 && blocks(split) > resident_blocks) split /= 2;
-  if (blocks(split) > resident_blocks) split = kWarps;
+  if (row_tiles) {
+    split = 2;
+    while (split < kWarps && blocks(split) < resident_blocks) split *= 2;
+  } else {
+    while (split > 1 && blocks(split) > resident_blocks) split /= 2;
+    if (blocks(split) > resident_blocks) split = kWarps;
+  }
   while (split > 1 && split > groups) split /= 2;
   return split;
 }
@@ -38,8 +50,8 @@ template <class T, int ROWS, bool GATED, llmk_activation A>
 void launch_kernel(const GemvArgs& args, int sm_count, cudaStream_t stream) {
   using Tile = gemv_kernels::WarpTile<T, ROWS, GATED ? 2 : 1>;
   const int64_t tiles = ceil_div(args.n, Tile::kCols);
-  const int64_t resident = int64_t{sm_count} * gemv_kernels::kMinBlocksPerSm<T>;
-  const int split = pick_split(tiles, ceil_div(args.k, Tile::kGroup), resident);
+  const int64_t resident = int64_t{sm_count} * Tile::kMinBlocksPerSm;
+  const int split = pick_split(Tile::kCols == 1, tiles, ceil_div(args.k, Tile::kGroup), resident);
   const int64_t blocks = ceil_div(tiles * split, kWarps);
   if (blocks > INT32_MAX) {
     fail(LLMK_ERROR_UNSUPPORTED, "matmul: n = %lld needs more blocks than a CUDA grid holds",
@@ -102,11 +114,16 @@ void launch_gemv(const MatmulParams& p, const MatrixView* up, int sm_count, cuda
     }
     fail(LLMK_ERROR_INTERNAL, "matmul: activation %d reached the GEMV launcher", activation);
   };
-  // 8 rows of x (one mma B tile; the f32 lanes' 8 rows) or 16: rows past m cost little.
   auto with_gated = [&](auto rows) {
     if (gated) return with_activation(rows, std::true_type{});
     return with_activation(rows, std::false_type{});
   };
+  // f16/bf16: 1 or 2 rows of x on RowWarp, 8 (one mma B tile) or 16 on MmaWarp; f32: the FMA
+  // lanes' 8 or 16. Rows past m cost little.
+  if constexpr (!std::is_same_v<T, float>) {
+    if (args.m == 1) return with_gated(std::integral_constant<int, 1>{});
+    if (args.m == 2) return with_gated(std::integral_constant<int, 2>{});
+  }
   if (args.m <= 8) return with_gated(std::integral_constant<int, 8>{});
   return with_gated(std::integral_constant<int, 16>{});
 }

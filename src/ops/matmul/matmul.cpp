@@ -17,11 +17,12 @@ namespace {
 
 constexpr const char* kOp = "matmul";
 
-// The largest M for which LLMK_MATMUL_PATH_AUTO takes the GEMV: where it measured faster than
-// cuBLASLt. On the H200 with CUDA 13's cuBLASLt (bench/results/2026-11-21-h200-issue4.md) it is
-// nowhere yet: at K = 4096, N = 11008 the GEMV takes 28.6 us at M = 1 to cuBLASLt's 27.5 us, so
-// AUTO stays on cuBLASLt until the GEMV wins (bench/NOTES.md says what that would take).
-constexpr int64_t kGemvAutoMaxRows = 0;
+// The largest M for which LLMK_MATMUL_PATH_AUTO takes the GEMV (f16 and bf16; f32 was not
+// measured against cuBLASLt): where it measured faster than cuBLASLt. On the H200 with CUDA 13
+// (bench/NOTES.md, issue 4's GEMV rework) that is M = 1 only: 1.02-1.13x there at both Llama
+// shapes and gated; M = 2-7 tie or lose by up to 3%, and M = 8 wins by 3-5%, too little to
+// call a crossover.
+constexpr int64_t kGemvAutoMaxRows = 1;
 
 // The row-major or column-major reading of the matrix in the last two dimensions of t, trying
 // row-major first when `prefer_row_major`. The stride along an extent of 1 is free: the leading
@@ -226,8 +227,9 @@ llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_
       }
       return LLMK_MATMUL_PATH_GEMV;
     default:
-      return gemv_can_run(p) && p.m <= kGemvAutoMaxRows ? LLMK_MATMUL_PATH_GEMV
-                                                        : LLMK_MATMUL_PATH_CUBLASLT;
+      return gemv_can_run(p) && p.dtype != LLMK_DTYPE_F32 && p.m <= kGemvAutoMaxRows
+                 ? LLMK_MATMUL_PATH_GEMV
+                 : LLMK_MATMUL_PATH_CUBLASLT;
   }
 }
 

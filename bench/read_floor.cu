@@ -1,0 +1,125 @@
+// bench_read_floor: the fastest pure read of a buffer of a given size on this GPU, the ceiling of
+// a kernel that must stream a weight once (the decode GEMV). A 1 GiB copy hides the DRAM
+// pipeline's fill and drain; a read of tens of MB does not, so its floor is well under the
+// copy's bandwidth (90 MB on the H200: ~24 us, 3.75 TB/s, against 4.25 TB/s for the copy).
+//
+// The kernel is the plainest stream: every warp reads 512 contiguous bytes per load, U loads in
+// flight per thread, the grid sweeping the buffer front to back; the grid shape and U are swept
+// (a sweep of 105 shapes on the H200 put all of the best within 2% of one another) and the
+// fastest is reported. Timing as the Python benchmarks: median of CUDA-event timings after
+// warm-up, over buffers rotating through more than L2.
+//
+// Usage: bench_read_floor BYTES [BYTES...]   prints one line per size: bytes, us, GB/s, shape.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+namespace {
+
+void check(cudaError_t error, const char* what) {
+  if (error != cudaSuccess) {
+    std::fprintf(stderr, "bench_read_floor: %s: %s\n", what, cudaGetErrorString(error));
+    std::exit(1);
+  }
+}
+
+// Reads n 16-byte words once; the xor keeps the loads alive and never matches.
+template <int U>
+__global__ void read_stream(const uint4* data, int64_t n, unsigned* sink) {
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = int64_t{gridDim.x} * blockDim.x / 32;
+  const int64_t warp = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) / 32;
+  unsigned acc = 0;
+  int64_t i = warp * 32 * U + lane;
+  for (; i + 32 * (U - 1) < n; i += warps * 32 * U) {
+    uint4 v[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                   : "=r"(v[u].x), "=r"(v[u].y), "=r"(v[u].z), "=r"(v[u].w)
+                   : "l"(data + i + 32 * u));
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  }
+  for (; i < n; i += 32) acc ^= data[i].x;
+  if (acc == 0x9e3779b9u) *sink = acc;
+}
+
+template <class Launch>
+float median_us(Launch launch) {
+  constexpr int kWarmup = 5, kReps = 80;
+  std::vector<cudaEvent_t> events(kReps + 1);
+  for (auto& event : events) check(cudaEventCreate(&event), "cudaEventCreate");
+  for (int i = 0; i < kWarmup; ++i) launch(i);
+  check(cudaEventRecord(events[0]), "cudaEventRecord");
+  for (int i = 0; i < kReps; ++i) {
+    launch(i);
+    check(cudaEventRecord(events[i + 1]), "cudaEventRecord");
+  }
+  check(cudaEventSynchronize(events[kReps]), "cudaEventSynchronize");
+  check(cudaGetLastError(), "read_stream");
+  std::vector<float> ms(kReps);
+  for (int i = 0; i < kReps; ++i) {
+    check(cudaEventElapsedTime(&ms[i], events[i], events[i + 1]), "cudaEventElapsedTime");
+  }
+  for (auto event : events) cudaEventDestroy(event);
+  std::sort(ms.begin(), ms.end());
+  return ms[kReps / 2] * 1000.0f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s BYTES [BYTES...]\n", argv[0]);
+    return 2;
+  }
+  int sms = 0, l2 = 0;
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "SM count");
+  check(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0), "L2 size");
+  unsigned* sink = nullptr;
+  check(cudaMalloc(&sink, sizeof *sink), "cudaMalloc");
+  for (int arg = 1; arg < argc; ++arg) {
+    const int64_t bytes = std::atoll(argv[arg]) / 16 * 16;
+    if (bytes <= 0) {
+      std::fprintf(stderr, "bench_read_floor: %s is not a size in bytes\n", argv[arg]);
+      return 2;
+    }
+    // Enough buffers that each read finds its buffer out of L2.
+    const int buffers = static_cast<int>(std::max<int64_t>(2, 2 * l2 / bytes + 2));
+    std::vector<uint4*> data(buffers);
+    for (auto& d : data) {
+      check(cudaMalloc(&d, bytes), "cudaMalloc");
+      check(cudaMemset(d, 1, bytes), "cudaMemset");
+    }
+    struct Shape {
+      int blocks_per_sm, threads, loads;
+    };
+    const Shape shapes[] = {{4, 512, 4}, {8, 256, 4}, {2, 1024, 4},
+                            {16, 128, 8}, {4, 512, 8}, {8, 256, 8}};
+    float best = 1e30f;
+    Shape best_shape{};
+    for (const Shape& s : shapes) {
+      const int64_t n = bytes / 16;
+      const float us = median_us([&](int i) {
+        const uint4* d = data[i % buffers];
+        if (s.loads == 4) {
+          read_stream<4><<<sms * s.blocks_per_sm, s.threads>>>(d, n, sink);
+        } else {
+          read_stream<8><<<sms * s.blocks_per_sm, s.threads>>>(d, n, sink);
+        }
+      });
+      if (us < best) best = us, best_shape = s;
+    }
+    std::printf("%lld bytes: %.2f us, %.0f GB/s (%d blocks/SM x %d threads, %d loads each)\n",
+                static_cast<long long>(bytes), best, bytes / best / 1e3, best_shape.blocks_per_sm,
+                best_shape.threads, best_shape.loads);
+    for (auto d : data) cudaFree(d);
+  }
+  return 0;
+}
