@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
     struct Shape {
       int blocks_per_sm, threads, loads;
     };
-    const Shape shapes[] = {{4, 512, 4}, {8, 256, 4}, {2, 1024, 4},
+    const Shape shapes[] = {{4, 512, 4},  {8, 256, 4}, {2, 1024, 4},
                             {16, 128, 8}, {4, 512, 8}, {8, 256, 8}};
     float best = 1e30f;
     Shape best_shape{};

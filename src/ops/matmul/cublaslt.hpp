@@ -36,7 +36,7 @@ class Cublaslt {
  private:
   // Every number that decides the heuristic's answer: shapes, layouts, dtype, epilogue and the
   // pointers' alignments.
-  using PlanKey = std::array<int64_t, 19>;
+  using PlanKey = std::array<int64_t, 20>;
   struct PlanKeyHash {
     size_t operator()(const PlanKey& key) const;
   };

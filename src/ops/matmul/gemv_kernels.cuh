@@ -250,7 +250,7 @@ struct RowWarp {
 // issues before its first mma.
 template <class T, int ROWS, int MATS>
 struct MmaWarp {
-  static constexpr int kCols = 16 / MATS;     // per weight
+  static constexpr int kCols = 16 / MATS;    // per weight
   static constexpr int kMinBlocksPerSm = 3;  // 80 registers, 24 warps, ~96 KB of W in flight
   static constexpr int kTiles = ROWS / 8;
   static constexpr int kSteps = 4;
@@ -477,7 +477,8 @@ using WarpTile = std::conditional_t<
 // partial sums of each output in a fixed order (deterministic), applies alpha, beta * C, bias and
 // the activation (gated: a(gate) * up), and rounds once.
 template <class T, int ROWS, bool GATED, llmk_activation A>
-__global__ void __launch_bounds__(kBlockThreads, (WarpTile<T, ROWS, GATED ? 2 : 1>::kMinBlocksPerSm))
+__global__ void __launch_bounds__(kBlockThreads,
+                                  (WarpTile < T, ROWS, GATED ? 2 : 1 > ::kMinBlocksPerSm))
     gemv_kernel(const GemvArgs p, const int split) {
   constexpr int MATS = GATED ? 2 : 1;
   using Tile = WarpTile<T, ROWS, MATS>;

@@ -249,25 +249,12 @@ void Cublaslt::matmul(const char* op, const MatmulParams& p, cudaStream_t stream
 
   const int64_t alignments[4] = {alignment(p.b.data), alignment(p.a.data), alignment(c.data),
                                  alignment(p.d.data)};
-  const PlanKey key = {p.dtype,
-                       tf32,
-                       lt_a.op,
-                       lt_b.op,
-                       p.m,
-                       p.n,
-                       p.k,
-                       p.batch,
-                       p.a.ld,
-                       p.b.ld,
-                       c.ld,
-                       p.d.ld,
-                       p.a.batch_stride,
-                       p.b.batch_stride,
-                       c.batch_stride,
-                       p.d.batch_stride,
-                       operation.epilogue,
-                       alignments[0] | alignments[1] << 16,
-                       alignments[2] | alignments[3] << 16};
+  const PlanKey key = {p.dtype, tf32, lt_a.op, lt_b.op, p.m, p.n, p.k, p.batch, p.a.ld, p.b.ld,
+                       c.ld, p.d.ld, p.a.batch_stride, p.b.batch_stride, c.batch_stride,
+                       p.d.batch_stride, operation.epilogue, alignments[0] | alignments[1] << 16,
+                       alignments[2] | alignments[3] << 16,
+                       // The bias's alignment too: the algorithm is checked against its pointer.
+                       p.bias != nullptr ? alignment(p.bias) : 0};
 
   cublasLtMatmulAlgo_t algo;
   void* workspace = nullptr;
