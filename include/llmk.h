@@ -483,9 +483,8 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_matmul_path_for(
     const llmk_tensor* c, const llmk_tensor* bias, const llmk_tensor* d, int32_t* path);
 
 /* What the context's matmul plan cache has done so far (all 0 on a CPU context): distinct plans
- * cached, cuBLASLt heuristic queries made (one per plan; two for a plan with an epilogue where
- * cuBLASLt refuses the plain problem's algorithm with the epilogue attached), and workspaces set
- * aside (one per stream). Either out pointer may be NULL. */
+ * cached, cuBLASLt heuristic queries made (one per plan), and workspaces set aside (one per
+ * stream). Either out pointer may be NULL. */
 LLMK_API LLMK_NODISCARD llmk_status llmk_matmul_cache_stats(const llmk_context* ctx, int64_t* plans,
                                                             int64_t* heuristic_queries,
                                                             int64_t* workspaces);

@@ -186,7 +186,7 @@ func MatmulPathFor(ctx *Context, config MatmulConfig, a, b Tensor, c, bias *Tens
 // MatmulCacheStats is what a context's matmul plan cache has done so far; all 0 on a CPU context.
 type MatmulCacheStats struct {
 	Plans            int64 // distinct plans cached (per shape, layout, dtype and epilogue)
-	HeuristicQueries int64 // cuBLASLt heuristic queries made: one per plan, two for some epilogues
+	HeuristicQueries int64 // cuBLASLt heuristic queries made: one per plan
 	Workspaces       int64 // cuBLASLt workspaces set aside: one per stream
 }
 

@@ -60,7 +60,7 @@ class MatmulCacheStats(NamedTuple):
     """A context's matmul plan cache (all 0 on a CPU context)."""
 
     plans: int              # distinct plans cached (shape, layout, dtype, epilogue)
-    heuristic_queries: int  # cuBLASLt heuristic queries made: one per plan, two for some epilogues
+    heuristic_queries: int  # cuBLASLt heuristic queries made: one per plan
     workspaces: int         # cuBLASLt workspaces set aside: one per stream
 
 

@@ -41,30 +41,11 @@ class Cublaslt {
     size_t operator()(const PlanKey& key) const;
   };
 
-  // What a matmul descriptor holds: the compute type, cuBLASLt's transposes of its A and B, and
-  // the epilogue with its bias vector (null where the epilogue takes none).
-  struct Operation {
-    cublasComputeType_t compute;
-    cublasOperation_t trans_a, trans_b;
-    cublasLtEpilogue_t epilogue;
-    const void* bias;
-  };
-  static void init_desc(const char* op, const Operation& operation,
-                        cublasLtMatmulDescOpaque_t* desc);
-
-  // The cached algorithm for `key`, planned on a miss; and the stream's workspace, set aside on
-  // its first use. One lock for both. `desc` is `operation`'s descriptor. With an epilogue, the
-  // plan is the plain problem's algorithm (the heuristic asked with no epilogue) where cuBLASLt
-  // accepts it with the epilogue attached, else the heuristic's answer for the epilogue problem
-  // (the definition says why); so a miss asks the heuristic once, or twice when it falls back.
-  void lookup(const char* op, const PlanKey& key, const Operation& operation,
-              cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t layouts[4],
-              const int64_t alignments[4], cudaStream_t stream, cublasLtMatmulAlgo_t* algo,
-              void** workspace);
-  // The heuristic's first algorithm for the problem, counted in heuristic_queries_; false where
-  // cuBLASLt has none. The caller holds the lock.
-  bool heuristic(const char* op, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t layouts[4],
-                 cublasLtMatmulPreference_t preference, cublasLtMatmulAlgo_t* algo);
+  // The cached algorithm for `key`, asking the heuristic on a miss; and the stream's workspace,
+  // set aside on its first use. One lock for both.
+  void lookup(const char* op, const PlanKey& key, cublasLtMatmulDesc_t desc,
+              cublasLtMatrixLayout_t layouts[4], const int64_t alignments[4], cudaStream_t stream,
+              cublasLtMatmulAlgo_t* algo, void** workspace);
 
   int device_;
   cublasLtHandle_t handle_ = nullptr;

@@ -4,8 +4,7 @@
 // is then one per row of cuBLASLt's D, which is what its bias epilogue adds.
 //
 // Descriptors live on the stack (the *Init functions fill caller-owned storage), so a call
-// allocates nothing on the host; the heuristic runs once per distinct problem (twice for some
-// problems with an epilogue: Cublaslt::lookup says why).
+// allocates nothing on the host; the heuristic runs once per distinct problem.
 #include <algorithm>
 #include <functional>
 
@@ -105,43 +104,9 @@ Cublaslt::Stats Cublaslt::stats() {
           static_cast<int64_t>(workspaces_.size())};
 }
 
-void Cublaslt::init_desc(const char* op, const Operation& operation,
-                         cublasLtMatmulDescOpaque_t* desc) {
-  check_cublas(op, cublasLtMatmulDescInit(desc, operation.compute, CUDA_R_32F),
-               "cublasLtMatmulDescInit");
-  const auto set = [&](cublasLtMatmulDescAttributes_t attribute, const void* value, size_t size) {
-    check_cublas(op, cublasLtMatmulDescSetAttribute(desc, attribute, value, size),
-                 "cublasLtMatmulDescSetAttribute");
-  };
-  set(CUBLASLT_MATMUL_DESC_TRANSA, &operation.trans_a, sizeof operation.trans_a);
-  set(CUBLASLT_MATMUL_DESC_TRANSB, &operation.trans_b, sizeof operation.trans_b);
-  set(CUBLASLT_MATMUL_DESC_EPILOGUE, &operation.epilogue, sizeof operation.epilogue);
-  if (operation.bias != nullptr) {
-    set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, &operation.bias, sizeof operation.bias);
-  }
-}
-
-bool Cublaslt::heuristic(const char* op, cublasLtMatmulDesc_t desc,
-                         cublasLtMatrixLayout_t layouts[4], cublasLtMatmulPreference_t preference,
-                         cublasLtMatmulAlgo_t* algo) {
-  cublasLtMatmulHeuristicResult_t result;
-  int found = 0;
-  ++heuristic_queries_;
-  const cublasStatus_t status =
-      cublasLtMatmulAlgoGetHeuristic(handle_, desc, layouts[0], layouts[1], layouts[2], layouts[3],
-                                     preference, 1, &result, &found);
-  if (status == CUBLAS_STATUS_NOT_SUPPORTED || (status == CUBLAS_STATUS_SUCCESS && found == 0)) {
-    return false;
-  }
-  check_cublas(op, status, "cublasLtMatmulAlgoGetHeuristic");
-  *algo = result.algo;
-  return true;
-}
-
-void Cublaslt::lookup(const char* op, const PlanKey& key, const Operation& operation,
-                      cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t layouts[4],
-                      const int64_t alignments[4], cudaStream_t stream, cublasLtMatmulAlgo_t* algo,
-                      void** workspace) {
+void Cublaslt::lookup(const char* op, const PlanKey& key, cublasLtMatmulDesc_t desc,
+                      cublasLtMatrixLayout_t layouts[4], const int64_t alignments[4],
+                      cudaStream_t stream, cublasLtMatmulAlgo_t* algo, void** workspace) {
   std::lock_guard<std::mutex> lock(mutex_);
 
   auto found_workspace = workspaces_.find(stream);
@@ -181,42 +146,17 @@ void Cublaslt::lookup(const char* op, const PlanKey& key, const Operation& opera
                                                         &bytes, sizeof bytes),
                    "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)");
     }
-
-    // With an epilogue, the heuristic's own answer is sometimes a slower kernel (another tile,
-    // stage count, ...) than the one it picks for the plain problem, while the plain kernel with
-    // the epilogue attached costs what the plain GEMM does plus the epilogue's work at its stores
-    // (the H200 measured bias + GELU_TANH at 0.98-1.10x the plain GEMM with the heuristic's
-    // choice). So: the plain problem's algorithm, where cublasLtMatmulAlgoCheck accepts it for
-    // the epilogue's descriptor within our workspace; else the epilogue problem's own.
-    cublasLtMatmulAlgo_t chosen{};
-    bool planned = false;
-    if (operation.epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
-      Operation plain = operation;
-      plain.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
-      plain.bias = nullptr;
-      cublasLtMatmulDescOpaque_t plain_desc;
-      init_desc(op, plain, &plain_desc);
-      cublasLtMatmulAlgo_t plain_algo;
-      if (heuristic(op, &plain_desc, layouts, &preference, &plain_algo)) {
-        cublasLtMatmulHeuristicResult_t check;
-        const cublasStatus_t status = cublasLtMatmulAlgoCheck(
-            handle_, desc, layouts[0], layouts[1], layouts[2], layouts[3], &plain_algo, &check);
-        // INVALID_VALUE, NOT_SUPPORTED and ARCH_MISMATCH say this algorithm cannot take the
-        // epilogue: the fallback below. Any other failure is cuBLASLt's, reported.
-        if (status != CUBLAS_STATUS_INVALID_VALUE && status != CUBLAS_STATUS_NOT_SUPPORTED &&
-            status != CUBLAS_STATUS_ARCH_MISMATCH) {
-          check_cublas(op, status, "cublasLtMatmulAlgoCheck");
-        }
-        if (status == CUBLAS_STATUS_SUCCESS && check.workspaceSize <= kWorkspaceBytes) {
-          chosen = plain_algo;
-          planned = true;
-        }
-      }
-    }
-    if (!planned && !heuristic(op, desc, layouts, &preference, &chosen)) {
+    cublasLtMatmulHeuristicResult_t result;
+    int found = 0;
+    ++heuristic_queries_;
+    const cublasStatus_t status =
+        cublasLtMatmulAlgoGetHeuristic(handle_, desc, layouts[0], layouts[1], layouts[2],
+                                       layouts[3], &preference, 1, &result, &found);
+    if (status == CUBLAS_STATUS_NOT_SUPPORTED || (status == CUBLAS_STATUS_SUCCESS && found == 0)) {
       fail(LLMK_ERROR_UNSUPPORTED, "%s: cuBLASLt has no algorithm for this problem", op);
     }
-    found_plan = plans_.emplace(key, chosen).first;
+    check_cublas(op, status, "cublasLtMatmulAlgoGetHeuristic");
+    found_plan = plans_.emplace(key, result.algo).first;
   }
   *algo = found_plan->second;
 }
@@ -232,10 +172,18 @@ void Cublaslt::matmul(const char* op, const MatmulParams& p, cudaStream_t stream
   // With beta == 0, C is not read; cuBLASLt still wants a pointer and a layout: D's.
   const MatrixView& c = p.c.data != nullptr ? p.c : p.d;
 
-  const Operation operation = {compute, lt_a.op, lt_b.op, epilogue(p.activation, p.bias != nullptr),
-                               p.bias};
   cublasLtMatmulDescOpaque_t desc;
-  init_desc(op, operation, &desc);
+  check_cublas(op, cublasLtMatmulDescInit(&desc, compute, CUDA_R_32F), "cublasLtMatmulDescInit");
+  const auto set_desc = [&](cublasLtMatmulDescAttributes_t attribute, const void* value,
+                            size_t size) {
+    check_cublas(op, cublasLtMatmulDescSetAttribute(&desc, attribute, value, size),
+                 "cublasLtMatmulDescSetAttribute");
+  };
+  set_desc(CUBLASLT_MATMUL_DESC_TRANSA, &lt_a.op, sizeof lt_a.op);
+  set_desc(CUBLASLT_MATMUL_DESC_TRANSB, &lt_b.op, sizeof lt_b.op);
+  const cublasLtEpilogue_t lt_epilogue = epilogue(p.activation, p.bias != nullptr);
+  set_desc(CUBLASLT_MATMUL_DESC_EPILOGUE, &lt_epilogue, sizeof lt_epilogue);
+  if (p.bias != nullptr) set_desc(CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof p.bias);
 
   cublasLtMatrixLayoutOpaque_t layout_storage[4];
   init_layout(op, &layout_storage[0], type, lt_a.rows, lt_a.cols, p.b.ld, p.batch,
@@ -251,14 +199,14 @@ void Cublaslt::matmul(const char* op, const MatmulParams& p, cudaStream_t stream
                                  alignment(p.d.data)};
   const PlanKey key = {p.dtype, tf32, lt_a.op, lt_b.op, p.m, p.n, p.k, p.batch, p.a.ld, p.b.ld,
                        c.ld, p.d.ld, p.a.batch_stride, p.b.batch_stride, c.batch_stride,
-                       p.d.batch_stride, operation.epilogue, alignments[0] | alignments[1] << 16,
+                       p.d.batch_stride, lt_epilogue, alignments[0] | alignments[1] << 16,
                        alignments[2] | alignments[3] << 16,
-                       // The bias's alignment too: the algorithm is checked against its pointer.
+                       // The bias's alignment too: the algorithm was chosen with its pointer.
                        p.bias != nullptr ? alignment(p.bias) : 0};
 
   cublasLtMatmulAlgo_t algo;
   void* workspace = nullptr;
-  lookup(op, key, operation, &desc, layouts, alignments, stream, &algo, &workspace);
+  lookup(op, key, &desc, layouts, alignments, stream, &algo, &workspace);
 
   const cublasStatus_t status =
       cublasLtMatmul(handle_, &desc, &p.alpha, p.b.data, layouts[0], p.a.data, layouts[1], &p.beta,

@@ -294,8 +294,7 @@ pub fn matmul_path_for(
 pub struct MatmulCacheStats {
     /// Distinct plans cached (per shape, layout, dtype and epilogue).
     pub plans: u64,
-    /// cuBLASLt heuristic queries made: one per plan; two for a plan with an epilogue where
-    /// cuBLASLt refuses the plain problem's algorithm with the epilogue attached.
+    /// cuBLASLt heuristic queries made: one per plan.
     pub heuristic_queries: u64,
     /// cuBLASLt workspaces set aside: one per stream.
     pub workspaces: u64,
