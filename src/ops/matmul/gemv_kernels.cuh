@@ -130,7 +130,7 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a
   }
 }
 
-// f16/bf16 for m <= 4, where a pure read of W is the whole cost: a warp's tile is one output
+// f16/bf16 for m <= 2, where a pure read of W is the whole cost: a warp's tile is one output
 // column, W row j (gated: Wg row j and Wu row j), and each of its loads reads 512 contiguous
 // bytes of the row, the pattern of the fastest pure read of W measured (bench/NOTES.md). The
 // products still go through the tensor cores, which need no conversion: lane l = 4g + t holds
@@ -138,10 +138,12 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a
 // lane as A row g (a0, a2; rows g + 8 repeat them and are ignored) and x's elements at the same
 // positions as B column g (b0, b1). Then D[g][g] = sum over the quad g of W . x: the diagonal
 // of D holds 8 partial dot products, one per lane quad, and the rest of D is waste. The tensor
-// cores do 16x the useful work, ~2 m * 0.4 clocks per 512 bytes against ~27 clocks of an SM's
-// share of the stream at m = 4: cheap, and far fewer instructions than converting every
-// element for the FMA pipe. At the end each x row's 8 diagonal values (lane 4g + g / 2,
-// accumulator g % 2) are summed across the warp.
+// cores do 16x the useful work: 2 m mmas per load of the warp, ~4 m clocks of an SM's tensor
+// cores (mma.sync on the H200) against the ~27 clocks its share of the stream takes per 512
+// bytes. Cheap at m = 1, half the budget at m = 2, over it at m = 4 (measured: 36.8 us against
+// MmaWarp's 27.7), and far fewer instructions than converting every element for the FMA pipe.
+// At the end each x row's 8 diagonal values (lane 4g + g / 2, accumulator g % 2) are summed
+// across the warp.
 template <class T, int ROWS, int MATS>
 struct RowWarp {
   static_assert(ROWS <= 2, "each x row costs 2 mmas per load: from 3 rows on, MmaWarp is faster");
