@@ -474,13 +474,16 @@ using WarpTile = std::conditional_t<
     std::is_same_v<T, float>, FmaWarp<ROWS, MATS>,
     std::conditional_t<(ROWS <= 2), RowWarp<T, ROWS, MATS>, MmaWarp<T, ROWS, MATS>>>;
 
+// The residency a kernel's tile plans with, as a constant __launch_bounds__ can take.
+template <class T, int ROWS, bool GATED>
+constexpr int kMinBlocksPerSm = WarpTile<T, ROWS, GATED ? 2 : 1>::kMinBlocksPerSm;
+
 // Block: kWarps warps, kWarps / split column tiles, `split` warps per tile each summing every
 // split-th group of k. Grid: one block per kWarps / split tiles. The epilogue adds the split
 // partial sums of each output in a fixed order (deterministic), applies alpha, beta * C, bias and
 // the activation (gated: a(gate) * up), and rounds once.
 template <class T, int ROWS, bool GATED, llmk_activation A>
-__global__ void __launch_bounds__(kBlockThreads,
-                                  (WarpTile < T, ROWS, GATED ? 2 : 1 > ::kMinBlocksPerSm))
+__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T, ROWS, GATED>)
     gemv_kernel(const GemvArgs p, const int split) {
   constexpr int MATS = GATED ? 2 : 1;
   using Tile = WarpTile<T, ROWS, MATS>;
