@@ -1,5 +1,7 @@
 // The CUDA entry of attention: the kernel's arguments from AttentionParams, the grid, and the
-// dispatch on (dtype, head_dim) to the instantiations in generated/attention_<dtype>_d<D>.cu.
+// dispatch on (dtype, head_dim) and the GPU: the Hopper kernel (wgmma, generated/
+// attention_hopper_<dtype>_d<D>.cu) on an sm_90 GPU for head_dim 64 and 128 without soft-cap or
+// dropout, the portable one (mma.sync, generated/attention_<dtype>_d<D>.cu) for everything else.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -9,6 +11,7 @@
 #include <cmath>
 
 #include "attention.hpp"
+#include "attention_hopper_kernels.cuh"
 #include "attention_kernels.cuh"
 #include "core/cuda_util.hpp"
 
@@ -17,6 +20,9 @@ namespace attention_launch {
 template <class T, int D>
 void launch_attention(const attention_kernels::KernelArgs& args, dim3 grid, bool extras,
                       cudaStream_t stream);
+template <class T, int D>
+void launch_attention_hopper(const attention_kernels::KernelArgs& args, dim3 grid,
+                             cudaStream_t stream);
 }  // namespace attention_launch
 
 namespace {
@@ -76,11 +82,27 @@ KernelArgs kernel_args(const AttentionParams& p) {
   return a;
 }
 
+// The Hopper kernel exists for sm_90a (when the build has it: CMakeLists.txt) and takes
+// head_dim 64 and 128 without soft-cap or dropout.
+template <int D>
+bool runs_hopper_kernel(const llmk_context& ctx, bool extras) {
+#ifdef LLMK_ATTENTION_HOPPER
+  return (D == 64 || D == 128) && ctx.cc_major == 9 && ctx.cc_minor == 0 && !extras;
+#else
+  (void)ctx;
+  (void)extras;
+  return false;
+#endif
+}
+
 template <class T, int D>
-void launch(const AttentionParams& p, cudaStream_t stream) {
+void launch(const AttentionParams& p, const llmk_context& ctx, cudaStream_t stream) {
+  const bool extras = p.softcap > 0.f || p.dropout_threshold != 0;
+  const bool hopper = runs_hopper_kernel<D>(ctx, extras);
+  const int block_m = hopper ? attention_hopper::kBlockM : TileShape<D>::kBlockM;
   const int64_t rows = p.cu_seqlens_q != nullptr ? std::min(p.q_len, p.total_q) : p.q_len;
-  const int64_t m_blocks = (rows + TileShape<D>::kBlockM - 1) / TileShape<D>::kBlockM;
-  // The kernel's grid orders (attention_kernels.cuh): padded (query block, head, sequence),
+  const int64_t m_blocks = (rows + block_m - 1) / block_m;
+  // The kernels' grid orders (attention_kernels.cuh): padded (query block, head, sequence),
   // packed (head, sequence, query block).
   const bool packed = p.cu_seqlens_q != nullptr;
   if (p.batch > 65535 || (packed ? m_blocks > 65535 : p.q_heads > 65535 || m_blocks > INT32_MAX)) {
@@ -88,35 +110,40 @@ void launch(const AttentionParams& p, cudaStream_t stream) {
          "%s: batch %lld, q_heads %lld, %lld query blocks of %d; the CUDA grid holds at most 65535 "
          "sequences and 65535 %s",
          kOp, static_cast<long long>(p.batch), static_cast<long long>(p.q_heads),
-         static_cast<long long>(m_blocks), TileShape<D>::kBlockM,
+         static_cast<long long>(m_blocks), block_m,
          packed ? "query blocks (max_seqlen_q)" : "heads");
   }
   const auto heads = static_cast<unsigned>(p.q_heads), batch = static_cast<unsigned>(p.batch),
              blocks = static_cast<unsigned>(m_blocks);
   const dim3 grid = packed ? dim3(heads, batch, blocks) : dim3(blocks, heads, batch);
-  const bool extras = p.softcap > 0.f || p.dropout_threshold != 0;
+  if constexpr (D == 64 || D == 128) {
+    if (hopper) {
+      attention_launch::launch_attention_hopper<T, D>(kernel_args(p), grid, stream);
+      return;
+    }
+  }
   attention_launch::launch_attention<T, D>(kernel_args(p), grid, extras, stream);
 }
 
 template <class T>
-void dispatch_head_dim(const AttentionParams& p, cudaStream_t stream) {
+void dispatch_head_dim(const AttentionParams& p, const llmk_context& ctx, cudaStream_t stream) {
   switch (p.head_dim) {
-    case 64: launch<T, 64>(p, stream); break;
-    case 96: launch<T, 96>(p, stream); break;
-    case 128: launch<T, 128>(p, stream); break;
-    case 256: launch<T, 256>(p, stream); break;
+    case 64: launch<T, 64>(p, ctx, stream); break;
+    case 96: launch<T, 96>(p, ctx, stream); break;
+    case 128: launch<T, 128>(p, ctx, stream); break;
+    case 256: launch<T, 256>(p, ctx, stream); break;
     default: fail(LLMK_ERROR_INTERNAL, "%s: head_dim %d reached the CUDA kernel", kOp, p.head_dim);
   }
 }
 
 }  // namespace
 
-void attention_cuda(const AttentionParams& p, const llmk_context&, void* stream_handle) {
+void attention_cuda(const AttentionParams& p, const llmk_context& ctx, void* stream_handle) {
   if (p.batch == 0 || p.q_len == 0) return;
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (p.dtype) {
-    case LLMK_DTYPE_F16: dispatch_head_dim<__half>(p, stream); break;
-    case LLMK_DTYPE_BF16: dispatch_head_dim<__nv_bfloat16>(p, stream); break;
+    case LLMK_DTYPE_F16: dispatch_head_dim<__half>(p, ctx, stream); break;
+    case LLMK_DTYPE_BF16: dispatch_head_dim<__nv_bfloat16>(p, ctx, stream); break;
     default: fail(LLMK_ERROR_INTERNAL, "%s: dtype %d reached the CUDA kernel", kOp, p.dtype);
   }
   const cudaError_t error = cudaGetLastError();

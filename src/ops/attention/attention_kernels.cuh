@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "attention_common.cuh"
 #include "core/philox.hpp"
 
 namespace llmk {
@@ -69,48 +70,12 @@ struct TileShape<256> {
   static constexpr int kBlockM = 64, kBlockN = 64;
 };
 
-// A q, k, v or o view for the kernel: see AttentionTensor (attention.hpp).
-struct KernelTensor {
-  void* data;
-  int64_t batch_stride, row_stride, head_stride;
-};
-
-// Everything the kernel reads, prepared on the host (attention_launch.cuh).
-struct KernelArgs {
-  KernelTensor q, k, v, o;
-  float* lse;
-  int64_t lse_batch_stride, lse_head_stride, lse_row_stride;
-  const int32_t* cu_seqlens_q;  // null: a padded batch of q_len and kv_len
-  const int32_t* cu_seqlens_k;
-  int q_len, kv_len;  // padded lengths; with cu_seqlens, q_len is max_seqlen_q
-  int total_q, total_k;
-  int q_heads, heads_per_kv_head;
-  int64_t window_left, window_right;  // -1: no limit
-  float score_to_log2;                // c: p = 2^(c s - c m), s the (soft-capped) score
-  float softcap;                      // 0: none; else s = softcap tanh(q.k * softcap_input_scale)
-  float softcap_input_scale;
-  uint32_t dropout_threshold;  // 0: no dropout
-  float dropout_keep_scale;    // 1 / (1 - dropout_p)
-  uint32_t seed_lo, seed_hi, dropout_offset;
-};
-
 template <int D>
 __host__ __device__ constexpr int smem_bytes() {
   return (TileShape<D>::kBlockM + 2 * TileShape<D>::kBlockN) * (D + 8) * 2;
 }
 
 // ---- PTX wrappers ---------------------------------------------------------------------------
-
-__device__ __forceinline__ void cp_async_16(uint32_t smem, const void* gmem, bool valid) {
-  // A row past the end of the sequence is filled with zeros: its scores are finite (then masked)
-  // and its V row adds 0 x 0, never 0 x NaN.
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() {
-  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-}
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t smem) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -140,30 +105,6 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4],
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   }
-}
-
-__device__ __forceinline__ float exp2_approx(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
-// Two f32 values as one 32-bit register of two T, the lower index in the lower half.
-template <class T>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  uint32_t bits;
-  if constexpr (std::is_same_v<T, __half>) {
-    const __half2 v = __floats2half2_rn(lo, hi);
-    memcpy(&bits, &v, 4);
-  } else {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    memcpy(&bits, &v, 4);
-  }
-  return bits;
-}
-
-__device__ __forceinline__ int64_t floor_div(int64_t a, int64_t b) {
-  return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
 // ---- The kernel -----------------------------------------------------------------------------
@@ -200,28 +141,6 @@ __device__ __forceinline__ void load_tile(uint32_t smem, const uint16_t* gmem, i
   }
 }
 
-// The rows of o and lse that an invalid cu_seqlens entry names get NaN (llmk.h), within what
-// the grid covers (this block's rows of the first max_seqlen_q) and the tensors hold.
-template <int D>
-__device__ void fill_invalid_sequence(const KernelArgs& a, int64_t q_begin, int64_t q_end, int m0,
-                                      int head, int64_t s) {
-  constexpr int kBlockM = TileShape<D>::kBlockM;
-  const int64_t first = max(q_begin + m0, int64_t{0});
-  const int64_t end =
-      min(min(q_end, int64_t{a.total_q}), min(q_begin + m0 + kBlockM, q_begin + a.q_len));
-  if (first >= end) return;
-  uint16_t* o = static_cast<uint16_t*>(a.o.data) + head * a.o.head_stride;
-  constexpr uint16_t kNanBits = 0x7fff;  // a NaN in f16 and in bf16
-  for (int64_t i = threadIdx.x; i < (end - first) * D; i += kThreads) {
-    o[(first + i / D) * a.o.row_stride + i % D] = kNanBits;
-  }
-  if (a.lse == nullptr) return;
-  for (int64_t row = first + threadIdx.x; row < end; row += kThreads) {
-    a.lse[s * a.lse_batch_stride + head * a.lse_head_stride + row * a.lse_row_stride] =
-        __int_as_float(0x7fc00000);
-  }
-}
-
 // EXTRAS: soft-cap and dropout compiled in (each still off when its argument says so); without,
 // the inner loop has neither.
 template <class T, int D, bool EXTRAS>
@@ -231,70 +150,16 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const KernelArgs
   constexpr int kNTiles = kBlockN / 8;              // 8-key tiles of S
   constexpr int kDTiles = D / 8;                    // 8-column tiles of O
   constexpr int kRowBytes = (D + 8) * 2;            // a padded shared-memory row
-  constexpr float kInf = __builtin_huge_valf();
 
   extern __shared__ __align__(16) unsigned char smem[];
   const uint32_t smem_q = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   const uint32_t smem_k = smem_q + kBlockM * kRowBytes;
   const uint32_t smem_v = smem_k + kBlockN * kRowBytes;
 
-  // Heaviest (last) query blocks first; see the grid orders at the top.
-  const bool packed = a.cu_seqlens_q != nullptr;
-  const int m_block = packed ? gridDim.z - 1 - blockIdx.z : gridDim.x - 1 - blockIdx.x;
-  const int head = packed ? blockIdx.x : blockIdx.y;
-  const int64_t s = packed ? blockIdx.y : blockIdx.z;
-  const int kv_head = head / a.heads_per_kv_head;
-  const int m0 = m_block * kBlockM;
-
-  // This sequence's rows.
-  int64_t q_first = 0, k_first = 0;
-  int q_len = a.q_len, kv_len = a.kv_len;
-  if (a.cu_seqlens_q != nullptr) {
-    const int64_t q_begin = a.cu_seqlens_q[s], q_end = a.cu_seqlens_q[s + 1];
-    const int64_t k_begin = a.cu_seqlens_k[s], k_end = a.cu_seqlens_k[s + 1];
-    const bool valid = (s > 0 || (q_begin == 0 && k_begin == 0)) && 0 <= q_begin &&
-                       q_begin <= q_end && q_end <= a.total_q && 0 <= k_begin && k_begin <= k_end &&
-                       k_end <= a.total_k && q_end - q_begin <= a.q_len;
-    if (!valid) {
-      fill_invalid_sequence<D>(a, q_begin, q_end, m0, head, s);
-      return;
-    }
-    q_first = q_begin;
-    k_first = k_begin;
-    q_len = static_cast<int>(q_end - q_begin);
-    kv_len = static_cast<int>(k_end - k_begin);
-  }
-  if (m0 >= q_len) return;
-
-  const auto* q = static_cast<const uint16_t*>(a.q.data) + s * a.q.batch_stride +
-                  q_first * a.q.row_stride + head * a.q.head_stride;
-  const auto* k = static_cast<const uint16_t*>(a.k.data) + s * a.k.batch_stride +
-                  k_first * a.k.row_stride + kv_head * a.k.head_stride;
-  const auto* v = static_cast<const uint16_t*>(a.v.data) + s * a.v.batch_stride +
-                  k_first * a.v.row_stride + kv_head * a.v.head_stride;
-
-  // Query i sits at key position i + shift. The key blocks some query of this tile sees are
-  // [n_begin, n_end); those in [n_unmasked_begin, n_unmasked_end) are seen whole by every query.
-  const int64_t shift = int64_t{kv_len} - q_len;
-  const int row_last = min(m0 + kBlockM, q_len) - 1;
-  int n_begin = 0, n_end = (kv_len + kBlockN - 1) / kBlockN;
-  int n_unmasked_begin = 0, n_unmasked_end = kv_len / kBlockN;
-  if (a.window_right >= 0) {
-    // Row r sees keys up to r + shift + window_right.
-    const int64_t last_key_of_last_row = row_last + shift + a.window_right;
-    const int64_t last_key_of_first_row = m0 + shift + a.window_right;
-    n_end = static_cast<int>(min(int64_t{n_end}, floor_div(last_key_of_last_row, kBlockN) + 1));
-    n_unmasked_end = static_cast<int>(
-        min(int64_t{n_unmasked_end}, floor_div(last_key_of_first_row + 1, kBlockN)));
-  }
-  if (a.window_left >= 0) {
-    // Row r sees keys from r + shift - window_left on.
-    const int64_t first_key_of_first_row = m0 + shift - a.window_left;
-    const int64_t first_key_of_last_row = row_last + shift - a.window_left;
-    n_begin = static_cast<int>(max(int64_t{0}, floor_div(first_key_of_first_row, kBlockN)));
-    n_unmasked_begin =
-        static_cast<int>(max(int64_t{0}, -floor_div(-first_key_of_last_row, kBlockN)));  // ceil
-  }
+  BlockWork w;
+  if (!block_work<D, kBlockM, kBlockN>(a, w)) return;
+  const int m0 = w.m0, q_len = w.q_len, kv_len = w.kv_len;
+  const int n_begin = w.n_begin, n_end = w.n_end;
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int quad_row = lane / 4, quad_col = 2 * (lane % 4);  // an accumulator's row and column
@@ -320,18 +185,18 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const KernelArgs
   }
 
   if (n_begin < n_end) {
-    load_tile<D, kBlockM>(smem_q, q + m0 * a.q.row_stride, a.q.row_stride, q_len - m0);
+    load_tile<D, kBlockM>(smem_q, w.q + m0 * a.q.row_stride, a.q.row_stride, q_len - m0);
     const int n = n_end - 1;
-    load_tile<D, kBlockN>(smem_k, k + n * kBlockN * a.k.row_stride, a.k.row_stride,
+    load_tile<D, kBlockN>(smem_k, w.k + n * kBlockN * a.k.row_stride, a.k.row_stride,
                           kv_len - n * kBlockN);
     cp_async_commit();
   }
 
   for (int n = n_end - 1; n >= n_begin; --n) {
     const int col0 = n * kBlockN;
-    cp_async_wait_all();  // K_n (and Q)
-    __syncthreads();      // ... for every thread; and every warp is done with V_(n+1)
-    load_tile<D, kBlockN>(smem_v, v + col0 * a.v.row_stride, a.v.row_stride, kv_len - col0);
+    cp_async_wait<0>();  // K_n (and Q)
+    __syncthreads();     // ... for every thread; and every warp is done with V_(n+1)
+    load_tile<D, kBlockN>(smem_v, w.v + col0 * a.v.row_stride, a.v.row_stride, kv_len - col0);
     cp_async_commit();
 
     // Dropout's keep bits, before S is live: llmk.h's mask, Philox counter
@@ -350,10 +215,10 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const KernelArgs
 #pragma unroll 1
             for (int nt = 0; nt < kNTiles; ++nt) {
               const uint32_t col = col0 + nt * 8 + quad_col;
-              const Philox4 words =
-                  philox4x32_10(Philox4{{col / 4, row, static_cast<uint32_t>(s * a.q_heads + head),
-                                         a.dropout_offset}},
-                                a.seed_lo, a.seed_hi);
+              const Philox4 words = philox4x32_10(
+                  Philox4{{col / 4, row, static_cast<uint32_t>(w.s * a.q_heads + w.head),
+                           a.dropout_offset}},
+                  a.seed_lo, a.seed_hi);
               const uint32_t word0 = col % 4 == 0 ? words.w[0] : words.w[2];
               const uint32_t word1 = col % 4 == 0 ? words.w[1] : words.w[3];
               bits |= (uint32_t{word0 >= a.dropout_threshold} |
@@ -411,67 +276,22 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const KernelArgs
     }
 
     // The mask, only where this block straddles an edge of what the tile's rows see.
-    const bool straddles = n < n_unmasked_begin || n >= n_unmasked_end;
-    if (straddles) {
+    if (n < w.n_unmasked_begin || n >= w.n_unmasked_end) {
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt) {
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int64_t pos =
-              int64_t{kv_len} - q_len + m0 + mt * 16 * kWarps + warp * 16 + quad_row + 8 * r;
-          const int64_t lo = a.window_left >= 0 ? pos - a.window_left : 0;
-          int64_t hi = int64_t{kv_len} - 1;
-          if (a.window_right >= 0) hi = min(hi, pos + a.window_right);
-          // Clamp to [col0 - 1, col0 + kBlockN] so the per-element compares are 32-bit.
-          const int lo_col =
-              static_cast<int>(max(int64_t{col0 - 1}, min(lo, int64_t{col0 + kBlockN})));
-          const int hi_col =
-              static_cast<int>(max(int64_t{col0 - 1}, min(hi, int64_t{col0 + kBlockN})));
-#pragma unroll
-          for (int nt = 0; nt < kNTiles; ++nt) {
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              const int col = col0 + nt * 8 + quad_col + e;
-              if (col < lo_col || col > hi_col) acc_s[mt][nt][2 * r + e] = -kInf;
-            }
-          }
-        }
+        mask_scores(acc_s[mt], a, w, m0 + mt * 16 * kWarps + warp * 16 + quad_row, col0, quad_col);
       }
     }
 
     // The online softmax: new maxima, rescale O and l, P = 2^(c s - c m).
-    const float c = a.score_to_log2;
 #pragma unroll
     for (int mt = 0; mt < kMTiles; ++mt) {
+      float correction[2];
+      softmax_step(acc_s[mt], row_max[mt], row_sum[mt], a.score_to_log2, correction);
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        float block_max = row_max[mt][r];
+      for (int dt = 0; dt < kDTiles; ++dt) {
 #pragma unroll
-        for (int nt = 0; nt < kNTiles; ++nt) {
-          block_max = fmaxf(block_max, fmaxf(acc_s[mt][nt][2 * r], acc_s[mt][nt][2 * r + 1]));
-        }
-        block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffffu, block_max, 1));
-        block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffffu, block_max, 2));
-        // A row that has seen no key yet keeps m = -inf; 2^(-inf) = 0 keeps its P at 0.
-        const float base = block_max == -kInf ? 0.f : block_max * c;
-        const float correction = exp2_approx(row_max[mt][r] * c - base);
-        row_max[mt][r] = block_max;
-        float sum = 0.f;
-#pragma unroll
-        for (int nt = 0; nt < kNTiles; ++nt) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const float p = exp2_approx(fmaf(acc_s[mt][nt][2 * r + e], c, -base));
-            acc_s[mt][nt][2 * r + e] = p;
-            sum += p;
-          }
-        }
-        row_sum[mt][r] = fmaf(row_sum[mt][r], correction, sum);
-#pragma unroll
-        for (int dt = 0; dt < kDTiles; ++dt) {
-          acc_o[mt][dt][2 * r] *= correction;
-          acc_o[mt][dt][2 * r + 1] *= correction;
-        }
+        for (int e = 0; e < 4; ++e) acc_o[mt][dt][e] *= correction[e / 2];
       }
     }
 
@@ -493,10 +313,10 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const KernelArgs
       }
     }
 
-    cp_async_wait_all();  // V_n
-    __syncthreads();      // ... for every thread; and every warp is done with K_n
+    cp_async_wait<0>();  // V_n
+    __syncthreads();     // ... for every thread; and every warp is done with K_n
     if (n > n_begin) {
-      load_tile<D, kBlockN>(smem_k, k + (col0 - kBlockN) * a.k.row_stride, a.k.row_stride,
+      load_tile<D, kBlockN>(smem_k, w.k + (col0 - kBlockN) * a.k.row_stride, a.k.row_stride,
                             kv_len - (col0 - kBlockN));
       cp_async_commit();
     }
@@ -528,16 +348,14 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const KernelArgs
   // O / l through this warp's own rows of Q's shared memory (no other warp reads them), then
   // 16-byte stores; lse = c m ln 2 + ln l.
   float* lse = a.lse == nullptr ? nullptr
-                                : a.lse + s * a.lse_batch_stride + head * a.lse_head_stride +
-                                      q_first * a.lse_row_stride;
+                                : a.lse + w.s * a.lse_batch_stride + w.head * a.lse_head_stride +
+                                      w.q_first * a.lse_row_stride;
   const float keep_scale = EXTRAS ? a.dropout_keep_scale : 1.f;
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      float sum = row_sum[mt][r];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const float sum = quad_sum(row_sum[mt][r]);
       const float inverse = sum > 0.f ? keep_scale / sum : 0.f;
       const int row = mt * 16 * kWarps + warp * 16 + quad_row + 8 * r;
 #pragma unroll
@@ -549,15 +367,13 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const KernelArgs
             "r"(bits));
       }
       if (lse != nullptr && lane % 4 == 0 && m0 + row < q_len) {
-        lse[(m0 + row) * a.lse_row_stride] =
-            sum > 0.f ? row_max[mt][r] * a.score_to_log2 * 0.6931471805599453f + __logf(sum)
-                      : -kInf;
+        lse[(m0 + row) * a.lse_row_stride] = row_lse(row_max[mt][r], sum, a.score_to_log2);
       }
     }
   }
   __syncwarp();
-  auto* o = static_cast<uint16_t*>(a.o.data) + s * a.o.batch_stride + q_first * a.o.row_stride +
-            head * a.o.head_stride;
+  auto* o = static_cast<uint16_t*>(a.o.data) + w.s * a.o.batch_stride + w.q_first * a.o.row_stride +
+            w.head * a.o.head_stride;
   constexpr int kChunks = D / 8;
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt) {
