@@ -602,6 +602,20 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_gated_mlp(llmk_context* ctx, const llmk
  * out of bounds is read or written, and the other sequences are computed as usual.
  * ------------------------------------------------------------------------------------------- */
 
+/* The CUDA kernel that runs an attention call. Both compute the same thing (the rule above and
+ * the tests' tolerances hold for each); they differ in speed and reach. */
+typedef enum llmk_attention_kernel {
+  /* HOPPER where it can run the call, else PORTABLE */
+  LLMK_ATTENTION_KERNEL_AUTO = 0,
+  /* mma.sync tensor cores (FlashAttention-2's design): every GPU from sm_80 on, every head_dim
+   * and option */
+  LLMK_ATTENTION_KERNEL_PORTABLE = 1,
+  /* wgmma tensor cores reading shared memory (FlashAttention-3's road), ~1.35x PORTABLE's speed
+   * on an H200: sm_90 GPUs (H100, H200) with a library built for sm_90a, head_dim 64 and 128,
+   * no soft-cap and no dropout. A call it cannot take is refused with LLMK_ERROR_UNSUPPORTED. */
+  LLMK_ATTENTION_KERNEL_HOPPER = 2
+} llmk_attention_kernel;
+
 /* Attention's options. Fill with llmk_attention_config_init, then change what differs. */
 typedef struct llmk_attention_config {
   size_t struct_size;      /* sizeof(llmk_attention_config), set by llmk_attention_config_init */
@@ -613,6 +627,8 @@ typedef struct llmk_attention_config {
   float dropout_p;         /* in [0, 1); default 0 */
   uint32_t dropout_offset; /* the fourth Philox counter word; default 0 */
   uint64_t dropout_seed;   /* the Philox key; default 0 */
+  int32_t
+      kernel; /* an llmk_attention_kernel; default LLMK_ATTENTION_KERNEL_AUTO; ignored on the CPU */
 } llmk_attention_config;
 
 /* Fills `config` with the defaults above (and its struct_size). */

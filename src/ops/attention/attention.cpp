@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <optional>
 
 #include "core/config.hpp"
@@ -82,6 +83,10 @@ void check_config(const char* op, const llmk_attention_config& c) {
     fail(LLMK_ERROR_INVALID_VALUE, "%s: config->dropout_p is %g; it must be in [0, 1)", op,
          c.dropout_p);
   }
+  if (c.kernel < LLMK_ATTENTION_KERNEL_AUTO || c.kernel > LLMK_ATTENTION_KERNEL_HOPPER) {
+    fail(LLMK_ERROR_INVALID_VALUE, "%s: config->kernel is %d, not an llmk_attention_kernel", op,
+         c.kernel);
+  }
 }
 
 // Both entries. Padded: q, o [batch, q_len, q_heads, head_dim], k, v [batch, kv_len, kv_heads,
@@ -94,7 +99,8 @@ void run_attention(const char* op, bool varlen, llmk_context* ctx_handle,
                    const llmk_tensor* o_view, const llmk_tensor* lse_view, void* stream) {
   const llmk_context& ctx = require_context(op, ctx_handle);
   const llmk_attention_config config = read_config(
-      op, "config", config_given, sizeof(llmk_attention_config), llmk_attention_config_init);
+      op, "config", config_given, offsetof(llmk_attention_config, kernel),  // the first version's
+      llmk_attention_config_init);
   const Arg q{"q", q_view}, k{"k", k_view}, v{"v", v_view}, o{"o", o_view}, lse{"lse", lse_view},
       cu_q{"cu_seqlens_q", cu_q_view}, cu_k{"cu_seqlens_k", cu_k_view};
   const bool has_lse = lse_view != nullptr;
@@ -248,6 +254,7 @@ void run_attention(const char* op, bool varlen, llmk_context* ctx_handle,
   p.dropout_threshold = static_cast<uint32_t>(std::min(threshold, 4294967295.0));
   p.dropout_seed = config.dropout_seed;
   p.dropout_offset = config.dropout_offset;
+  p.kernel = static_cast<llmk_attention_kernel>(config.kernel);
 
   if (is_cuda(ctx)) {
     attention_cuda(p, ctx, stream);
@@ -273,6 +280,7 @@ LLMK_API void llmk_attention_config_init(llmk_attention_config* config) {
   config->dropout_p = 0.0f;
   config->dropout_offset = 0;
   config->dropout_seed = 0;
+  config->kernel = LLMK_ATTENTION_KERNEL_AUTO;
 }
 
 LLMK_API llmk_status llmk_attention(llmk_context* ctx, const llmk_attention_config* config,

@@ -45,6 +45,7 @@ struct AttentionParams {
   uint32_t dropout_threshold;  // floor(dropout_p * 2^32): a word below it drops the element
   uint64_t dropout_seed;
   uint32_t dropout_offset;
+  llmk_attention_kernel kernel;  // CUDA only: AUTO, PORTABLE or HOPPER (llmk.h)
 };
 
 // The reference: f64 scores, softmax and sums, each output rounded once. For packed sequences it

@@ -82,23 +82,34 @@ KernelArgs kernel_args(const AttentionParams& p) {
   return a;
 }
 
-// The Hopper kernel exists for sm_90a (when the build has it: CMakeLists.txt) and takes
-// head_dim 64 and 128 without soft-cap or dropout.
+// Whether the call runs the Hopper kernel: as config->kernel asks, or where it can (AUTO). It
+// exists when the build has sm_90a (CMakeLists.txt) and takes head_dim 64 and 128 without
+// soft-cap or dropout, on an sm_90 GPU.
 template <int D>
-bool runs_hopper_kernel(const llmk_context& ctx, bool extras) {
+bool runs_hopper_kernel(const AttentionParams& p, const llmk_context& ctx, bool extras) {
+  if (p.kernel == LLMK_ATTENTION_KERNEL_PORTABLE) return false;
 #ifdef LLMK_ATTENTION_HOPPER
-  return (D == 64 || D == 128) && ctx.cc_major == 9 && ctx.cc_minor == 0 && !extras;
+  constexpr bool kBuilt = true;
 #else
-  (void)ctx;
-  (void)extras;
-  return false;
+  constexpr bool kBuilt = false;
 #endif
+  const bool sm90 = ctx.cc_major == 9 && ctx.cc_minor == 0;
+  const bool can = kBuilt && sm90 && (D == 64 || D == 128) && !extras;
+  if (p.kernel == LLMK_ATTENTION_KERNEL_HOPPER && !can) {
+    fail(LLMK_ERROR_UNSUPPORTED,
+         "%s: config->kernel is LLMK_ATTENTION_KERNEL_HOPPER, which runs on an sm_90 GPU (this is "
+         "sm_%d%d) from a library built for sm_90a (%s), for head_dim 64 or 128 (this is %d) "
+         "without soft-cap or dropout (%s)",
+         kOp, ctx.cc_major, ctx.cc_minor, kBuilt ? "it is" : "it is not", D,
+         extras ? "this call has one" : "none here");
+  }
+  return can;
 }
 
 template <class T, int D>
 void launch(const AttentionParams& p, const llmk_context& ctx, cudaStream_t stream) {
   const bool extras = p.softcap > 0.f || p.dropout_threshold != 0;
-  const bool hopper = runs_hopper_kernel<D>(ctx, extras);
+  const bool hopper = runs_hopper_kernel<D>(p, ctx, extras);
   const int block_m = hopper ? attention_hopper::kBlockM : TileShape<D>::kBlockM;
   const int64_t rows = p.cu_seqlens_q != nullptr ? std::min(p.q_len, p.total_q) : p.q_len;
   const int64_t m_blocks = (rows + block_m - 1) / block_m;
