@@ -8,8 +8,10 @@
 // 256; f16 and bf16; no mask, causal (bottom-right) with q_len below and above kv_len, sliding
 // windows, soft-cap, dropout; GQA and MQA; BSHD, BHSD and fused-QKV strides with gaps; packed
 // sequences with a length-1 and an empty one. Outputs start as NaN; gaps must keep their bits.
-// Then what only the GPU shows: the same call twice gives the same bits (no race), dropout is
-// reproducible from its seed, and bad cu_seqlens give NaN rows without touching other sequences.
+// On an sm_90 GPU AUTO runs the Hopper kernel where it can, so the cases it takes run a second
+// time on the portable kernel (config.kernel). Then what only the GPU shows: the same call twice
+// gives the same bits (no race), dropout is reproducible from its seed, bad cu_seqlens give NaN
+// rows without touching other sequences, and the HOPPER kernel runs where it can, else is refused.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -43,6 +45,7 @@ struct Case {
   bool with_lse = true;
   // Packed sequences: their query and key lengths (batch, q_len and kv_len are then unused).
   std::vector<int64_t> varlen_q, varlen_k;
+  int32_t kernel = LLMK_ATTENTION_KERNEL_AUTO;
 };
 
 // The host side of one call: tensors, sequence offsets and how to address them.
@@ -163,6 +166,7 @@ Problem make_problem(const Case& c, std::mt19937_64& rng) {
   p.config.dropout_p = c.dropout_p;
   p.config.dropout_seed = 0x123456789abcdefull;
   p.config.dropout_offset = 7;
+  p.config.kernel = c.kernel;
   return p;
 }
 
@@ -531,14 +535,31 @@ TEST_P(AttentionGpu, MatchesTheCpuBackendByTheFlashRule) {
   check(p, gpu, cpu);
 }
 
-INSTANTIATE_TEST_SUITE_P(Sweep, AttentionGpu, ::testing::ValuesIn(sweep()),
-                         [](const ::testing::TestParamInfo<Case>& info) {
-                           std::string name = info.param.name;
-                           for (char& ch : name) {
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return name;
-                         });
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  std::string name = info.param.name;
+  for (char& ch : name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Sweep, AttentionGpu, ::testing::ValuesIn(sweep()), case_name);
+
+// The sweep's cases that AUTO gives the Hopper kernel on an sm_90 GPU (head_dim 64 and 128, no
+// soft-cap or dropout), again on the portable kernel, so that both kernels are checked there.
+std::vector<Case> portable_sweep() {
+  std::vector<Case> cases;
+  for (Case c : sweep()) {
+    if ((c.head_dim == 64 || c.head_dim == 128) && c.softcap == 0.f && c.dropout_p == 0.f) {
+      c.kernel = LLMK_ATTENTION_KERNEL_PORTABLE;
+      cases.push_back(c);
+    }
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(PortableKernel, AttentionGpu, ::testing::ValuesIn(portable_sweep()),
+                         case_name);
 
 Case determinism_case() {
   Case c;
@@ -603,6 +624,37 @@ TEST(AttentionGpuOnly, BadOffsetsGiveNanRowsAndLeaveOtherSequencesRight) {
       }
     }
   }
+}
+
+bool is_sm90() {
+  int device = 0, major = 0, minor = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+  return major == 9 && minor == 0;
+}
+
+// HOPPER runs where it can (an sm_90 GPU, and this test binary's library is built with sm_90a
+// when its GPU tests run there), giving AUTO's bits; a call it cannot take is refused.
+TEST(AttentionGpuOnly, HopperKernelRunsWhereItCanAndRefusesTheRest) {
+  std::mt19937_64 rng(14);
+  Case c = determinism_case();
+  c.dropout_p = 0.f;
+  Problem p = make_problem(c, rng);
+  const Outputs automatic = run_gpu(p);
+  p.config.kernel = LLMK_ATTENTION_KERNEL_HOPPER;
+  if (is_sm90()) {
+    const Outputs hopper = run_gpu(p);
+    EXPECT_EQ(automatic.o, hopper.o);
+    EXPECT_EQ(automatic.lse, hopper.lse);
+  }
+  p.config.softcap = 4.f;  // only the portable kernel has it
+  DeviceCopy q(p.q), k(p.k), v(p.v), o(p.o), lse(p.lse);
+  const Buffers b{q.ptr, k.ptr, v.ptr, o.ptr, lse.ptr, nullptr, nullptr};
+  EXPECT_EQ(run(cuda_context(), p, b), LLMK_ERROR_UNSUPPORTED);
+  EXPECT_NE(std::string(llmk_last_error_message()).find("LLMK_ATTENTION_KERNEL_HOPPER"),
+            std::string::npos)
+      << llmk_last_error_message();
 }
 
 }  // namespace attention_gpu_test
