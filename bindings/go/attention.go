@@ -43,7 +43,42 @@ static llmkgo_result llmkgo_attention_varlen(
 */
 import "C"
 
-import "unsafe"
+import (
+	"fmt"
+	"unsafe"
+)
+
+// AttentionKernel mirrors llmk_attention_kernel: the kernel of an attention call on a CUDA
+// context.
+type AttentionKernel int32
+
+// The values of llmk_attention_kernel.
+const (
+	// AttentionKernelAuto is AttentionKernelHopper where it can run the call, else
+	// AttentionKernelPortable.
+	AttentionKernelAuto AttentionKernel = C.LLMK_ATTENTION_KERNEL_AUTO
+	// AttentionKernelPortable is the mma.sync kernel (FlashAttention-2's design): every GPU from
+	// sm_80 on, every head_dim and option.
+	AttentionKernelPortable AttentionKernel = C.LLMK_ATTENTION_KERNEL_PORTABLE
+	// AttentionKernelHopper is the wgmma kernel (FlashAttention-3's road): an sm_90 GPU (H100,
+	// H200) with a library built for sm_90a, head_dim 64 or 128, no soft-cap and no dropout. A
+	// call it cannot take fails with StatusUnsupported, naming why.
+	AttentionKernelHopper AttentionKernel = C.LLMK_ATTENTION_KERNEL_HOPPER
+)
+
+// String is the name of the C constant without its prefix, in lower case: "auto", "portable" or
+// "hopper".
+func (k AttentionKernel) String() string {
+	switch k {
+	case AttentionKernelAuto:
+		return "auto"
+	case AttentionKernelPortable:
+		return "portable"
+	case AttentionKernelHopper:
+		return "hopper"
+	}
+	return fmt.Sprintf("AttentionKernel(%d)", int32(k))
+}
 
 // AttentionConfig holds attention's options, the fields of llmk_attention_config. Start from
 // DefaultAttentionConfig and change what differs: the zero value is not the default (its windows
@@ -70,10 +105,12 @@ type AttentionConfig struct {
 	// counter). Default 0 and 0.
 	DropoutOffset uint32
 	DropoutSeed   uint64
+	// Kernel is the kernel on a CUDA context (ignored on the CPU). Default AttentionKernelAuto.
+	Kernel AttentionKernel
 }
 
 // DefaultAttentionConfig is the library's default configuration (llmk_attention_config_init):
-// no mask, scale 1/sqrt(head_dim), no soft-cap, no dropout.
+// no mask, scale 1/sqrt(head_dim), no soft-cap, no dropout, AttentionKernelAuto.
 func DefaultAttentionConfig() AttentionConfig {
 	c := C.llmkgo_attention_config_defaults()
 	return AttentionConfig{
@@ -85,6 +122,7 @@ func DefaultAttentionConfig() AttentionConfig {
 		DropoutP:      float32(c.dropout_p),
 		DropoutOffset: uint32(c.dropout_offset),
 		DropoutSeed:   uint64(c.dropout_seed),
+		Kernel:        AttentionKernel(c.kernel),
 	}
 }
 
@@ -101,6 +139,7 @@ func (c AttentionConfig) toC() C.llmk_attention_config {
 		dropout_p:      C.float(c.DropoutP),
 		dropout_offset: C.uint32_t(c.DropoutOffset),
 		dropout_seed:   C.uint64_t(c.DropoutSeed),
+		kernel:         C.int32_t(c.Kernel),
 	}
 }
 

@@ -2,7 +2,7 @@ package llmk_test
 
 // Attention and AttentionVarlen on the CPU context: the default config, refused calls (status, a
 // message of the op naming the argument at fault, outputs untouched), what a query without keys
-// gets, and that the calls allocate nothing.
+// gets, that the CPU ignores the kernel, and that the calls allocate nothing.
 
 import (
 	"fmt"
@@ -86,7 +86,7 @@ func checkRefusals(t *testing.T, op string, calls []refusal, watched ...any) {
 
 func TestDefaultAttentionConfig(t *testing.T) {
 	got := llmk.DefaultAttentionConfig()
-	want := llmk.AttentionConfig{WindowLeft: -1, WindowRight: -1}
+	want := llmk.AttentionConfig{WindowLeft: -1, WindowRight: -1, Kernel: llmk.AttentionKernelAuto}
 	if got != want {
 		t.Errorf("DefaultAttentionConfig() = %+v, want %+v", got, want)
 	}
@@ -166,7 +166,15 @@ func TestAttentionRejects(t *testing.T) {
 			llmk.StatusInvalidValue, "window_left"},
 		{"window_right", call(ctx, bad(func(c *llmk.AttentionConfig) { c.WindowRight = -3 }), q, k, v, o, &lse),
 			llmk.StatusInvalidValue, "window_right"},
+		{"kernel", call(ctx, bad(func(c *llmk.AttentionConfig) { c.Kernel = 7 }), q, k, v, o, &lse),
+			llmk.StatusInvalidValue, "kernel"},
+		{"negative kernel", call(ctx, bad(func(c *llmk.AttentionConfig) { c.Kernel = -1 }), q, k, v, o, &lse),
+			llmk.StatusInvalidValue, "kernel"},
 	}, oData, lseData)
+	err = call(ctx, bad(func(c *llmk.AttentionConfig) { c.Kernel = 3 }), q, k, v, o, &lse)()
+	if e := wantStatus(t, err, llmk.StatusInvalidValue); !strings.Contains(e.Message, "config->kernel") {
+		t.Errorf("message %q does not name config->kernel", e.Message)
+	}
 
 	// The valid call writes both outputs.
 	if err := llmk.Attention(ctx, config, q, k, v, o, &lse, nil); err != nil {
@@ -294,6 +302,46 @@ func TestAttentionWithoutKeys(t *testing.T) {
 		a, b := float64(packedLSE[i]), float64(plseData[i])
 		if !(a == b || math.Abs(a-b) <= 1e-5*math.Abs(b)) {
 			t.Fatalf("packed lse[%d] = %g, padded %g", i, a, b)
+		}
+	}
+}
+
+// The kernel is a CUDA choice: a CPU context takes every AttentionKernel, AttentionKernelHopper
+// included where a GPU would refuse it (head_dim 96, a soft-cap, dropout), and computes
+// AttentionKernelAuto's o and lse bit for bit.
+func TestAttentionKernelIgnoredOnCPU(t *testing.T) {
+	ctx := newCPUContext(t)
+	run := func(config llmk.AttentionConfig, dim int64) ([]uint16, []float32) {
+		qShape, kvShape := []int64{aBatch, qLen, qHeads, dim}, []int64{aBatch, kvLen, kvHeads, dim}
+		nq, nkv := int(aBatch*qLen*qHeads*dim), int(aBatch*kvLen*kvHeads*dim)
+		oData, lseData := alignedUint16(nq, 0), filled(aBatch*qHeads*qLen, float32(7))
+		for i := range oData {
+			oData[i] = sentinelBF16
+		}
+		lse := tensorF32(t, lseData, aBatch, qHeads, qLen)
+		if err := llmk.Attention(ctx, config, bf16Tensor(t, bf16Values(nq, 1), llmk.BF16, qShape, nil),
+			bf16Tensor(t, bf16Values(nkv, 2), llmk.BF16, kvShape, nil),
+			bf16Tensor(t, bf16Values(nkv, 3), llmk.BF16, kvShape, nil),
+			bf16Tensor(t, oData, llmk.BF16, qShape, nil), &lse, nil); err != nil {
+			t.Fatalf("%+v, head_dim %d: %v", config, dim, err)
+		}
+		if oData[0] == sentinelBF16 || lseData[0] == 7 {
+			t.Fatalf("%+v, head_dim %d: o and lse not written", config, dim)
+		}
+		return oData, lseData
+	}
+	for _, dim := range []int64{64, 96} {
+		for _, option := range []struct{ softcap, dropoutP float32 }{{0, 0}, {2, 0}, {0, 0.25}} {
+			config := llmk.DefaultAttentionConfig()
+			config.Causal, config.Softcap, config.DropoutP, config.DropoutSeed = true, option.softcap, option.dropoutP, 5
+			autoO, autoLSE := run(config, dim)
+			for _, kernel := range []llmk.AttentionKernel{llmk.AttentionKernelPortable, llmk.AttentionKernelHopper} {
+				config.Kernel = kernel
+				o, lse := run(config, dim)
+				if fmt.Sprint(o) != fmt.Sprint(autoO) || fmt.Sprint(lse) != fmt.Sprint(autoLSE) {
+					t.Errorf("%+v, head_dim %d: not AttentionKernelAuto's result", config, dim)
+				}
+			}
 		}
 	}
 }

@@ -582,7 +582,9 @@ func TestEnumNames(t *testing.T) {
 		llmk.Activation(9): "Activation(9)",
 		llmk.RopeNeoX:      "neox", llmk.RopeGPTJ: "gptj", llmk.RopeStyle(-1): "RopeStyle(-1)",
 		llmk.MatmulPathAuto: "auto", llmk.MatmulPathCuBLASLt: "cublaslt", llmk.MatmulPathGEMV: "gemv",
-		llmk.MatmulPath(3): "MatmulPath(3)",
+		llmk.MatmulPath(3):       "MatmulPath(3)",
+		llmk.AttentionKernelAuto: "auto", llmk.AttentionKernelPortable: "portable",
+		llmk.AttentionKernelHopper: "hopper", llmk.AttentionKernel(3): "AttentionKernel(3)",
 	}
 	for value, name := range names {
 		if value.String() != name {
@@ -591,6 +593,10 @@ func TestEnumNames(t *testing.T) {
 	}
 	if int32(llmk.MatmulPathGEMV) != 2 {
 		t.Errorf("MatmulPathGEMV = %d; llmk.h has 2", llmk.MatmulPathGEMV)
+	}
+	if int32(llmk.AttentionKernelPortable) != 1 || int32(llmk.AttentionKernelHopper) != 2 {
+		t.Errorf("AttentionKernelPortable = %d, AttentionKernelHopper = %d; llmk.h has 1 and 2",
+			llmk.AttentionKernelPortable, llmk.AttentionKernelHopper)
 	}
 	if int32(llmk.ActivationReLU) != 4 || int32(llmk.RopeGPTJ) != 1 {
 		t.Errorf("ActivationReLU = %d, RopeGPTJ = %d; llmk.h has 4 and 1", llmk.ActivationReLU, llmk.RopeGPTJ)

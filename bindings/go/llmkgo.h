@@ -74,13 +74,18 @@ _Static_assert(offsetof(llmk_matmul_config, path) ==
 _Static_assert(sizeof(llmk_mlp_config) == sizeof(size_t) + 2 * sizeof(int32_t),
                "llmk_mlp_config changed: update MLPConfig in mlp.go");
 // llmk_attention_config has 4 bytes of padding after dropout_offset, before the 8-byte
-// dropout_seed (on LP64): the last field is checked by offset, and the size ends right after it.
+// dropout_seed, and 4 more after kernel (on LP64): dropout_seed and the last field, kernel, are
+// checked by offset, and the size rounds kernel's end up, as for llmk_matmul_config.
 _Static_assert(offsetof(llmk_attention_config, dropout_seed) ==
                        (sizeof(size_t) + 2 * sizeof(float) + 3 * sizeof(int32_t) + sizeof(float) +
                         sizeof(uint32_t) + _Alignof(uint64_t) - 1) /
                            _Alignof(uint64_t) * _Alignof(uint64_t) &&
+                   offsetof(llmk_attention_config, kernel) ==
+                       offsetof(llmk_attention_config, dropout_seed) + sizeof(uint64_t) &&
                    sizeof(llmk_attention_config) ==
-                       offsetof(llmk_attention_config, dropout_seed) + sizeof(uint64_t),
+                       (offsetof(llmk_attention_config, kernel) + sizeof(int32_t) +
+                        _Alignof(llmk_attention_config) - 1) /
+                           _Alignof(llmk_attention_config) * _Alignof(llmk_attention_config),
                "llmk_attention_config changed: update AttentionConfig in attention.go");
 
 #endif  // LLMKGO_H

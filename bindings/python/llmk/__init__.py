@@ -14,14 +14,14 @@ The ops, each under its C name without llmk_: rms_norm, add_rms_norm, layer_norm
 bias_activation, gated_activation (Activation); rope (RopeConfig, RopeStyle); embedding;
 kv_cache_write, paged_kv_cache_write; matmul, matmul_path_for, matmul_cache_stats (MatmulConfig,
 MatmulPath, MatmulCacheStats); ffn, gated_mlp and their *_workspace_size (MlpConfig);
-attention, attention_varlen (AttentionConfig); adamw_step (AdamWConfig).
+attention, attention_varlen (AttentionConfig, AttentionKernel); adamw_step (AdamWConfig).
 
 Failed calls raise LlmkError with .status (a Status) and .message (llmk's detail, which names
 the argument at fault). Shapes and strides are counted in elements throughout.
 """
 from ._activation import Activation, bias_activation, gated_activation
 from ._adamw import AdamWConfig, adamw_step
-from ._attention import AttentionConfig, attention, attention_varlen
+from ._attention import AttentionConfig, AttentionKernel, attention, attention_varlen
 from ._context import Backend, Context, DeviceBuffer, cuda_device_count
 from ._embedding import embedding
 from ._errors import LlmkError, Status
@@ -35,9 +35,9 @@ from ._rope import RopeConfig, RopeStyle, rope
 from ._tensor import DType, Tensor, as_tensor
 
 __all__ = [
-    "Activation", "AdamWConfig", "AttentionConfig", "Backend", "Context", "DeviceBuffer", "DType",
-    "LibraryLoadError", "LlmkError", "MatmulCacheStats", "MatmulConfig", "MatmulPath",
-    "MlpConfig", "RopeConfig", "RopeStyle", "Status", "Tensor",
+    "Activation", "AdamWConfig", "AttentionConfig", "AttentionKernel", "Backend", "Context",
+    "DeviceBuffer", "DType", "LibraryLoadError", "LlmkError", "MatmulCacheStats", "MatmulConfig",
+    "MatmulPath", "MlpConfig", "RopeConfig", "RopeStyle", "Status", "Tensor",
     "abi_version", "adamw_step", "add_rms_norm", "as_tensor", "attention", "attention_varlen",
     "bias_activation",
     "cuda_device_count", "embedding", "ffn", "ffn_workspace_size", "gated_activation",

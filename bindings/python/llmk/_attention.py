@@ -24,11 +24,16 @@ lse, when given, receives the natural log-sum-exp of each query's visible scores
 [batch, q_heads, q_len] for attention, [q_heads, total_q] for attention_varlen, any strides.
 
 llmk's messages call `out` by its C name, "o". out overlaps no input; lse overlaps nothing.
+
+Kernels on CUDA (AttentionKernel): the portable one (mma.sync, sm_80 on, every head_dim and
+option), or the Hopper one (wgmma, sm_90 with a library built for sm_90a, head_dim 64 and 128, no
+soft-cap or dropout); AUTO takes the Hopper one where it can run the call.
 """
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import enum
 import operator
 from typing import Any, Optional
 
@@ -36,6 +41,17 @@ from ._args import config_struct, tensor_arg, written_tensor_arg
 from ._context import Context, stream_handle
 from ._errors import check
 from ._library import AttentionConfigStruct, lib
+
+
+class AttentionKernel(enum.IntEnum):
+    """llmk_attention_kernel, value for value: the kernel of a CUDA attention call."""
+
+    AUTO = 0      # HOPPER where it can run the call, else PORTABLE
+    PORTABLE = 1  # mma.sync tensor cores (FlashAttention-2's design): every GPU from sm_80 on,
+                  # every head_dim and option
+    HOPPER = 2    # wgmma tensor cores (FlashAttention-3's road): an sm_90 GPU (H100, H200) with a
+                  # library built for sm_90a, head_dim 64 or 128, no soft-cap and no dropout; a
+                  # call it cannot take raises Status.UNSUPPORTED, naming why
 
 
 @dataclasses.dataclass
@@ -51,6 +67,9 @@ class AttentionConfig:
     dropout_p: in [0, 1); default 0 (for fine-tuning). The mask is Philox 4x32-10 of
         dropout_seed (uint64, the key) and dropout_offset (uint32, the counter's fourth word),
         the same on every backend (llmk.h gives the counter).
+    kernel: an AttentionKernel (default AUTO); ignored on a CPU context. HOPPER where it cannot
+        run the call raises Status.UNSUPPORTED; a value outside AttentionKernel raises
+        Status.INVALID_VALUE.
     """
 
     scale: Optional[float] = None
@@ -61,6 +80,7 @@ class AttentionConfig:
     dropout_p: Optional[float] = None
     dropout_offset: Optional[int] = None
     dropout_seed: Optional[int] = None
+    kernel: Optional[AttentionKernel] = None
 
     def _struct(self) -> AttentionConfigStruct:
         return config_struct(self, AttentionConfigStruct, lib.llmk_attention_config_init)
@@ -81,7 +101,8 @@ def attention(ctx: Context, config: Optional[AttentionConfig], q: Any, k: Any, v
               lse: Optional[Any] = None, stream: Optional[int] = None) -> Any:
     """out = softmax(scale * q k^T + mask) v over a padded batch.
 
-    config: an AttentionConfig, or None for the defaults (scale 1/sqrt(head_dim), no mask).
+    config: an AttentionConfig, or None for the defaults (scale 1/sqrt(head_dim), no mask,
+        kernel AUTO).
     q, out: [batch, q_len, q_heads, head_dim]; k, v: [batch, kv_len, kv_heads, head_dim];
         F16 or BF16 (see the module's doc for strides, alignment and head_dim).
     lse: None, or a float32 [batch, q_heads, q_len] that receives each query's log-sum-exp.

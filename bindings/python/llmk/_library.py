@@ -99,6 +99,7 @@ class AttentionConfigStruct(ctypes.Structure):
         ("dropout_p", ctypes.c_float),
         ("dropout_offset", ctypes.c_uint32),
         ("dropout_seed", ctypes.c_uint64),
+        ("kernel", ctypes.c_int32),
     ]
 
 

@@ -47,6 +47,8 @@ def test_enums(header):
         f"LLMK_ROPE_{s.name}": s.value for s in llmk.RopeStyle}
     assert enum_values(header, "llmk_matmul_path") == {
         f"LLMK_MATMUL_PATH_{p.name}": p.value for p in llmk.MatmulPath}
+    assert enum_values(header, "llmk_attention_kernel") == {
+        f"LLMK_ATTENTION_KERNEL_{k.name}": k.value for k in llmk.AttentionKernel}
 
 
 def test_constants_and_tensor_layout(header):
@@ -72,7 +74,8 @@ C_TYPES = {"size_t": ctypes.c_size_t, "int32_t": ctypes.c_int32, "int64_t": ctyp
 ])
 def test_config_structs(header, c_name, struct, init, config):
     body = re.search(rf"typedef struct {c_name} \{{(.*?)\}}", header, re.S).group(1)
-    fields = [(name, C_TYPES[c_type]) for c_type, name in re.findall(r"(\w+) (\w+);", body)]
+    # \s+: clang-format may break a long declaration after its type.
+    fields = [(name, C_TYPES[c_type]) for c_type, name in re.findall(r"(\w+)\s+(\w+);", body)]
     assert struct._fields_ == fields
     # The Python config has every field but struct_size, under the C names.
     assert [field.name for field in dataclasses.fields(config)] == [name for name, _ in fields[1:]]

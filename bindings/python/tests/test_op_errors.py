@@ -801,7 +801,8 @@ def test_attention_outputs_overlapping(cpu):
 
 @pytest.mark.parametrize("field, value", [
     ("scale", -1.0), ("scale", float("nan")), ("softcap", -1.0), ("softcap", float("inf")),
-    ("dropout_p", 1.0), ("dropout_p", -0.1), ("window_left", -2), ("window_right", -5)])
+    ("dropout_p", 1.0), ("dropout_p", -0.1), ("window_left", -2), ("window_right", -5),
+    ("kernel", 7), ("kernel", -1)])
 def test_attention_config_out_of_range(cpu, field, value):
     q, k, v, o, lse = attention_inputs()
     llmk_error(llmk.Status.INVALID_VALUE, field, lambda: llmk.attention(
@@ -832,6 +833,8 @@ def test_attention_arguments_the_binding_refuses(cpu):
             llmk.attention(cpu, llmk.AttentionConfig(**{field: value}), q, k, v, o, lse)
     with pytest.raises(TypeError):
         llmk.attention(cpu, llmk.AttentionConfig(window_right=0.5), q, k, v, o, lse)
+    with pytest.raises(TypeError):
+        llmk.attention(cpu, llmk.AttentionConfig(kernel="hopper"), q, k, v, o, lse)
     with pytest.raises(ValueError, match="out is read-only"):
         llmk.attention(cpu, None, q, k, v, read_only(o.copy()), lse)
     with pytest.raises(ValueError, match="lse is read-only"):
@@ -915,6 +918,9 @@ def test_attention_varlen_config_and_read_only_lse(cpu):
     q, k, v, o, lse = varlen_inputs()
     llmk_error(llmk.Status.INVALID_VALUE, "softcap", lambda: llmk.attention_varlen(
         cpu, llmk.AttentionConfig(softcap=-2.0), q, k, v, cu(CU_Q), cu(CU_K), 3, o, lse))
+    error = llmk_error(llmk.Status.INVALID_VALUE, "kernel", lambda: llmk.attention_varlen(
+        cpu, llmk.AttentionConfig(kernel=3), q, k, v, cu(CU_Q), cu(CU_K), 3, o, lse))
+    assert "config->kernel" in error.message, error.message
     with pytest.raises(ValueError, match="lse is read-only"):
         llmk.attention_varlen(cpu, None, q, k, v, cu(CU_Q), cu(CU_K), 3, o,
                               read_only(lse.copy()))

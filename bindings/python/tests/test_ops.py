@@ -63,8 +63,8 @@ def test_attention_config_takes_the_librarys_defaults():
     config = llmk.AttentionConfig()._struct()
     assert config.struct_size == ctypes.sizeof(config)
     assert (config.scale, config.causal, config.window_left, config.window_right, config.softcap,
-            config.dropout_p, config.dropout_offset, config.dropout_seed) == (
-        0.0, 0, -1, -1, 0.0, 0.0, 0, 0)
+            config.dropout_p, config.dropout_offset, config.dropout_seed, config.kernel) == (
+        0.0, 0, -1, -1, 0.0, 0.0, 0, 0, llmk.AttentionKernel.AUTO)
 
 
 def test_attention_config_sets_only_what_is_given():
@@ -73,6 +73,9 @@ def test_attention_config_sets_only_what_is_given():
     assert (config.scale, config.causal, config.window_left, config.window_right) == (0, 1, 128, -1)
     assert (config.dropout_seed, config.dropout_offset) == (2**53 - 1, 2**32 - 1)
     assert llmk.AttentionConfig(dropout_seed=2**64 - 1)._struct().dropout_seed == 2**64 - 1
+    config = llmk.AttentionConfig(kernel=llmk.AttentionKernel.HOPPER, softcap=2.0)._struct()
+    assert (config.kernel, config.softcap, config.causal, config.dropout_seed) == (2, 2.0, 0, 0)
+    assert llmk.AttentionConfig(kernel=llmk.AttentionKernel.PORTABLE)._struct().kernel == 1
 
 
 # --- activations -------------------------------------------------------------------------------
@@ -490,6 +493,30 @@ def test_attention_matches_a_float64_reference(cpu, options):
         want, want_lse = attention_reference(q[b], k[b], v[b], **options)
         np.testing.assert_allclose(out[b], want, rtol=ATTENTION_RTOL, atol=ATTENTION_ATOL)
         np.testing.assert_allclose(lse[b], want_lse, rtol=1e-5)
+
+
+@pytest.mark.parametrize("options", [{}, {"softcap": 2.0}, {"dropout_p": 0.25, "dropout_seed": 5}],
+                         ids=["plain", "softcap", "dropout"])
+@pytest.mark.parametrize("head_dim", [64, 96])
+def test_attention_kernel_is_ignored_on_the_cpu(cpu, options, head_dim):
+    """Every AttentionKernel, HOPPER included where a GPU would refuse it (head_dim 96, soft-cap,
+    dropout), is accepted on a CPU context and gives AUTO's result bit for bit."""
+    q = aligned_normal(1, 5, 2, head_dim, seed=1)
+    k, v = (aligned_normal(1, 7, 1, head_dim, seed=seed) for seed in (2, 3))
+
+    def run(kernel):
+        out = aligned_empty(q.shape, np.float16)
+        lse = np.full((1, 2, 5), np.nan, np.float32)
+        llmk.attention(cpu, llmk.AttentionConfig(causal=True, kernel=kernel, **options), q, k, v,
+                       out, lse)
+        return out, lse
+
+    auto_out, auto_lse = run(llmk.AttentionKernel.AUTO)
+    assert not np.isnan(auto_out).any()
+    for kernel in (llmk.AttentionKernel.PORTABLE, llmk.AttentionKernel.HOPPER):
+        out, lse = run(kernel)
+        np.testing.assert_array_equal(out, auto_out)
+        np.testing.assert_array_equal(lse, auto_lse)
 
 
 def test_attention_on_a_fused_qkv_buffer_in_bf16(cpu):
@@ -936,3 +963,44 @@ def test_attention_matches_sdpa_on_cuda(cuda, torch, dtype_name, causal):
         scores = scores.masked_fill(torch.ones(tokens, tokens, dtype=torch.bool,
                                                device="cuda").triu(1), float("-inf"))
     torch.testing.assert_close(lse.double(), torch.logsumexp(scores, -1), rtol=1e-5, atol=1e-5)
+
+
+def test_attention_kernels_on_cuda(cuda, torch):
+    """PORTABLE and AUTO against sdpa; HOPPER too where this GPU and library can run it (an sm_90
+    GPU, a library built for sm_90a), else Status.UNSUPPORTED naming the kernel. HOPPER refuses
+    a soft-cap and a head_dim of 96 on every GPU."""
+    F = torch.nn.functional
+    batch, tokens, heads, head_dim = 2, 77, 4, 128
+    generator = torch.Generator(device="cuda").manual_seed(8)
+    q, k, v = (torch.randn(batch, tokens, heads, head_dim, device="cuda", generator=generator)
+               .half() for _ in range(3))
+
+    def sdpa(q, k, v):
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2)
+
+    expected, reference = sdpa(q, k, v), sdpa(q.double(), k.double(), v.double())
+    stream = torch.cuda.current_stream()
+
+    def run(kernel, q=q, k=k, v=v, **options):
+        out = torch.full_like(q, float("nan"))
+        llmk.attention(cuda, llmk.AttentionConfig(causal=True, kernel=kernel, **options),
+                       torch_view(torch, q), torch_view(torch, k), torch_view(torch, v),
+                       torch_view(torch, out), stream=stream.cuda_stream)
+        stream.synchronize()
+        return out
+
+    for kernel in llmk.AttentionKernel:
+        try:
+            out = run(kernel)
+        except llmk.LlmkError as error:
+            assert kernel is llmk.AttentionKernel.HOPPER, error
+            assert error.status is llmk.Status.UNSUPPORTED and "kernel" in error.message, error
+            continue
+        assert_as_close_as_torch(torch, out, expected, reference, "float16", kernel.name)
+    hopper = llmk.AttentionKernel.HOPPER
+    for call in (lambda: run(hopper, softcap=30.0),
+                 lambda: run(hopper, *(t[..., :96].contiguous() for t in (q, k, v)))):
+        with pytest.raises(llmk.LlmkError) as info:
+            call()
+        assert info.value.status is llmk.Status.UNSUPPORTED, info.value

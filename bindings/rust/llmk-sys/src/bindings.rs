@@ -882,6 +882,18 @@ extern "C" {
         stream: *mut ::std::os::raw::c_void,
     ) -> llmk_status;
 }
+impl llmk_attention_kernel {
+    pub const LLMK_ATTENTION_KERNEL_AUTO: llmk_attention_kernel = llmk_attention_kernel(0);
+}
+impl llmk_attention_kernel {
+    pub const LLMK_ATTENTION_KERNEL_PORTABLE: llmk_attention_kernel = llmk_attention_kernel(1);
+}
+impl llmk_attention_kernel {
+    pub const LLMK_ATTENTION_KERNEL_HOPPER: llmk_attention_kernel = llmk_attention_kernel(2);
+}
+#[repr(transparent)]
+#[derive(Debug, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct llmk_attention_kernel(pub ::std::os::raw::c_uint);
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct llmk_attention_config {
@@ -894,12 +906,13 @@ pub struct llmk_attention_config {
     pub dropout_p: f32,
     pub dropout_offset: u32,
     pub dropout_seed: u64,
+    pub kernel: i32,
 }
 #[test]
 fn bindgen_test_layout_llmk_attention_config() {
     assert_eq!(
         ::std::mem::size_of::<llmk_attention_config>(),
-        48usize,
+        56usize,
         concat!("Size of: ", stringify!(llmk_attention_config))
     );
     assert_eq!(
@@ -1060,6 +1073,23 @@ fn bindgen_test_layout_llmk_attention_config() {
         );
     }
     test_field_dropout_seed();
+    fn test_field_kernel() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_attention_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).kernel) as usize - ptr as usize
+            },
+            48usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_attention_config),
+                "::",
+                stringify!(kernel)
+            )
+        );
+    }
+    test_field_kernel();
 }
 extern "C" {
     pub fn llmk_attention_config_init(config: *mut llmk_attention_config);

@@ -17,7 +17,8 @@
 //!     [`gated_mlp_workspace_size`] bytes;
 //!   - attention (prefill, flash): [`attention`] over a padded batch and [`attention_varlen`]
 //!     over packed sequences, configured by an [`AttentionConfig`] (causal, sliding window,
-//!     soft-cap, dropout), GQA and MQA, with an optional log-sum-exp output;
+//!     soft-cap, dropout, the CUDA kernel: [`AttentionKernel`]), GQA and MQA, with an optional
+//!     log-sum-exp output;
 //!
 //!   and an `*_in_place` form of the ops whose output may be exactly an input.
 //! - Elements are `f32`, [`F16`] or [`Bf16`] ([`FloatElement`]s), and `i32` or `i64` for ids,
@@ -60,9 +61,9 @@ pub use dtype::{Bf16, DType, Element, F16, FloatElement};
 pub use error::{Error, Result, Status};
 pub use llmk_sys as sys;
 pub use ops::{
-    Activation, AdamWConfig, AttentionConfig, MatmulCacheStats, MatmulConfig, MatmulPath,
-    MlpConfig, RopeConfig, RopeStyle, adamw_step, add_rms_norm, add_rms_norm_in_place, attention,
-    attention_varlen, bias_activation, bias_activation_in_place, embedding, ffn,
+    Activation, AdamWConfig, AttentionConfig, AttentionKernel, MatmulCacheStats, MatmulConfig,
+    MatmulPath, MlpConfig, RopeConfig, RopeStyle, adamw_step, add_rms_norm, add_rms_norm_in_place,
+    attention, attention_varlen, bias_activation, bias_activation_in_place, embedding, ffn,
     ffn_workspace_size, gated_activation, gated_activation_in_place, gated_mlp,
     gated_mlp_workspace_size, kv_cache_write, layer_norm, layer_norm_in_place, matmul,
     matmul_cache_stats, matmul_in_place, matmul_path_for, paged_kv_cache_write, rms_norm,

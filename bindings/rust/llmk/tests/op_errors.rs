@@ -8,15 +8,15 @@
 //!
 //! Each op's test first makes the valid call its faults start from, so that a refusal is due to
 //! the fault alone. (Enum arguments cannot be out of range here: `Activation` and `RopeStyle`
-//! are Rust enums.)
+//! are Rust enums; an out-of-range attention kernel goes through `llmk::sys`.)
 
-use std::ffi::c_void;
+use std::ffi::{CStr, c_void};
 use std::ptr;
 
 use llmk::{
-    Activation, AdamWConfig, AttentionConfig, Bf16, Context, DType, DeviceBuffer, Element,
-    MatmulCacheStats, MatmulConfig, MatmulPath, MlpConfig, RopeConfig, RopeStyle, Status, Stream,
-    TensorMut, TensorRef, Workspace,
+    Activation, AdamWConfig, AttentionConfig, AttentionKernel, Bf16, Context, DType, DeviceBuffer,
+    Element, MatmulCacheStats, MatmulConfig, MatmulPath, MlpConfig, RopeConfig, RopeStyle, Status,
+    Stream, TensorMut, TensorRef, Workspace,
 };
 
 const S: Stream = Stream::DEFAULT;
@@ -1302,6 +1302,114 @@ fn attention_config_values_are_checked() {
     wide.window_left = Some(u32::MAX);
     let called = attention_call(&ctx, &wide, ("", Fault::None), HEAD_DIM, false);
     assert_refused("attention", called, Status::InvalidValue, "window_left");
+}
+
+/// o's and lse's bits after a valid padded attention call (bf16 q, k, v: [`attention_call`]'s
+/// sizes, `head_dim` wide).
+fn attention_outputs(
+    ctx: &Context,
+    config: &AttentionConfig,
+    head_dim: usize,
+) -> (Vec<u16>, Vec<u32>) {
+    let q_shape = [A_BATCH, Q_LEN, Q_HEADS, head_dim];
+    let kv_shape = [A_BATCH, KV_LEN, KV_HEADS, head_dim];
+    let q = Aligned16::new(small_values(q_shape.iter().product(), 1));
+    let k = Aligned16::new(small_values(kv_shape.iter().product(), 2));
+    let v = Aligned16::new(small_values(kv_shape.iter().product(), 3));
+    let mut o = Aligned16::new(vec![SENTINEL; q_shape.iter().product()]);
+    let mut lse = sentinels(A_BATCH * Q_HEADS * Q_LEN);
+    llmk::attention(
+        ctx,
+        config,
+        &TensorRef::contiguous(q.get(), &q_shape).unwrap(),
+        &TensorRef::contiguous(k.get(), &kv_shape).unwrap(),
+        &TensorRef::contiguous(v.get(), &kv_shape).unwrap(),
+        &mut TensorMut::contiguous(o.get_mut(), &q_shape).unwrap(),
+        Some(&mut TensorMut::contiguous(&mut lse, &[A_BATCH, Q_HEADS, Q_LEN]).unwrap()),
+        S,
+    )
+    .unwrap_or_else(|error| panic!("{config:?}, head_dim {head_dim}: {error}"));
+    assert!(!o.untouched() && !untouched(&[&lse]), "{config:?}");
+    (
+        o.get().iter().map(|v| v.to_bits()).collect(),
+        lse.iter().map(|v| v.to_bits()).collect(),
+    )
+}
+
+/// The kernel is a CUDA choice: a CPU context takes every [`AttentionKernel`], `Hopper` included
+/// where a GPU would refuse it (head_dim 96, a soft-cap, dropout), and computes AUTO's o and lse
+/// bit for bit.
+#[test]
+fn attention_kernel_is_ignored_on_the_cpu() {
+    let ctx = cpu();
+    for head_dim in [64, 96] {
+        for (softcap, dropout_p) in [(0.0, 0.0), (2.0, 0.0), (0.0, 0.25)] {
+            let mut config = AttentionConfig::default();
+            config.causal = true;
+            config.softcap = softcap;
+            config.dropout_p = dropout_p;
+            config.dropout_seed = 5;
+            assert_eq!(config.kernel, AttentionKernel::Auto);
+            let auto = attention_outputs(&ctx, &config, head_dim);
+            for kernel in [AttentionKernel::Portable, AttentionKernel::Hopper] {
+                config.kernel = kernel;
+                assert!(
+                    attention_outputs(&ctx, &config, head_dim) == auto,
+                    "{config:?}, head_dim {head_dim}: not AUTO's result"
+                );
+            }
+        }
+    }
+}
+
+/// A kernel value outside `llmk_attention_kernel` (only `llmk::sys` can pass one:
+/// [`AttentionKernel`] is a Rust enum) is refused with INVALID_VALUE naming `config->kernel`.
+#[test]
+fn attention_kernel_out_of_range_is_refused() {
+    let ctx = cpu();
+    let q_shape = [A_BATCH, Q_LEN, Q_HEADS, HEAD_DIM];
+    let kv_shape = [A_BATCH, KV_LEN, KV_HEADS, HEAD_DIM];
+    let q = Aligned16::new(small_values(q_shape.iter().product(), 1));
+    let k = Aligned16::new(small_values(kv_shape.iter().product(), 2));
+    let v = Aligned16::new(small_values(kv_shape.iter().product(), 3));
+    let mut o = Aligned16::new(vec![SENTINEL; q_shape.iter().product()]);
+    let (q_view, k_view, v_view) = (
+        TensorRef::contiguous(q.get(), &q_shape).unwrap(),
+        TensorRef::contiguous(k.get(), &kv_shape).unwrap(),
+        TensorRef::contiguous(v.get(), &kv_shape).unwrap(),
+    );
+    for bad in [3, 7, -1] {
+        let o_view = TensorMut::contiguous(o.get_mut(), &q_shape).unwrap();
+        let mut raw = AttentionConfig::default().to_raw().unwrap();
+        raw.kernel = bad;
+        // SAFETY: a live context, a config filled by llmk_attention_config_init, valid host views
+        // on a CPU context, no lse, the default stream.
+        let status = unsafe {
+            llmk::sys::llmk_attention(
+                ctx.as_raw(),
+                &raw,
+                q_view.as_raw(),
+                k_view.as_raw(),
+                v_view.as_raw(),
+                o_view.as_raw(),
+                ptr::null(),
+                S.as_raw(),
+            )
+        };
+        // SAFETY: never NULL; read before any other llmk call on this thread.
+        let message = unsafe { CStr::from_ptr(llmk::sys::llmk_last_error_message()) }
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(
+            status,
+            Status::InvalidValue.to_raw(),
+            "kernel {bad}: {message}"
+        );
+        assert!(message.starts_with("attention: "), "{message}");
+        assert!(message.contains("config->kernel"), "{message}");
+        assert!(names(&message, "kernel"), "{message}");
+    }
+    assert!(o.untouched(), "a refused call wrote o");
 }
 
 #[test]

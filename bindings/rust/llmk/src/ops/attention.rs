@@ -1,5 +1,6 @@
 //! Attention (prefill): [`attention`] over a padded batch and [`attention_varlen`] over packed
-//! sequences of different lengths, configured by an [`AttentionConfig`].
+//! sequences of different lengths, configured by an [`AttentionConfig`] (whose
+//! [`AttentionKernel`] picks the CUDA kernel).
 
 use std::mem::MaybeUninit;
 
@@ -9,16 +10,68 @@ use crate::error::{Error, Result, Status, check};
 use crate::sys;
 use crate::tensor::{Memory, TensorMut, TensorRef};
 
+/// The kernel of an attention call on a CUDA context: the values of `llmk_attention_kernel`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AttentionKernel {
+    /// [`Hopper`](Self::Hopper) where it can run the call, else [`Portable`](Self::Portable).
+    Auto,
+    /// mma.sync tensor cores (FlashAttention-2's design): every GPU from sm_80 on, every
+    /// `head_dim` and option.
+    Portable,
+    /// wgmma tensor cores (FlashAttention-3's road): an sm_90 GPU (H100, H200) with a library
+    /// built for sm_90a, `head_dim` 64 or 128, no soft-cap and no dropout. A call it cannot take
+    /// is refused with [`Status::Unsupported`](crate::Status::Unsupported), naming why.
+    Hopper,
+}
+
+impl AttentionKernel {
+    /// The `llmk_attention_kernel` value.
+    pub fn to_raw(self) -> sys::llmk_attention_kernel {
+        match self {
+            Self::Auto => sys::llmk_attention_kernel::LLMK_ATTENTION_KERNEL_AUTO,
+            Self::Portable => sys::llmk_attention_kernel::LLMK_ATTENTION_KERNEL_PORTABLE,
+            Self::Hopper => sys::llmk_attention_kernel::LLMK_ATTENTION_KERNEL_HOPPER,
+        }
+    }
+
+    /// The kernel of an `llmk_attention_kernel` value, or `None` for one this crate does not
+    /// know.
+    pub fn from_raw(raw: sys::llmk_attention_kernel) -> Option<Self> {
+        match raw {
+            sys::llmk_attention_kernel::LLMK_ATTENTION_KERNEL_AUTO => Some(Self::Auto),
+            sys::llmk_attention_kernel::LLMK_ATTENTION_KERNEL_PORTABLE => Some(Self::Portable),
+            sys::llmk_attention_kernel::LLMK_ATTENTION_KERNEL_HOPPER => Some(Self::Hopper),
+            _ => None,
+        }
+    }
+
+    /// The kernel of a config field (an `int32_t`).
+    pub(crate) fn from_field(raw: i32) -> Option<Self> {
+        u32::try_from(raw)
+            .ok()
+            .and_then(|raw| Self::from_raw(sys::llmk_attention_kernel(raw)))
+    }
+
+    pub(crate) fn to_field(self) -> i32 {
+        self.to_raw().0 as i32
+    }
+}
+
 /// The options of [`attention`] and [`attention_varlen`] (`llmk_attention_config`).
 /// [`AttentionConfig::default`] holds the library's defaults (`llmk_attention_config_init`): no
-/// mask, `scale` `1 / sqrt(head_dim)`, no soft-cap, no dropout. Change the fields that differ:
+/// mask, `scale` `1 / sqrt(head_dim)`, no soft-cap, no dropout, [`AttentionKernel::Auto`].
+/// Change the fields that differ:
 ///
 /// ```
+/// use llmk::{AttentionConfig, AttentionKernel};
+///
 /// // Mistral: causal, with a sliding window of 4096 keys.
-/// let mut config = llmk::AttentionConfig::default();
+/// let mut config = AttentionConfig::default();
 /// config.causal = true;
 /// config.window_left = Some(4096);
 /// assert_eq!((config.window_right, config.scale, config.softcap), (None, 0.0, 0.0));
+/// assert_eq!(config.kernel, AttentionKernel::Auto);
 /// ```
 ///
 /// The library validates the values when the op is called.
@@ -48,6 +101,8 @@ pub struct AttentionConfig {
     /// The Philox key of the dropout mask: the mask is a function of the seed and offset alone,
     /// the same on every backend (`include/llmk.h` gives the counter). Default 0.
     pub dropout_seed: u64,
+    /// The kernel on a CUDA context (ignored on the CPU). Default [`AttentionKernel::Auto`].
+    pub kernel: AttentionKernel,
 }
 
 impl Default for AttentionConfig {
@@ -65,6 +120,10 @@ impl Default for AttentionConfig {
             dropout_p: raw.dropout_p,
             dropout_offset: raw.dropout_offset,
             dropout_seed: raw.dropout_seed,
+            // The defaults come from a library of this crate's ABI (checked when a context is
+            // created), whose default kernel this crate knows.
+            kernel: AttentionKernel::from_field(raw.kernel)
+                .expect("llmk_attention_config_init sets a known kernel"),
         }
     }
 }
@@ -94,6 +153,7 @@ impl AttentionConfig {
             dropout_p: self.dropout_p,
             dropout_offset: self.dropout_offset,
             dropout_seed: self.dropout_seed,
+            kernel: self.kernel.to_field(),
             ..init_raw()
         })
     }
@@ -260,12 +320,14 @@ mod tests {
         assert!(!config.causal);
         assert_eq!((config.window_left, config.window_right), (None, None));
         assert_eq!((config.dropout_offset, config.dropout_seed), (0, 0));
+        assert_eq!(config.kernel, AttentionKernel::Auto);
         let raw = config.to_raw().unwrap();
         assert_eq!(
             raw.struct_size,
             std::mem::size_of::<sys::llmk_attention_config>()
         );
         assert_eq!((raw.window_left, raw.window_right, raw.causal), (-1, -1, 0));
+        assert_eq!(raw.kernel, 0);
     }
 
     #[test]
@@ -279,6 +341,7 @@ mod tests {
             dropout_p: 0.1,
             dropout_offset: u32::MAX,
             dropout_seed: u64::MAX,
+            kernel: AttentionKernel::Hopper,
         };
         let raw = config.to_raw().unwrap();
         assert_eq!((raw.scale, raw.softcap, raw.dropout_p), (0.125, 50.0, 0.1));
@@ -287,6 +350,19 @@ mod tests {
             (1, 4096, 0)
         );
         assert_eq!((raw.dropout_offset, raw.dropout_seed), (u32::MAX, u64::MAX));
+        assert_eq!(raw.kernel, 2);
+        config.kernel = AttentionKernel::Portable;
+        assert_eq!(config.to_raw().unwrap().kernel, 1);
+        assert_eq!(
+            AttentionKernel::from_field(1),
+            Some(AttentionKernel::Portable)
+        );
+        assert_eq!(
+            AttentionKernel::from_field(2),
+            Some(AttentionKernel::Hopper)
+        );
+        assert_eq!(AttentionKernel::from_field(-1), None);
+        assert_eq!(AttentionKernel::from_field(3), None);
 
         config.window_right = Some(1 << 31);
         let error = config.to_raw().unwrap_err();

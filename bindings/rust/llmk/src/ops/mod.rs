@@ -22,7 +22,7 @@ pub use activation::{
     gated_activation_in_place,
 };
 pub use adamw::{AdamWConfig, adamw_step};
-pub use attention::{AttentionConfig, attention, attention_varlen};
+pub use attention::{AttentionConfig, AttentionKernel, attention, attention_varlen};
 pub use embedding::embedding;
 pub use kv_cache::{kv_cache_write, paged_kv_cache_write};
 pub use matmul::{
