@@ -17,6 +17,8 @@ Rows:
   - packed sequences of lengths 37, 512, 1000, 2048, 3000 (32 heads, head_dim 128, bf16), llmk's
     attention_varlen beside torch's flash varlen entry (aten._flash_attention_forward) and, for
     cuDNN, SDPA per sequence.
+"llmk" is the call as users make it (AttentionKernel.AUTO: the Hopper kernel where it runs);
+"portable" the same call forced onto the portable (mma.sync) kernel, for comparison.
 "err" is llmk's relative error (Frobenius) against torch's float32 math on the same inputs, for
 one head of the row's shape: a sanity figure.
 
@@ -94,11 +96,12 @@ class Bench:
             traceback.print_exc()
             return None
 
-    def add(self, label, dtype, causal, work, llmk_us, peers_us, error):
+    def add(self, label, dtype, causal, work, llmk_us, portable_us, peers_us, error):
         rate = lambda us: None if us is None else work / us / 1e6
         self.rows.append({
             "op": label, "dtype": DTYPE_NAMES[dtype], "causal": causal, "flop": work,
             "llmk_us": llmk_us, "llmk_tflops": rate(llmk_us), "dtype_torch": dtype,
+            "portable_us": portable_us, "portable_tflops": rate(portable_us),
             "error_vs_torch": error,
             "peers": {name: {"us": us, "tflops": rate(us)} for name, us in peers_us.items()},
         })
@@ -109,10 +112,13 @@ class Bench:
                  bshd(b, t, kv_heads, d, dtype), torch.empty(b, t, q_heads, d, dtype=dtype,
                                                               device=DEVICE)) for _ in range(2)]
         config = llmk.AttentionConfig(causal=causal)
+        portable = llmk.AttentionConfig(causal=causal, kernel=llmk.AttentionKernel.PORTABLE)
         views = [tuple(as_llmk(x) for x in s) for s in sets]
         ctx, s = self.ctx, stream()
         llmk_us = self.time(f"llmk {label}", lambda q, k, v, o:
                             llmk.attention(ctx, config, q, k, v, o, None, stream=s), views)
+        portable_us = self.time(f"llmk portable {label}", lambda q, k, v, o:
+                                llmk.attention(ctx, portable, q, k, v, o, None, stream=s), views)
         gqa = q_heads != kv_heads
         peers = {}
         for name, backend in PEERS.items():
@@ -128,7 +134,8 @@ class Bench:
             llmk.attention(ctx, config, *views[0], None, stream=s)
             torch.cuda.synchronize()
             error = reference_error(q, k, v, o, causal)
-        self.add(label, dtype, causal, flops(b, t, t, q_heads, d, causal), llmk_us, peers, error)
+        self.add(label, dtype, causal, flops(b, t, t, q_heads, d, causal), llmk_us, portable_us,
+                 peers, error)
 
     def varlen(self, lengths, dtype, causal):
         """Packed sequences: llmk's attention_varlen, torch's flash varlen entry, cuDNN per
@@ -141,11 +148,14 @@ class Bench:
                  torch.randn(total, h, d, device=DEVICE).to(dtype),
                  torch.empty(total, h, d, dtype=dtype, device=DEVICE)) for _ in range(2)]
         config = llmk.AttentionConfig(causal=causal)
+        portable = llmk.AttentionConfig(causal=causal, kernel=llmk.AttentionKernel.PORTABLE)
         ctx, s, longest = self.ctx, stream(), max(lengths)
         cu = as_llmk(offsets)
         views = [tuple(as_llmk(x) for x in st) for st in sets]
         llmk_us = self.time("llmk varlen", lambda q, k, v, o: llmk.attention_varlen(
             ctx, config, q, k, v, cu, cu, longest, o, None, stream=s), views)
+        portable_us = self.time("llmk portable varlen", lambda q, k, v, o: llmk.attention_varlen(
+            ctx, portable, q, k, v, cu, cu, longest, o, None, stream=s), views)
 
         def flash_varlen(q, k, v, o):
             return torch.ops.aten._flash_attention_forward(
@@ -171,7 +181,7 @@ class Bench:
             lo, hi = bounds[-1]
             error = reference_error(q[None, lo:hi], k[None, lo:hi], v[None, lo:hi],
                                     o[None, lo:hi], causal)
-        self.add(label, dtype, causal, work, llmk_us, peers, error)
+        self.add(label, dtype, causal, work, llmk_us, portable_us, peers, error)
 
 
 def fmt(x, spec):
@@ -183,9 +193,9 @@ def table(bench, device):
     lines = [
         "### Prefill attention (TFLOP/s: 4 B H T^2 D, halved when causal)", "",
         f"Device: {device}. Dense GEMM 8192^3 in the same run, TFLOP/s: {peak}.", "",
-        "| shape | dtype | mask | llmk ms | llmk TFLOP/s | of GEMM | FA2 TFLOP/s | cuDNN TFLOP/s "
-        "| vs FA2 | vs cuDNN | err |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| shape | dtype | mask | llmk ms | llmk TFLOP/s | of GEMM | portable TFLOP/s "
+        "| FA2 TFLOP/s | cuDNN TFLOP/s | vs FA2 | vs cuDNN | err |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in bench.rows:
         fa2 = r["peers"].get("FA2", {}).get("tflops")
@@ -195,7 +205,8 @@ def table(bench, device):
         lines.append(
             f"| {r['op']} | {r['dtype']} | {'causal' if r['causal'] else 'none'} | "
             f"{fmt(r['llmk_us'] and r['llmk_us'] / 1e3, '.3f')} | {fmt(mine, '.0f')} | "
-            f"{fmt(r['of_gemm_peak'] and 100 * r['of_gemm_peak'], '.0f')}% | {fmt(fa2, '.0f')} | "
+            f"{fmt(r['of_gemm_peak'] and 100 * r['of_gemm_peak'], '.0f')}% | "
+            f"{fmt(r['portable_tflops'], '.0f')} | {fmt(fa2, '.0f')} | "
             f"{fmt(cudnn, '.0f')} | {ratio(fa2)} | {ratio(cudnn)} | {fmt(r['error_vs_torch'], '.1e')} |")
     if bench.failures:
         lines += ["", "Failures:"] + [f"- {f}" for f in bench.failures]
