@@ -253,7 +253,7 @@ __device__ __forceinline__ void softmax_step(float (&s)[NTILES][4], float (&row_
   }
 }
 
-// The end of a row: its sum over the quad, and 1 / sum (0 for a row that saw no key).
+// A row's sum over the four threads of its quad, which hold its columns between them.
 __device__ __forceinline__ float quad_sum(float x) {
   x += __shfl_xor_sync(0xffffffffu, x, 1);
   return x + __shfl_xor_sync(0xffffffffu, x, 2);

@@ -1,4 +1,6 @@
 // Flash attention, forward: O = softmax(scale Q K^T + mask) V, exact, in one pass over K and V.
+// This is the portable kernel (sm_80 on, every head_dim and option); on sm_90 GPUs
+// attention_hopper_kernels.cuh takes head_dim 64 and 128 without soft-cap or dropout.
 //
 // The math (Dao et al., FlashAttention-2). A block owns kBlockM query rows of one head and walks
 // the key blocks of kBlockN keys. For each key block it computes S = Q K^T, then updates, per row,
