@@ -35,8 +35,19 @@
 namespace llmk {
 namespace attention_hopper {
 
+// The pieces both attention kernels share (attention_common.cuh).
+using attention_kernels::block_work;
 using attention_kernels::BlockWork;
+using attention_kernels::cp_async_16;
+using attention_kernels::cp_async_commit;
+using attention_kernels::cp_async_wait;
 using attention_kernels::KernelArgs;
+using attention_kernels::kInf;
+using attention_kernels::mask_scores;
+using attention_kernels::pack2;
+using attention_kernels::quad_sum;
+using attention_kernels::row_lse;
+using attention_kernels::softmax_step;
 
 constexpr int kWarpgroups = 2;
 constexpr int kThreads = 128 * kWarpgroups;
@@ -75,7 +86,7 @@ __device__ __forceinline__ void load_tile(uint32_t smem, const uint16_t* gmem, i
 #pragma unroll
   for (int i = 0; i < ROWS / kRowsPerPass; ++i) {
     const bool valid = row0 + i * kRowsPerPass < valid_rows;
-    attention_kernels::cp_async_16(dst + i * kRowsPerPass * 128, valid ? src : gmem, valid);
+    cp_async_16(dst + i * kRowsPerPass * 128, valid ? src : gmem, valid);
     src += kRowsPerPass * row_stride;
   }
 }
@@ -202,7 +213,6 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[N / 8][4], const uint32_t (&
 template <class T, int D>
 __global__ void __launch_bounds__(kThreads, 1) attention_hopper_kernel(const KernelArgs a) {
   static_assert(D == 64 || D == 128, "head_dim 64 or 128");
-  using namespace attention_kernels;
   constexpr int kNTiles = kBlockN / 8;   // 8-key tiles of S
   constexpr int kDTiles = D / 8;         // 8-column tiles of O
   constexpr int kKSteps = kBlockN / 16;  // 16-key steps of P V
