@@ -10,7 +10,13 @@
 // directly with its descriptors and algorithm prepared once: what llmk's checks, plan lookup and
 // stack-built descriptors add per call.
 //
-// Output: one line per subject and loop, "latency <subject> <loop> <microseconds>".
+// A round times every subject once, and the rounds repeat: a GPU that idles between tiny kernels
+// changes clocks, and a round trip drifts by up to 1 us from one repeat to the next, so each
+// subject's cost over its reference (the empty kernel; direct cuBLASLt for llmk_matmul) is the
+// median of the differences within a round, where the drift falls on both alike.
+//
+// Output: one line per subject and loop, "latency <subject> <loop> <microseconds>", and for a
+// subject with a reference, "latency <subject> <loop>_over_<reference> <microseconds>".
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -34,23 +40,53 @@ void check(bool ok, const char* what) {
   }
 }
 
-double median_us(const std::function<void()>& once, bool sync_each, cudaStream_t stream) {
-  constexpr int kCalls = 2000, kRepeats = 15;
-  std::vector<double> samples;
-  for (int r = 0; r < kRepeats + 2; ++r) {  // the first two are warm-up
-    cudaStreamSynchronize(stream);
-    const auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < kCalls; ++i) {
-      once();
-      if (sync_each) cudaStreamSynchronize(stream);
+struct Subject {
+  const char* name;
+  std::function<void()> once;
+  int reference;  // index of the subject it is measured against, or -1
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Microseconds per call of each subject in each round: samples[subject][round].
+std::vector<std::vector<double>> time_rounds(const std::vector<Subject>& subjects, bool sync_each,
+                                             cudaStream_t stream) {
+  constexpr int kCalls = 2000, kRounds = 15, kWarmup = 2;
+  std::vector<std::vector<double>> samples(subjects.size());
+  for (int r = 0; r < kWarmup + kRounds; ++r) {
+    for (size_t s = 0; s < subjects.size(); ++s) {
+      cudaStreamSynchronize(stream);
+      const auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < kCalls; ++i) {
+        subjects[s].once();
+        if (sync_each) cudaStreamSynchronize(stream);
+      }
+      cudaStreamSynchronize(stream);
+      const auto stop = std::chrono::steady_clock::now();
+      if (r >= kWarmup) {
+        samples[s].push_back(std::chrono::duration<double, std::micro>(stop - start).count() /
+                             kCalls);
+      }
     }
-    cudaStreamSynchronize(stream);
-    const auto stop = std::chrono::steady_clock::now();
-    if (r >= 2)
-      samples.push_back(std::chrono::duration<double, std::micro>(stop - start).count() / kCalls);
   }
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
+  return samples;
+}
+
+void report(const std::vector<Subject>& subjects, const char* loop, bool sync_each,
+            cudaStream_t stream) {
+  const auto samples = time_rounds(subjects, sync_each, stream);
+  for (size_t s = 0; s < subjects.size(); ++s) {
+    std::printf("latency %s %s %.3f\n", subjects[s].name, loop, median(samples[s]));
+    const int ref = subjects[s].reference;
+    if (ref < 0) continue;
+    std::vector<double> over(samples[s].size());
+    for (size_t r = 0; r < over.size(); ++r) over[r] = samples[s][r] - samples[ref][r];
+    std::printf("latency %s %s_over_%s %.3f\n", subjects[s].name, loop, subjects[ref].name,
+                median(over));
+  }
 }
 
 }  // namespace
@@ -135,44 +171,41 @@ int main() {
         "cuBLASLt setup");
   const float one = 1.0f, zero = 0.0f;
 
-  struct Subject {
-    const char* name;
-    std::function<void()> once;
-  };
   const std::vector<Subject> subjects = {
-      {"empty_kernel", [&] { empty_kernel<<<1, 1, 0, stream>>>(); }},
+      {"empty_kernel", [&] { empty_kernel<<<1, 1, 0, stream>>>(); }, -1},
       {"rms_norm_1x4096_bf16",
-       [&] {
-         check(llmk_rms_norm(ctx, &tx, &tw, 1e-6f, &ty, stream) == LLMK_SUCCESS, "rms_norm");
-       }},
+       [&] { check(llmk_rms_norm(ctx, &tx, &tw, 1e-6f, &ty, stream) == LLMK_SUCCESS, "rms_norm"); },
+       0},
       {"add_rms_norm_1x4096_bf16",
        [&] {
          check(llmk_add_rms_norm(ctx, &tx, &tr, &tw, 1e-6f, &ty, stream) == LLMK_SUCCESS,
                "add_rms_norm");
-       }},
+       },
+       0},
       {"layer_norm_1x4096_bf16",
        [&] {
          check(llmk_layer_norm(ctx, &tx, &tw, nullptr, 1e-5f, &ty, stream) == LLMK_SUCCESS,
                "layer_norm");
-       }},
+       },
+       0},
       {"cublaslt_direct_gemm_64_bf16",
        [&] {
          check(cublasLtMatmul(lt, desc, &one, gw, layout, ga, layout, &zero, gd, layout, gd, layout,
                               &heuristic.algo, lt_workspace, lt_workspace_bytes,
                               stream) == CUBLAS_STATUS_SUCCESS,
                "cublasLtMatmul");
-       }},
+       },
+       -1},
       {"llmk_matmul_gemm_64_bf16",
        [&] {
          check(llmk_matmul(ctx, &gemm_config, &gemm_a2, &gemm_b, nullptr, nullptr, &gemm_d2,
                            stream) == LLMK_SUCCESS,
                "matmul");
-       }},
+       },
+       4},
   };
-  for (const Subject& s : subjects) {
-    std::printf("latency %s back_to_back %.3f\n", s.name, median_us(s.once, false, stream));
-    std::printf("latency %s round_trip %.3f\n", s.name, median_us(s.once, true, stream));
-  }
+  report(subjects, "back_to_back", false, stream);
+  report(subjects, "round_trip", true, stream);
   check(llmk_synchronize(ctx, stream) == LLMK_SUCCESS, "synchronize");
   for (void* p : {x, residual, y, w, ga, gw, gd}) {
     check(llmk_free(ctx, p) == LLMK_SUCCESS, "free");

@@ -12,10 +12,10 @@
 // warps through shared memory, then normalizes from registers and stores. x (and residual) is
 // read once and y (and residual) written once; layer_norm's mean and variance come from one
 // reduction of per-thread moments. Two kernels share that per-row work (normalize_row):
-//  - norm_rows_kernel, for rows that fit in registers. With few rows (latency rules) it loads
-//    the parameters together with the row, so a lone row pays one memory round trip; with many
-//    rows it loads them after the reduction, since holding them costs the registers that keep
-//    four blocks, and their loads, resident per SM;
+//  - norm_rows_kernel, for rows that fit in registers. It loads the parameters together with
+//    the row (EARLY), so a row pays one memory round trip, wherever the registers they hold still
+//    leave enough blocks resident per SM; elsewhere it loads them after the reduction
+//    (norm_launch.cuh's load_parameters_early says where);
 //  - norm_long_rows_kernel, for rows too long to hold: it reads x again, mostly from L2.
 //
 // Elements move in 16-byte packs and widen to f32 as core/pack.cuh describes.
