@@ -21,11 +21,12 @@ using adamw_kernels::kBlockThreads;
 using adamw_kernels::StepScalars;
 using adamw_kernels::Tiling;
 
-// Elements per thread: two 16-byte packs (four f32 each) or eight single elements. The packed
-// kernel takes ~74 registers, so three blocks (768 threads) share an SM with ~96 KB of loads in
-// flight: about three times what covers DRAM latency at copy bandwidth (~36 B/ns per SM of an
-// H200 for ~1 us). Forcing four blocks per SM spills.
-constexpr int kElementsPerThread = 8;
+// Elements per thread: one 16-byte pack (four f32), or four single elements where no pack fits;
+// a long row thus goes to blocks of 1024 elements, the shape the H200 measured fastest
+// (adamw_kernels.cuh says why). The packed kernel takes ~40 registers, so six blocks share an SM
+// with 96 KB of loads in flight (f32 grads): about three times what covers DRAM latency at copy
+// bandwidth (~36 B/ns per SM of an H200 for ~1 us).
+constexpr int kElementsPerThread = 4;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

@@ -17,14 +17,22 @@
 // flag or contraction can change the result.
 //
 // The trick: AdamW is a pure stream (16 bytes read and 12 written per element with an f32 grad),
-// so everything is about bytes in flight. Each thread owns UNROLL packs of VEC elements of one
-// row, issues all their loads (16-byte LDG.128 of param, exp_avg, exp_avg_sq; 16 or 8 bytes of
-// grad) before any use, then updates and stores them. A block covers a tile of
-// (rows_per_block rows) x (lanes_per_row * UNROLL packs): one long row is cut into many column
-// chunks, many short rows share a block, and a contiguous tensor arrives here already merged into
-// a single row. A row's last columns % VEC elements go element by element to the thread that owns
-// the pack after its last whole one; views that no 16-byte pack fits take the same kernel with
-// VEC = 1.
+// so what counts is how the loads are issued and how the stream is cut among blocks. Each thread
+// owns one 16-byte pack of 4 elements of one row, issues its loads (LDG.128 of param, exp_avg,
+// exp_avg_sq; 16 or 8 bytes of grad) before any use, then updates and stores it; a long row goes
+// to blocks of 256 threads, 1024 elements each. Why this shape, measured on an H200 at 50M f32
+// params (bench/NOTES.md, AdamW sweep): the elements per block decided, not the bytes in flight.
+// 2048 elements per block (256 threads x 2 packs) ran at 344-347 us whether an SM held 96 or
+// 128 KB of loads; 1024 elements per block ran at 334-335 us with 80 or 128 KB (256 threads x 1
+// pack, or Inductor's 128 x 2), 98% of the copy bandwidth, level with torch.compile's AdamW.
+// Persistent grids, software pipelining, streaming stores and L2 prefetch hints were all slower.
+// One pack per thread also needs no launch bound: ~40 registers, six blocks per SM.
+//
+// A block covers a tile of (rows_per_block rows) x (lanes_per_row * UNROLL packs): one long row
+// is cut into many column chunks, many short rows share a block, and a contiguous tensor arrives
+// here already merged into a single row. A row's last columns % VEC elements go element by element
+// to the thread that owns the pack after its last whole one; views that no 16-byte pack fits take
+// the same kernel with VEC = 1, four single elements per thread.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -92,7 +100,7 @@ __device__ __forceinline__ RowStarts row_starts(const AdamWParams& p, int64_t ro
 }
 
 // G: the grad's element type. VEC: elements per pack (4, or 1 for views no pack fits).
-// UNROLL: packs per thread, all loaded before the first is used.
+// UNROLL: packs per thread (4 / VEC), all loaded before the first is used.
 template <class G, int VEC, int UNROLL>
 __global__ void __launch_bounds__(kBlockThreads)
     adamw_kernel(const AdamWParams p, const StepScalars s, const Tiling t) {
