@@ -173,7 +173,7 @@ void sweep_case(int32_t grad_dtype, int64_t rows, int64_t columns, const Layout&
 }
 
 TEST(AdamWSweep, EveryGradDtypeSizeAndLayout) {
-  // A long row is cut into column chunks of 2048 elements (2M + 3: 1025 chunks, the last one a
+  // A long row is cut into column chunks of 1024 elements (2M + 3: 2049 chunks, the last one a
   // partial pack); short rows share a block (4097 x 3, 1000 x 128).
   const std::vector<std::pair<int64_t, int64_t>> sizes = {
       {1, 1},    {1, 3},    {1, 17},     {3, 17},   {1, 4095},  {1, 4096},
