@@ -1,9 +1,9 @@
 // The embedding kernel: y[t] = table[ids[t]], a gather of whole rows.
 //
-// One group of threads per token (row_copy.cuh: 2^k threads, 16-byte packs where the layout
-// allows, all loads of a pass in flight before the stores). Each thread reads its token's id once;
-// an id outside [0, vocab) makes the row NaN rather than a read out of bounds, since the host
-// never sees the ids.
+// A flat grid over all of y's units (row_copy.cuh): unit g is column g - t * units of token
+// t = g / units, read from row ids[t] of the table. Each unit reads its token's id (the lanes of a
+// warp share it, mostly, in one L1 transaction); an id outside [0, vocab) makes the row NaN rather
+// than a read out of bounds, since the host never sees the ids.
 #pragma once
 
 #include "embedding.hpp"
@@ -16,18 +16,17 @@ using namespace row_copy;
 
 // nan_word: two NaNs of a 16-bit dtype, or one f32 NaN.
 template <class Index, class U>
-__global__ void __launch_bounds__(kBlockThreads)
-    embedding_kernel(const EmbeddingParams p, const int log2_threads, const uint32_t nan_word) {
-  const RowThread t = row_thread(log2_threads);
-  if (t.row >= p.tokens) return;
-  const int64_t units = p.hidden * p.element_bytes / static_cast<int64_t>(sizeof(U));
-  const int64_t id = static_cast<const Index*>(p.ids)[t.row * p.ids_stride];
-  U* y = at_byte<U>(p.y, t.row * p.y_stride * p.element_bytes);
-  if (id < 0 || id >= p.vocab) {
-    fill_row(t, units, y, repeated<U>(nan_word));
-    return;
-  }
-  copy_row<U, 1>(t, units, {at_byte<U>(p.table, id * p.table_stride * p.element_bytes)}, {y});
+__global__ void __launch_bounds__(kMaxThreads)
+    embedding_kernel(const EmbeddingParams p, const FlatRows rows, const uint32_t nan_word) {
+  const auto ids = static_cast<const Index*>(p.ids);
+  const int64_t eb = p.element_bytes;
+  copy_units<U, 1>(rows, repeated<U>(nan_word), [&](uint32_t t, RowEnds<U, 1>& row) {
+    const int64_t id = ids[t * p.ids_stride];
+    row.to[0] = at_byte<U>(p.y, t * p.y_stride * eb);
+    if (id < 0 || id >= p.vocab) return RowAction::fill;
+    row.from[0] = at_byte<U>(p.table, id * p.table_stride * eb);
+    return RowAction::copy;
+  });
 }
 
 }  // namespace embedding_kernels

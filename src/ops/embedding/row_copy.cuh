@@ -6,12 +6,19 @@
 // divides every base address, every stride in use and the row length, so an aligned layout moves
 // 16-byte packs (LDG.128 / STG.128) and any other layout moves narrower units, still whole ones.
 //
-// A group of 2^k threads owns a row (k chosen so that one pass covers the row when it can), and
-// a block holds 256 / 2^k such rows. Each thread issues all the loads of a pass (kChunks units per
-// tensor: 64 bytes in 16-byte packs) before its first store, so with up to 2048 threads per SM
-// about 128 KB per SM are in flight, several times what Little's law asks at copy bandwidth.
-// The index that picks the row is read once per thread of its group, never per unit; the group's
-// threads read the same address, one broadcast transaction per warp.
+// The grid is flat, as Triton/Inductor lays out a copy: a launch sees its rows end to end, unit g
+// being column g - r * units of row r = g / units, and thread t of a block of T threads takes
+// units block * T * kPacks + k * T + t (k < kPacks). A warp's access is 32 consecutive units
+// whatever the row length, and no thread idles on a short row or a row's tail. Each unit finds
+// its row itself, by a multiply-high and a shift (Divider) and one load of the row's index (id,
+// sequence start or slot), which a warp's lanes mostly share (one L1 transaction). A thread loads
+// 32 bytes (2 packs of one tensor, or one each of k and v; narrower units, at most 8 accesses)
+// and has them all in flight before its first store: at 2048 threads per SM, 64 KB per SM, over
+// twice the ~25 KB Little's law asks at copy speed.
+//
+// All of it is 32-bit: a launch holds fewer than 2^31 units (the host splits larger calls into
+// launches over consecutive rows), and rows, row lengths and the indices divided are below 2^31
+// (the host refuses larger ones); only row bases are 64-bit.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -25,7 +32,8 @@
 namespace llmk {
 namespace row_copy {
 
-constexpr int kBlockThreads = 256;
+// The most threads per block a launcher asks for (each picks 128 or 256).
+constexpr int kMaxThreads = 256;
 
 template <int BYTES>
 struct UnitOf;
@@ -48,9 +56,12 @@ struct UnitOf<16> {
 template <int BYTES>
 using Unit = typename UnitOf<BYTES>::type;
 
-// Units per thread and pass, for each tensor copied: 64 bytes, at most 16 accesses.
-template <int BYTES>
-constexpr int kChunks = BYTES >= 4 ? 64 / BYTES : 16;
+// Units per thread and tensor, for PAIRS tensors copied together: 32 bytes per thread in all, in
+// at most 8 accesses (16-byte units: 2 of one tensor, 1 each of two). Each unit holds a 64-bit
+// target through the loads, so sixteen 2-byte units would take 72 registers: half the resident
+// threads for the same bytes in flight as eight at 40.
+template <class U, int PAIRS>
+constexpr int kPacks = (sizeof(U) >= 4 ? 32 / static_cast<int>(sizeof(U)) : 8) / PAIRS;
 
 // A unit made of the 32-bit `word` repeated (its low half for a 2-byte unit).
 template <class U>
@@ -76,62 +87,79 @@ __device__ __forceinline__ U* at_byte(void* base, int64_t offset) {
   return reinterpret_cast<U*>(static_cast<char*>(base) + offset);
 }
 
-// q = n / d and r = n % d for n >= 0, d > 0: in 32 bits when both fit, which is the usual case
-// and several times cheaper than the 64-bit division routine.
-__device__ __forceinline__ void divide(int64_t n, int64_t d, int64_t& q, int64_t& r) {
-  if (((n | d) >> 32) == 0) {
-    const uint32_t q32 = static_cast<uint32_t>(n) / static_cast<uint32_t>(d);
-    q = q32;
-    r = n - int64_t{q32} * d;
-  } else {
-    q = n / d;
-    r = n - q * d;
-  }
-}
+// n / d for n < 2^31 and 1 <= d < 2^31, as (umulhi(n, m) + n) >> s with 2^(s-1) < d <= 2^s and
+// m = floor(2^32 (2^s - d) / d) + 1 < 2^32 (Granlund-Montgomery, as PyTorch's IntDivider): three
+// instructions instead of the ~20 of a 32-bit division. The sum is below 2n < 2^32. Checked against
+// n / d on the CPU for every n < 2^31 at a few d, and at the edges of every quotient elsewhere.
+struct Divider {
+  uint32_t divisor, multiplier, shift;
 
-// This thread's row and its place in the row's group of 2^log2_threads threads. The grid is
-// 2-D only past 2^31 - 1 blocks: y counts whole rows of x.
-struct RowThread {
-  int64_t row;
-  int lane, threads;
+  static Divider of(int64_t d) {
+    Divider f{static_cast<uint32_t>(d), 0, 0};
+    while ((int64_t{1} << f.shift) < d) ++f.shift;
+    f.multiplier = static_cast<uint32_t>(
+        ((uint64_t{1} << 32) * ((uint64_t{1} << f.shift) - f.divisor)) / f.divisor + 1);
+    return f;
+  }
+
+  __device__ __forceinline__ uint32_t quotient(uint32_t n) const {
+    return (__umulhi(n, multiplier) + n) >> shift;
+  }
 };
 
-__device__ __forceinline__ RowThread row_thread(int log2_threads) {
-  const int64_t block = blockIdx.x + int64_t{blockIdx.y} * gridDim.x;
-  return {block * (blockDim.x >> log2_threads) + (threadIdx.x >> log2_threads),
-          static_cast<int>(threadIdx.x & ((1u << log2_threads) - 1)), 1 << log2_threads};
-}
+// One launch's share of a call: `units` units (< 2^31), rows first_row, first_row + 1, ... of
+// row_units.divisor units each, end to end.
+struct FlatRows {
+  uint32_t first_row, units;
+  Divider row_units;
+};
 
-// Copies one row of `units` units from each from[p] to to[p]: all loads of a pass, then its
-// stores.
+// What a row gets: its sources copied to its targets, its targets filled with one value (an
+// embedding id out of range), or nothing (a KV destination outside the cache).
+enum class RowAction { copy, fill, skip };
+
+// A row's unit 0 in each of the PAIRS tensors copied together.
 template <class U, int PAIRS>
-__device__ __forceinline__ void copy_row(const RowThread& t, int64_t units,
-                                         const U* const (&from)[PAIRS], U* const (&to)[PAIRS]) {
-  constexpr int kPassChunks = kChunks<sizeof(U)>;
-  for (int64_t first = t.lane; first < units; first += int64_t{kPassChunks} * t.threads) {
-    U values[PAIRS][kPassChunks];
+struct RowEnds {
+  const U* from[PAIRS];
+  U* to[PAIRS];
+};
+
+// This thread's units of the launch: resolve(row, ends) returns the row's action and, unless it
+// is skip, sets its targets (and, for copy, its sources). All loads are issued before any store.
+template <class U, int PAIRS, class Resolve>
+__device__ __forceinline__ void copy_units(const FlatRows& rows, const U fill, Resolve&& resolve) {
+  constexpr int kN = kPacks<U, PAIRS>;
+  const uint32_t first = blockIdx.x * (blockDim.x * kN) + threadIdx.x;  // < 2^31 + kN * T
+  U values[kN][PAIRS];
+  U* to[kN][PAIRS];
+  bool store[kN];
 #pragma unroll
-    for (int c = 0; c < kPassChunks; ++c) {
-      const int64_t i = first + int64_t{c} * t.threads;
-      if (i < units) {
+  for (int k = 0; k < kN; ++k) {
+    const uint32_t g = first + k * blockDim.x;
+    store[k] = false;
+    if (g < rows.units) {
+      const uint32_t r = rows.row_units.quotient(g);
+      const uint32_t column = g - r * rows.row_units.divisor;
+      RowEnds<U, PAIRS> ends;
+      const RowAction action = resolve(rows.first_row + r, ends);
+      if (action != RowAction::skip) {
+        store[k] = true;
 #pragma unroll
-        for (int p = 0; p < PAIRS; ++p) values[p][c] = from[p][i];
-      }
-    }
-#pragma unroll
-    for (int c = 0; c < kPassChunks; ++c) {
-      const int64_t i = first + int64_t{c} * t.threads;
-      if (i < units) {
-#pragma unroll
-        for (int p = 0; p < PAIRS; ++p) to[p][i] = values[p][c];
+        for (int p = 0; p < PAIRS; ++p) {
+          to[k][p] = ends.to[p] + column;
+          values[k][p] = action == RowAction::copy ? ends.from[p][column] : fill;
+        }
       }
     }
   }
-}
-
-template <class U>
-__device__ __forceinline__ void fill_row(const RowThread& t, int64_t units, U* to, U value) {
-  for (int64_t i = t.lane; i < units; i += t.threads) to[i] = value;
+#pragma unroll
+  for (int k = 0; k < kN; ++k) {
+    if (store[k]) {
+#pragma unroll
+      for (int p = 0; p < PAIRS; ++p) *to[k][p] = values[k][p];
+    }
+  }
 }
 
 // --- host side ---------------------------------------------------------------------------------
@@ -143,28 +171,24 @@ inline uint64_t stride_bytes(int64_t extent, int64_t stride, int element_bytes) 
 
 inline uint64_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
-// The grid for `rows` rows of `units` units: the fewest threads per row (a power of two, at most
-// a block) that cover a row in one pass of `chunks` units each.
-struct RowLaunch {
-  int log2_threads;
-  dim3 grid;
-};
-
-inline RowLaunch row_launch(const char* op, int64_t rows, int64_t units, int chunks) {
-  RowLaunch l{0, dim3()};
-  while ((1 << l.log2_threads) < kBlockThreads && (int64_t{chunks} << l.log2_threads) < units) {
-    ++l.log2_threads;
+// Calls launch(rows, blocks) for `rows` rows of `row_units` units, as launches of fewer than 2^31
+// units over consecutive rows (one unless the call moves 2^31 units or more), each covered by
+// blocks of `block_units` units.
+template <class Launch>
+void launch_rows(const char* op, int64_t rows, int64_t row_units, int block_units,
+                 Launch&& launch) {
+  if (rows > INT32_MAX || row_units > INT32_MAX) {
+    fail(LLMK_ERROR_UNSUPPORTED,
+         "%s: %lld rows of %lld units; the CUDA kernel takes at most %d of each", op,
+         static_cast<long long>(rows), static_cast<long long>(row_units), INT32_MAX);
   }
-  const int64_t rows_per_block = kBlockThreads >> l.log2_threads;
-  const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
-  const int64_t x = std::min<int64_t>(blocks, INT32_MAX);
-  const int64_t y = (blocks + x - 1) / x;
-  if (y > 65535) {
-    fail(LLMK_ERROR_UNSUPPORTED, "%s: %lld rows are more than a CUDA grid holds", op,
-         static_cast<long long>(rows));
+  const int64_t rows_per_launch = INT32_MAX / row_units;
+  const Divider divider = Divider::of(row_units);
+  for (int64_t first = 0; first < rows; first += rows_per_launch) {
+    const int64_t units = std::min(rows_per_launch, rows - first) * row_units;
+    launch(FlatRows{static_cast<uint32_t>(first), static_cast<uint32_t>(units), divider},
+           static_cast<unsigned>((units + block_units - 1) / block_units));
   }
-  l.grid = dim3(static_cast<unsigned>(x), static_cast<unsigned>(y));
-  return l;
 }
 
 // Calls f with std::integral_constant<int, bytes>: the one place a unit width becomes a type.

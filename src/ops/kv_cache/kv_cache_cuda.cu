@@ -1,6 +1,12 @@
 // The CUDA backend of the KV-cache writes: the layout, index type and unit width become template
 // arguments here, and a failed launch is reported.
+//
+// Blocks of 128 threads, each thread one 16-byte pack of k and one of v: the best of the shapes
+// swept on the H200 (contiguous 16 x 1024 tokens of 32 x 128 bf16 into 4096: 131.9 us, against
+// 135.5 for 256 threads x 2 + 2 packs and 132.0 for two cudaMemcpy of the same bytes).
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 #include "core/cuda_util.hpp"
 #include "core/pack.cuh"
@@ -10,9 +16,16 @@ namespace llmk {
 
 void kv_cache_cuda(const KvCacheParams& p, void* stream_handle) {
   using namespace row_copy;
-  const char* op = p.layout == KvLayout::contiguous ? "kv_cache_write" : "paged_kv_cache_write";
+  const bool contiguous = p.layout == KvLayout::contiguous;
+  const char* op = contiguous ? "kv_cache_write" : "paged_kv_cache_write";
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   const int eb = p.element_bytes;
+  const int64_t slots = p.num_pages * p.page_size;
+  if (slots == 0) return;  // every destination lies outside an empty cache
+  if (!contiguous && slots > INT32_MAX) {
+    fail(LLMK_ERROR_UNSUPPORTED, "%s: a cache of %lld slots; the CUDA kernel takes at most %d", op,
+         static_cast<long long>(slots), INT32_MAX);
+  }
   // Every address and stride a row start is computed from, and the row length.
   const auto strides = [&](const KvStrides& s, int64_t outer, int64_t inner) {
     return stride_bytes(outer, s.outer, eb) | stride_bytes(inner, s.inner, eb) |
@@ -25,18 +38,25 @@ void kv_cache_cuda(const KvCacheParams& p, void* stream_handle) {
           strides(p.v_cache_strides, p.num_pages, p.page_size),
           static_cast<uint64_t>(p.row_elements) * eb});
   const int64_t rows = p.batch * p.new_len * p.row_heads;
+  constexpr int kThreads = 128;
   with_unit(unit, [&](auto bytes) {
-    constexpr int kBytes = decltype(bytes)::value;
-    const RowLaunch l = row_launch(op, rows, p.row_elements * eb / kBytes, kChunks<kBytes>);
+    using U = Unit<decltype(bytes)::value>;
     with_index(p.index_dtype, [&](auto index) {
       using Index = decltype(index);
-      if (p.layout == KvLayout::contiguous) {
-        kv_cache_kernels::kv_cache_write_kernel<KvLayout::contiguous, Index, Unit<kBytes>>
-            <<<l.grid, kBlockThreads, 0, stream>>>(p, l.log2_threads);
-      } else {
-        kv_cache_kernels::kv_cache_write_kernel<KvLayout::paged, Index, Unit<kBytes>>
-            <<<l.grid, kBlockThreads, 0, stream>>>(p, l.log2_threads);
-      }
+      launch_rows(op, rows, p.row_elements * eb / static_cast<int64_t>(sizeof(U)),
+                  kThreads * kPacks<U, 2>, [&](const FlatRows& part, unsigned blocks) {
+                    // Below 2^31, as launch_rows has accepted the rows (paged: as the slots).
+                    const kv_cache_kernels::KvDividers d{
+                        Divider::of(p.row_heads),
+                        Divider::of(contiguous ? p.new_len : p.page_size)};
+                    if (contiguous) {
+                      kv_cache_kernels::kv_cache_write_kernel<KvLayout::contiguous, Index, U>
+                          <<<blocks, kThreads, 0, stream>>>(p, part, d);
+                    } else {
+                      kv_cache_kernels::kv_cache_write_kernel<KvLayout::paged, Index, U>
+                          <<<blocks, kThreads, 0, stream>>>(p, part, d);
+                    }
+                  });
     });
   });
   const cudaError_t error = cudaGetLastError();
