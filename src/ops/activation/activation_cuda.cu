@@ -11,16 +11,16 @@
 namespace llmk {
 namespace activation_launch {
 template <class T>
-void launch_activation(const ActivationParams& p, int sm_count, cudaStream_t stream);
+void launch_activation(const ActivationParams& p, cudaStream_t stream);
 }  // namespace activation_launch
 
-void activation_cuda(const ActivationParams& p, const llmk_context& ctx, void* stream_handle) {
+void activation_cuda(const ActivationParams& p, const llmk_context& /*ctx*/, void* stream_handle) {
   using activation_launch::launch_activation;
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (p.dtype) {
-    case LLMK_DTYPE_F32: launch_activation<float>(p, ctx.sm_count, stream); break;
-    case LLMK_DTYPE_F16: launch_activation<__half>(p, ctx.sm_count, stream); break;
-    case LLMK_DTYPE_BF16: launch_activation<__nv_bfloat16>(p, ctx.sm_count, stream); break;
+    case LLMK_DTYPE_F32: launch_activation<float>(p, stream); break;
+    case LLMK_DTYPE_F16: launch_activation<__half>(p, stream); break;
+    case LLMK_DTYPE_BF16: launch_activation<__nv_bfloat16>(p, stream); break;
     default: fail(LLMK_ERROR_INTERNAL, "activation_cuda: dtype %d reached the backend", p.dtype);
   }
   const cudaError_t error = cudaGetLastError();

@@ -32,27 +32,45 @@
 //    Checked in f32 arithmetic on [-20, 20] against float64 (ex2 and rcp perturbed by their
 //    documented error): GELU's error is at most 2.1% of the f16 tolerance (atol + rtol |y|),
 //    SiLU's and GELU-tanh's relative error at most 1e-6. The bias GELU row with erff would issue
-//    ~30 instructions per element, the whole budget; with these ~18 (widening, bias, GELU,
-//    narrowing, addresses) it keeps more than a third of it free.
+//    ~30 instructions per element, the whole budget, before any address work; with these it
+//    issues ~21 (widening, bias, GELU, narrowing, loads, stores and addresses).
 //    tanh.approx.f32 is not used: its 2^-11 relative error would survive 1 + tanh(u) ~ 0 as a
 //    percent-level error of the output.
 //
-// Geometry: each row is cut into chunks of threads_per_row * packs_per_thread packs of VEC
-// elements (16 bytes when every pointer, row stride and n allow it, as core/pack.cuh's
-// pack_elements says; narrower down to single elements otherwise). A thread owns packs lane,
-// lane + threads_per_row, ... of its chunk, so each of its loads is coalesced across the warp,
-// and issues all of its loads (x and up, or x and bias) before it computes and stores. The grid
-// is (chunk, row group): a lone long row spreads over many blocks, short rows share one
-// (rows_per_block rows of threads_per_row threads each), and no block loops. packs_per_thread is
-// the compile-time most, PACKS, unless that would leave SMs idle (activation_launch.cuh). A
+// Geometry, one for every form, dtype and pack width: a 1-D grid of 128-thread blocks over a
+// launch's rows * per_row packs of VEC elements (16 bytes when every pointer, row stride and n
+// allow it, as core/pack.cuh's pack_elements says; narrower down to single elements otherwise).
+// Thread t of block b takes packs b * 128 * PACKS + t + 128 k, k < PACKS, PACKS making 16 bytes
+// per input stream (one 16-byte pack, up to eight single 16-bit elements), so each load is
+// coalesced across the warp; it issues all of its loads (x and up, or x and bias) before it
+// computes and stores. A pack's row is its index / per_row by a multiply-high (FastDiv), its
+// column the remainder, and the row's byte offset in each tensor one multiply by its row stride
+// (one merged row dimension, the usual case) or RowIndex's decomposition. Indices are 32-bit: the
+// launcher cuts a call of more than 2^31 - 1 packs into launches (activation_launch.cuh). A
 // thread reads each element of its own packs before writing the same element of y, so y may be
 // exactly x (or gate, or up).
+//
+// Why this layout (scratch sweep on the H200, one run): with contiguous rows it ran bias + GELU
+// 16384 x 5504 bf16 in 92.8 us, SiLU-and-mul 16384 x 11008 in 127.3 and SiLU 16384 x 5504 in
+// 88.5, against 95.3, 128.2 and 90.4 for the row tiles it replaces (rows cut into chunks of up
+// to 256 threads holding 2 packs each for the bias form, 4 for the others). A copy of the tile
+// kernel on contiguous rows only (same tile, grid and 40 registers) ran bias + GELU in 92.3 us:
+// its SASS is the tile's but for the address work, 61 instructions per thread before the loads
+// instead of 77 (the tile read the merged dimension count and branched on it, multiplied each
+// tensor's 64-bit row stride separately, and turned n and the offsets into packs with 64-bit
+// shifts and a signed division), 19 of the ~363 a 2-pack thread issues. The bias form is the
+// most issue-bound (~21 instructions per element) and spreads that work over the fewest
+// elements; the other forms' copies tied the tiles within 0.3%. So this kernel keeps its own
+// address work down: 32-bit indices, the divider and byte strides precomputed by the launcher,
+// the dimension test made once per thread. For a 16-byte bias + GELU pack it issues 168
+// instructions, 32 of them before the math (the sweep's contiguous-only flat kernel: 163). For
+// narrower packs the row arithmetic (~15 instructions) is paid per pack, i.e. up to per element:
+// the misaligned fallback is issue-bound, not bandwidth-bound, for the heavier activations.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -62,24 +80,50 @@
 namespace llmk {
 namespace activation_kernels {
 
-constexpr int kBlockThreads = 256;
+constexpr int kBlockThreads = 128;
 
-// Most packs a thread holds: 64 bytes of each input stream (four 16-byte packs), at most 16
-// accesses when packs are narrower. The bias form holds half of both: its bias packs take as
-// many registers as x's but come from L2 (every row reads the same bias) and add no DRAM bytes
-// in flight, so the registers are better spent on more resident blocks, whose loads overlap
-// other blocks' math (bias + GELU issues ~18 instructions per element, the most of any form).
-template <class T, int VEC, ActivationForm F>
-constexpr int kMaxPacksPerThread = F == ActivationForm::bias
-                                       ? std::min<int>(32 / (VEC * sizeof(T)), 8)
-                                       : std::min<int>(64 / (VEC * sizeof(T)), 16);
+// Packs a thread holds per input stream: 16 bytes of each.
+template <class T, int VEC>
+constexpr int kPacksPerThread = 16 / (VEC * static_cast<int>(sizeof(T)));
 
-// Blocks of kBlockThreads per SM the register budget must allow. Four (64 registers) keep 1024
-// threads, 64 KB per input stream of 16-byte loads, in flight per SM: more than Little's law asks
-// at ~4.8 TB/s. The bias form's halved packs fit six (40 registers): eight of its usual
-// 192-thread blocks (one 5504-wide bf16 row each) instead of five, 32 KB of x in flight per SM.
-template <ActivationForm F>
-constexpr int kMinBlocksPerSm = F == ActivationForm::bias ? 6 : 4;
+// n / d for n < 2^31, d >= 1, by a multiply-high: l = ceil(log2 d), m = floor(2^32 (2^l - d) / d) +
+// 1
+// (< 2^32), n / d = (umulhi(n, m) + n) >> l (Granlund & Montgomery; umulhi(n, m) <= n, so the sum
+// fits 32 bits).
+struct FastDiv {
+  uint32_t divisor, multiplier, shift;
+
+  FastDiv() = default;
+  explicit FastDiv(uint32_t d) : divisor(d), shift(0) {
+    while ((uint64_t{1} << shift) < d) ++shift;
+    multiplier =
+        static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - d)) / d + 1);
+  }
+
+  __host__ __device__ __forceinline__ uint32_t operator()(uint32_t n) const {
+#ifdef __CUDA_ARCH__
+    const uint32_t high = __umulhi(n, multiplier);
+#else
+    const uint32_t high = static_cast<uint32_t>((uint64_t{n} * multiplier) >> 32);
+#endif
+    return (high + n) >> shift;
+  }
+};
+
+// One launch, what the launcher makes of an ActivationParams (or of a piece of one,
+// activation_launch.cuh): packs of VEC elements in rows of row_of.divisor packs, the rows in
+// ndim merged dimensions (RowShape's, each extent as its divider), row strides in bytes (unused
+// ones 0).
+struct PackGrid {
+  const void* x;
+  const void* second;  // bias (one row) or up
+  void* y;
+  uint32_t packs;  // rows * packs per row, < 2^31
+  FastDiv row_of;  // divides by the packs per row
+  int ndim;
+  FastDiv extent[kMaxRowDims];
+  int64_t x_stride[kMaxRowDims], up_stride[kMaxRowDims], y_stride[kMaxRowDims];
+};
 
 __device__ __forceinline__ float exp2_approx(float v) {
   float r;
@@ -131,85 +175,90 @@ __device__ __forceinline__ float activate(float v) {
   }
 }
 
-// The row's place in its merged leading dimensions, decomposed once for every tensor's offset.
+// A row's place in its merged dimensions (g.ndim > 1), decomposed once for every tensor's offset.
 struct RowIndex {
-  int64_t at[kMaxRowDims];
+  uint32_t at[kMaxRowDims];
 
-  __device__ __forceinline__ RowIndex(const RowShape& shape, int64_t row) {
+  __device__ __forceinline__ RowIndex(const PackGrid& g, uint32_t row) {
 #pragma unroll
     for (int d = kMaxRowDims - 1; d > 0; --d) {
       at[d] = 0;
-      if (d < shape.ndim) {
-        at[d] = row % shape.extent[d];
-        row /= shape.extent[d];
+      if (d < g.ndim) {
+        const uint32_t outer = g.extent[d](row);
+        at[d] = row - outer * g.extent[d].divisor;
+        row = outer;
       }
     }
     at[0] = row;
   }
 
-  __device__ __forceinline__ int64_t offset(const RowStrides& strides) const {
+  __device__ __forceinline__ int64_t offset(const int64_t (&stride)[kMaxRowDims]) const {
     int64_t offset = 0;
 #pragma unroll
-    for (int d = 0; d < kMaxRowDims; ++d) offset += at[d] * strides.stride[d];
+    for (int d = 0; d < kMaxRowDims; ++d) offset += at[d] * stride[d];
     return offset;
   }
 };
 
-// The first pack of a row `offset` elements past `base`; P is const when base is.
-template <class P, int VEC, class Base>
-__device__ __forceinline__ P* row_start(Base* base, int64_t offset) {
-  return static_cast<P*>(base) + static_cast<uint64_t>(offset) / VEC;  // offset >= 0
+// The P `offset` bytes past base.
+template <class P, class Byte>
+__device__ __forceinline__ P* at_byte(Byte* base, int64_t offset) {
+  return reinterpret_cast<P*>(base + offset);
 }
 
-// Block (threads_per_row, rows_per_block), grid (chunks per row, row groups, row groups / 65535).
-// Each thread holds 2^packs_shift <= PACKS packs (a shift: a multiply costs registers).
+// Grid: ceil(packs / (kBlockThreads * PACKS)) blocks of kBlockThreads (see the top of the file).
 template <class T, int VEC, ActivationForm F, llmk_activation A>
-__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<F>)
-    activation_kernel(const ActivationParams p, const int packs_shift) {
+__global__ void __launch_bounds__(kBlockThreads) activation_kernel(const PackGrid g) {
   using P = Pack<T, VEC>;
-  constexpr int PACKS = kMaxPacksPerThread<T, VEC, F>;
+  constexpr int PACKS = kPacksPerThread<T, VEC>;
   constexpr bool kAccurate = std::is_same_v<T, float>;
-  const int64_t row_group = blockIdx.y + int64_t{blockIdx.z} * gridDim.y;
-  const int64_t row = row_group * blockDim.y + threadIdx.y;
-  if (row >= p.rows.count) return;
-  const int64_t packs = p.n / VEC;
-  const int64_t first = (int64_t{blockIdx.x} * blockDim.x << packs_shift) + threadIdx.x;
-
-  // Unused strides are 0, so one merged row dimension (the usual case) needs no decomposition.
-  int64_t x_offset, y_offset, up_offset;
-  if (p.rows.ndim <= 1) {
-    x_offset = row * p.x_strides.stride[0];
-    y_offset = row * p.y_strides.stride[0];
-    up_offset = row * p.up_strides.stride[0];
-  } else {
-    const RowIndex index(p.rows, row);
-    x_offset = index.offset(p.x_strides);
-    y_offset = index.offset(p.y_strides);
-    up_offset = index.offset(p.up_strides);
-  }
-  const P* x = row_start<const P, VEC>(p.x, x_offset);
-  P* y = row_start<P, VEC>(p.y, y_offset);
-  const P* second = nullptr;  // bias or up
-  if constexpr (F == ActivationForm::bias) second = static_cast<const P*>(p.bias);
-  if constexpr (F == ActivationForm::gated) second = row_start<const P, VEC>(p.up, up_offset);
+  const uint32_t first = blockIdx.x * uint32_t{kBlockThreads * PACKS} + threadIdx.x;
+  if (first >= g.packs) return;
+  const char* const x = static_cast<const char*>(g.x);
+  const char* const up = static_cast<const char*>(g.second);
+  char* const y = static_cast<char*>(g.y);
 
   P xv[PACKS], sv[PACKS];
+  P* out[PACKS];
+  // The loads, for rows in one merged dimension (the usual case: a row's offset is one stride
+  // away) or in several (RowIndex); the test is made once per thread.
+  const auto load = [&](auto multi_dim) {
 #pragma unroll
-  for (int c = 0; c < PACKS; ++c) {
-    const int64_t j = first + c * blockDim.x;
-    if (c == (1 << packs_shift) || j >= packs) break;
-    xv[c] = x[j];
-    if constexpr (F != ActivationForm::plain) sv[c] = second[j];
+    for (int k = 0; k < PACKS; ++k) {
+      const uint32_t f = first + k * kBlockThreads;  // < 2^31 + kBlockThreads * PACKS: no wrap
+      if (k > 0 && f >= g.packs) break;
+      const uint32_t row = g.row_of(f);
+      const uint32_t col = f - row * g.row_of.divisor;
+      int64_t x_at, up_at, y_at;
+      if constexpr (decltype(multi_dim)::value) {
+        const RowIndex index(g, row);
+        x_at = index.offset(g.x_stride);
+        up_at = index.offset(g.up_stride);
+        y_at = index.offset(g.y_stride);
+      } else {
+        x_at = row * g.x_stride[0];
+        up_at = row * g.up_stride[0];
+        y_at = row * g.y_stride[0];
+      }
+      xv[k] = at_byte<const P>(x, x_at)[col];
+      if constexpr (F == ActivationForm::bias) sv[k] = static_cast<const P*>(g.second)[col];
+      if constexpr (F == ActivationForm::gated) sv[k] = at_byte<const P>(up, up_at)[col];
+      out[k] = at_byte<P>(y, y_at) + col;
+    }
+  };
+  if (g.ndim <= 1) {
+    load(std::false_type{});
+  } else {
+    load(std::true_type{});
   }
 #pragma unroll
-  for (int c = 0; c < PACKS; ++c) {
-    const int64_t j = first + c * blockDim.x;
-    if (c == (1 << packs_shift) || j >= packs) break;
+  for (int k = 0; k < PACKS; ++k) {
+    if (k > 0 && first + k * kBlockThreads >= g.packs) break;
     float v[VEC];
-    unpack(xv[c], v);
+    unpack(xv[k], v);
     if constexpr (F == ActivationForm::bias) {
       float b[VEC];
-      unpack(sv[c], b);
+      unpack(sv[k], b);
 #pragma unroll
       for (int i = 0; i < VEC; ++i) v[i] += b[i];
     }
@@ -217,11 +266,11 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<F>)
     for (int i = 0; i < VEC; ++i) v[i] = activate<A, kAccurate>(v[i]);
     if constexpr (F == ActivationForm::gated) {
       float u[VEC];
-      unpack(sv[c], u);
+      unpack(sv[k], u);
 #pragma unroll
       for (int i = 0; i < VEC; ++i) v[i] *= u[i];
     }
-    y[j] = pack<T>(v);
+    *out[k] = pack<T>(v);
   }
 }
 

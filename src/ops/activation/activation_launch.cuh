@@ -1,8 +1,8 @@
 // The launch logic of the activation kernels (activation_kernels.cuh): the runtime choices (form,
-// activation, pack width) become template arguments here, in launch_activation(), and the tile
-// and grid are picked from the row length, the row count and the SM count. Each dtype's
-// instantiation lives in a generated translation unit (CMakeLists.txt, activation_instance.cu.in),
-// so the dtypes compile in parallel.
+// activation, pack width) become template arguments here, in launch_activation(), which cuts a
+// call too large for 32-bit pack indices into launches and describes each in packs (PackGrid).
+// Each dtype's instantiation lives in a generated translation unit (CMakeLists.txt,
+// activation_instance.cu.in), so the dtypes compile in parallel.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -17,13 +17,14 @@
 namespace llmk {
 namespace activation_launch {
 
+using activation_kernels::FastDiv;
 using activation_kernels::kBlockThreads;
+using activation_kernels::PackGrid;
+
+// The most packs one launch takes: its pack indices are 32-bit, FastDiv's dividends < 2^31.
+constexpr int64_t kMaxLaunchPacks = INT32_MAX;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-constexpr int exact_log2(int power_of_two) {
-  return power_of_two > 1 ? 1 + exact_log2(power_of_two / 2) : 0;
-}
 
 // The widest pack (elements, up to 16 bytes) that every data pointer, row stride and the row
 // length allow.
@@ -39,62 +40,76 @@ inline int pack_width(const ActivationParams& p, size_t element) {
                                  strides, static_cast<uint64_t>(p.n) * element});
 }
 
-// How rows map onto blocks: threads_per_row threads (a power of two up to a warp, so short rows
-// share a block; or whole warps up to max_threads, a block's most) hold a chunk of a row at
-// 2^packs_shift packs each, a row too long for one block is cut into equal chunks, and
-// rows_per_block rows share a block.
-struct Tile {
-  int packs_shift, threads_per_row, rows_per_block;
-  int64_t chunks;  // per row
-
-  int64_t blocks(int64_t rows) const { return chunks * ceil_div(rows, rows_per_block); }
-};
-
-inline Tile tile_for(int64_t packs, int packs_shift, int max_threads) {
-  Tile tile;
-  tile.packs_shift = packs_shift;
-  const int packs_per_thread = 1 << packs_shift;
-  const int64_t threads = ceil_div(packs, packs_per_thread);
-  if (threads <= 32) {
-    tile.threads_per_row = 1;
-    while (tile.threads_per_row < threads) tile.threads_per_row *= 2;
-  } else {
-    const int64_t chunks = ceil_div(threads, max_threads);
-    tile.threads_per_row = static_cast<int>(ceil_div(ceil_div(threads, chunks), 32) * 32);
+// Calls launch(q) for pieces q of p of at most max_packs packs of vec elements, each piece's
+// pointers moved to its first element: p itself when it fits (with kMaxLaunchPacks, every call
+// of less than 32 GiB of 16-byte packs per tensor); otherwise runs of the outermost row
+// dimension's indices (one index at a time, without that dimension, when one is too large), and
+// a lone row too long, in runs of columns.
+template <class Launch>
+void for_each_piece(const ActivationParams& p, int vec, size_t element, int64_t max_packs,
+                    const Launch& launch) {
+  const int64_t per_row = p.n / vec;
+  if (p.rows.count <= max_packs / per_row) return launch(p);
+  const auto moved = [element](auto* ptr, int64_t elements) {
+    return ptr == nullptr ? ptr
+                          : reinterpret_cast<decltype(ptr)>(reinterpret_cast<uintptr_t>(ptr) +
+                                                            elements * element);
+  };
+  if (p.rows.ndim == 0) {  // one row
+    for (int64_t column = 0; column < per_row; column += max_packs) {
+      ActivationParams q = p;
+      q.n = std::min(max_packs, per_row - column) * vec;
+      q.x = moved(p.x, column * vec);
+      q.bias = moved(p.bias, column * vec);
+      q.up = moved(p.up, column * vec);
+      q.y = moved(p.y, column * vec);
+      for_each_piece(q, vec, element, max_packs, launch);
+    }
+    return;
   }
-  tile.rows_per_block = std::max(1, max_threads / tile.threads_per_row);
-  tile.chunks = ceil_div(packs, int64_t{tile.threads_per_row} * packs_per_thread);
-  return tile;
+  const int64_t outer = p.rows.extent[0], inner = p.rows.count / outer;
+  const int64_t run = std::max<int64_t>(1, max_packs / per_row / inner);
+  for (int64_t i = 0; i < outer; i += run) {
+    ActivationParams q = p;
+    q.x = moved(p.x, i * p.x_strides.stride[0]);
+    q.up = moved(p.up, i * p.up_strides.stride[0]);
+    q.y = moved(p.y, i * p.y_strides.stride[0]);
+    if (run == 1) {  // index i alone: rows of the remaining dimensions
+      const auto drop_outermost = [](int64_t(&a)[kMaxRowDims]) {
+        std::copy(a + 1, a + kMaxRowDims, a);
+        a[kMaxRowDims - 1] = 0;  // unused extents and strides are 0
+      };
+      q.rows.ndim = p.rows.ndim - 1;
+      drop_outermost(q.rows.extent);
+      drop_outermost(q.x_strides.stride);
+      drop_outermost(q.up_strides.stride);
+      drop_outermost(q.y_strides.stride);
+      q.rows.count = inner;
+    } else {
+      q.rows.extent[0] = std::min(run, outer - i);
+      q.rows.count = q.rows.extent[0] * inner;
+    }
+    for_each_piece(q, vec, element, max_packs, launch);
+  }
 }
 
-// The most packs per thread and the biggest chunks, if that gives every SM a block. A smaller
-// call (one decode token: 1 x 11008 would be 2 blocks) is bound by latency, not bandwidth, and
-// a thread's loads, math and stores run one after another: it goes faster spread thinner, first
-// with fewer packs per thread, then down to two-warp chunks, until it covers the SMs.
-inline Tile pick_tile(int64_t packs, int64_t rows, int max_packs_shift, int sm_count) {
-  Tile tile = tile_for(packs, max_packs_shift, kBlockThreads);
-  for (int shift = max_packs_shift - 1; shift >= 0 && tile.blocks(rows) < sm_count; --shift) {
-    tile = tile_for(packs, shift, kBlockThreads);
+// A piece's launch (pack_width makes n a multiple of VEC).
+template <class T, int VEC>
+PackGrid pack_grid(const ActivationParams& q) {
+  PackGrid g;
+  g.x = q.x;
+  g.second = q.form == ActivationForm::gated ? q.up : q.bias;
+  g.y = q.y;
+  g.row_of = FastDiv(static_cast<uint32_t>(q.n / VEC));
+  g.packs = static_cast<uint32_t>(q.rows.count * g.row_of.divisor);
+  g.ndim = q.rows.ndim;
+  for (int d = 0; d < kMaxRowDims; ++d) {
+    g.extent[d] = FastDiv(d < q.rows.ndim ? static_cast<uint32_t>(q.rows.extent[d]) : 1);
+    g.x_stride[d] = q.x_strides.stride[d] * int64_t{sizeof(T)};
+    g.up_stride[d] = q.up_strides.stride[d] * int64_t{sizeof(T)};
+    g.y_stride[d] = q.y_strides.stride[d] * int64_t{sizeof(T)};
   }
-  for (int threads = kBlockThreads / 2; threads >= 64 && tile.blocks(rows) < sm_count;
-       threads /= 2) {
-    tile = tile_for(packs, 0, threads);
-  }
-  return tile;
-}
-
-// Chunks along x; row groups along y, then z once y is full.
-inline dim3 grid_for(const Tile& tile, int64_t rows) {
-  const int64_t groups = ceil_div(rows, tile.rows_per_block);
-  const int64_t y = std::min<int64_t>(groups, 65535);
-  const int64_t z = ceil_div(groups, y);
-  if (tile.chunks > INT32_MAX || z > 65535) {
-    fail(LLMK_ERROR_UNSUPPORTED,
-         "activation: %lld rows of %lld chunks need more blocks than a CUDA grid holds",
-         static_cast<long long>(rows), static_cast<long long>(tile.chunks));
-  }
-  return dim3(static_cast<unsigned>(tile.chunks), static_cast<unsigned>(y),
-              static_cast<unsigned>(z));
+  return g;
 }
 
 template <llmk_activation A>
@@ -104,16 +119,17 @@ using FormConstant = std::integral_constant<ActivationForm, F>;
 
 // The one place where runtime choices become template arguments.
 template <class T>
-void launch_activation(const ActivationParams& p, int sm_count, cudaStream_t stream) {
+void launch_activation(const ActivationParams& p, cudaStream_t stream) {
   auto run = [&](auto vec, auto form, auto activation) {
     constexpr int kVec = decltype(vec)::value;
-    constexpr ActivationForm kForm = decltype(form)::value;
-    const Tile tile =
-        pick_tile(p.n / kVec, p.rows.count,
-                  exact_log2(activation_kernels::kMaxPacksPerThread<T, kVec, kForm>), sm_count);
-    const dim3 block(tile.threads_per_row, tile.rows_per_block);
-    activation_kernels::activation_kernel<T, kVec, kForm, decltype(activation)::value>
-        <<<grid_for(tile, p.rows.count), block, 0, stream>>>(p, tile.packs_shift);
+    constexpr int64_t kPackSpan =
+        int64_t{kBlockThreads} * activation_kernels::kPacksPerThread<T, kVec>;
+    for_each_piece(p, kVec, sizeof(T), kMaxLaunchPacks, [&](const ActivationParams& q) {
+      const PackGrid g = pack_grid<T, kVec>(q);
+      activation_kernels::activation_kernel<T, kVec, decltype(form)::value,
+                                            decltype(activation)::value>
+          <<<static_cast<unsigned>(ceil_div(g.packs, kPackSpan)), kBlockThreads, 0, stream>>>(g);
+    });
   };
   auto with_activation = [&](auto vec, auto form) {
     switch (p.activation) {
