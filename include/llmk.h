@@ -350,7 +350,9 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_rope(llmk_context* ctx, const llmk_rope
  * F32, F16 or BF16; last dimension contiguous, row strides free; y overlaps neither input.
  * An id outside [0, vocab): the CPU backend refuses the call with LLMK_ERROR_INVALID_VALUE, naming
  * the token, before writing anything; a CUDA context does not read ids on the host, so there that
- * token's row of y is filled with NaN, and nothing out of bounds is read. */
+ * token's row of y is filled with NaN, and nothing out of bounds is read. The CUDA kernel indexes
+ * in 32 bits: 2^31 or more tokens is refused with LLMK_ERROR_UNSUPPORTED (y alone would not fit
+ * in a GPU's memory). */
 LLMK_API LLMK_NODISCARD llmk_status llmk_embedding(llmk_context* ctx, const llmk_tensor* ids,
                                                    const llmk_tensor* table, const llmk_tensor* y,
                                                    void* stream);
@@ -367,6 +369,9 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_embedding(llmk_context* ctx, const llmk
  * strides. A cache has the dtype of the k and v written into it: F32, F16 or BF16.
  * A contiguous cache is the paged layout with page_size = max_seq and slot b * max_seq + p, so
  * llmk_paged_kv_cache_write also fills a contiguous cache from any per-token positions.
+ * The CUDA kernels index in 32 bits: a call that copies 2^31 or more (token, head) rows, or a
+ * paged cache of 2^31 or more slots, is refused with LLMK_ERROR_UNSUPPORTED (at any real
+ * head_dim, neither fits in a GPU's memory).
  * ------------------------------------------------------------------------------------------- */
 
 /* Appends new tokens to contiguous caches, as flash_attn_with_kvcache does: token i of sequence
