@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <random>
 #include <set>
 
 #include "common/testing.hpp"
 #include "common/vectors.hpp"
+#include "core/fast_div.hpp"
 
 using namespace llmk_test;
 
@@ -28,6 +31,42 @@ TEST_P(CpuVectors, MatchesExpected) {
 
 INSTANTIATE_TEST_SUITE_P(Manifest, CpuVectors, testing::ValuesIn(load_manifest(vectors_dir())),
                          [](const auto& info) { return test_identifier(info.param); });
+
+// --- internals the kernels share -----------------------------------------------------------------
+
+// The flat kernels find a row as index / units per row with FastDiv (core/fast_div.hpp), for
+// indices below 2^31: every divisor shape (powers of two and their neighbours, the bench's row
+// lengths, the largest), each at the edges of quotients and at random indices.
+TEST(FastDiv, MatchesDivisionBelow2To31) {
+  constexpr uint32_t kMaxIndex = INT32_MAX;
+  std::vector<uint32_t> divisors = {1,        2,
+                                    3,        5,
+                                    7,        160,
+                                    352,      512,
+                                    688,      1376,
+                                    5504,     11008,
+                                    65535,    65537,
+                                    1000003,  (1u << 30) - 1,
+                                    1u << 30, (1u << 30) + 1,
+                                    kMaxIndex};
+  for (int bit = 1; bit < 31; ++bit) {
+    for (const int64_t d : {(int64_t{1} << bit) - 1, int64_t{1} << bit, (int64_t{1} << bit) + 1}) {
+      divisors.push_back(static_cast<uint32_t>(d));
+    }
+  }
+  std::mt19937 random(42);
+  for (const uint32_t d : divisors) {
+    const llmk::FastDiv divide(d);
+    const auto check = [&](uint64_t n) {
+      if (n > kMaxIndex) return;
+      ASSERT_EQ(divide(static_cast<uint32_t>(n)), n / d) << n << " / " << d;
+    };
+    for (const uint64_t q : {uint64_t{0}, uint64_t{1}, uint64_t{2}, uint64_t{kMaxIndex / d}}) {
+      for (const int64_t offset : {-1, 0, 1}) check(q * d + offset);
+    }
+    for (int i = 0; i < 1000; ++i) check(random() % (uint64_t{kMaxIndex} + 1));
+  }
+}
 
 // --- basics ------------------------------------------------------------------------------------
 

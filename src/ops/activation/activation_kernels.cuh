@@ -75,6 +75,7 @@
 #include <type_traits>
 
 #include "activation.hpp"
+#include "core/fast_div.hpp"
 #include "core/pack.cuh"
 
 namespace llmk {
@@ -85,30 +86,6 @@ constexpr int kBlockThreads = 128;
 // Packs a thread holds per input stream: 16 bytes of each.
 template <class T, int VEC>
 constexpr int kPacksPerThread = 16 / (VEC * static_cast<int>(sizeof(T)));
-
-// n / d for n < 2^31, d >= 1, by a multiply-high: l = ceil(log2 d), m = floor(2^32 (2^l - d) / d) +
-// 1
-// (< 2^32), n / d = (umulhi(n, m) + n) >> l (Granlund & Montgomery; umulhi(n, m) <= n, so the sum
-// fits 32 bits).
-struct FastDiv {
-  uint32_t divisor, multiplier, shift;
-
-  FastDiv() = default;
-  explicit FastDiv(uint32_t d) : divisor(d), shift(0) {
-    while ((uint64_t{1} << shift) < d) ++shift;
-    multiplier =
-        static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - d)) / d + 1);
-  }
-
-  __host__ __device__ __forceinline__ uint32_t operator()(uint32_t n) const {
-#ifdef __CUDA_ARCH__
-    const uint32_t high = __umulhi(n, multiplier);
-#else
-    const uint32_t high = static_cast<uint32_t>((uint64_t{n} * multiplier) >> 32);
-#endif
-    return (high + n) >> shift;
-  }
-};
 
 // One launch, what the launcher makes of an ActivationParams (or of a piece of one,
 // activation_launch.cuh): packs of VEC elements in rows of row_of.divisor packs, the rows in

@@ -17,7 +17,6 @@
 namespace llmk {
 namespace activation_launch {
 
-using activation_kernels::FastDiv;
 using activation_kernels::kBlockThreads;
 using activation_kernels::PackGrid;
 

@@ -10,7 +10,7 @@
 // being column g - r * units of row r = g / units, and thread t of a block of T threads takes
 // units block * T * kPacks + k * T + t (k < kPacks). A warp's access is 32 consecutive units
 // whatever the row length, and no thread idles on a short row or a row's tail. Each unit finds
-// its row itself, by a multiply-high and a shift (Divider) and one load of the row's index (id,
+// its row itself, by a multiply-high and a shift (FastDiv) and one load of the row's index (id,
 // sequence start or slot), which a warp's lanes mostly share (one L1 transaction). A thread loads
 // 32 bytes (2 packs of one tensor, or one each of k and v; narrower units, at most 8 accesses)
 // and has them all in flight before its first store: at 2048 threads per SM, 64 KB per SM, over
@@ -28,6 +28,7 @@
 #include <type_traits>
 
 #include "core/error.hpp"
+#include "core/fast_div.hpp"
 
 namespace llmk {
 namespace row_copy {
@@ -87,31 +88,11 @@ __device__ __forceinline__ U* at_byte(void* base, int64_t offset) {
   return reinterpret_cast<U*>(static_cast<char*>(base) + offset);
 }
 
-// n / d for n < 2^31 and 1 <= d < 2^31, as (umulhi(n, m) + n) >> s with 2^(s-1) < d <= 2^s and
-// m = floor(2^32 (2^s - d) / d) + 1 < 2^32 (Granlund-Montgomery, as PyTorch's IntDivider): three
-// instructions instead of the ~20 of a 32-bit division. The sum is below 2n < 2^32. Checked against
-// n / d on the CPU for every n < 2^31 at a few d, and at the edges of every quotient elsewhere.
-struct Divider {
-  uint32_t divisor, multiplier, shift;
-
-  static Divider of(int64_t d) {
-    Divider f{static_cast<uint32_t>(d), 0, 0};
-    while ((int64_t{1} << f.shift) < d) ++f.shift;
-    f.multiplier = static_cast<uint32_t>(
-        ((uint64_t{1} << 32) * ((uint64_t{1} << f.shift) - f.divisor)) / f.divisor + 1);
-    return f;
-  }
-
-  __device__ __forceinline__ uint32_t quotient(uint32_t n) const {
-    return (__umulhi(n, multiplier) + n) >> shift;
-  }
-};
-
 // One launch's share of a call: `units` units (< 2^31), rows first_row, first_row + 1, ... of
 // row_units.divisor units each, end to end.
 struct FlatRows {
   uint32_t first_row, units;
-  Divider row_units;
+  FastDiv row_units;
 };
 
 // What a row gets: its sources copied to its targets, its targets filled with one value (an
@@ -139,7 +120,7 @@ __device__ __forceinline__ void copy_units(const FlatRows& rows, const U fill, R
     const uint32_t g = first + k * blockDim.x;
     store[k] = false;
     if (g < rows.units) {
-      const uint32_t r = rows.row_units.quotient(g);
+      const uint32_t r = rows.row_units(g);
       const uint32_t column = g - r * rows.row_units.divisor;
       RowEnds<U, PAIRS> ends;
       const RowAction action = resolve(rows.first_row + r, ends);
@@ -183,7 +164,7 @@ void launch_rows(const char* op, int64_t rows, int64_t row_units, int block_unit
          static_cast<long long>(rows), static_cast<long long>(row_units), INT32_MAX);
   }
   const int64_t rows_per_launch = INT32_MAX / row_units;
-  const Divider divider = Divider::of(row_units);
+  const FastDiv divider(static_cast<uint32_t>(row_units));
   for (int64_t first = 0; first < rows; first += rows_per_launch) {
     const int64_t units = std::min(rows_per_launch, rows - first) * row_units;
     launch(FlatRows{static_cast<uint32_t>(first), static_cast<uint32_t>(units), divider},

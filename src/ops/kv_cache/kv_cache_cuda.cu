@@ -47,8 +47,8 @@ void kv_cache_cuda(const KvCacheParams& p, void* stream_handle) {
                   kThreads * kPacks<U, 2>, [&](const FlatRows& part, unsigned blocks) {
                     // Below 2^31, as launch_rows has accepted the rows (paged: as the slots).
                     const kv_cache_kernels::KvDividers d{
-                        Divider::of(p.row_heads),
-                        Divider::of(contiguous ? p.new_len : p.page_size)};
+                        FastDiv(static_cast<uint32_t>(p.row_heads)),
+                        FastDiv(static_cast<uint32_t>(contiguous ? p.new_len : p.page_size))};
                     if (contiguous) {
                       kv_cache_kernels::kv_cache_write_kernel<KvLayout::contiguous, Index, U>
                           <<<blocks, kThreads, 0, stream>>>(p, part, d);

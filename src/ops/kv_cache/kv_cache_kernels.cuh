@@ -23,7 +23,7 @@ using namespace row_copy;
 
 // positions: new_len (contiguous, token -> b, i) or page_size (paged, slot -> page, offset).
 struct KvDividers {
-  Divider row_heads, positions;
+  FastDiv row_heads, positions;
 };
 
 template <KvLayout L, class Index, class U>
@@ -32,11 +32,11 @@ __global__ void __launch_bounds__(kMaxThreads)
   const auto index = static_cast<const Index*>(p.index);
   const int64_t eb = p.element_bytes;
   copy_units<U, 2>(rows, U{}, [&](uint32_t row, RowEnds<U, 2>& ends) {
-    const uint32_t token = d.row_heads.quotient(row);
+    const uint32_t token = d.row_heads(row);
     const int64_t head = row - token * d.row_heads.divisor;
     int64_t b = 0, i = token, page, offset;
     if constexpr (L == KvLayout::contiguous) {
-      const uint32_t sequence = d.positions.quotient(token);
+      const uint32_t sequence = d.positions(token);
       b = sequence;
       i = token - sequence * d.positions.divisor;
       const int64_t start = index[b * p.index_stride];
@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     } else {
       const int64_t slot = index[i * p.index_stride];
       if (slot < 0 || slot >= p.num_pages * p.page_size) return RowAction::skip;
-      const uint32_t in_page = d.positions.quotient(static_cast<uint32_t>(slot));  // slot < 2^31
+      const uint32_t in_page = d.positions(static_cast<uint32_t>(slot));  // slot < 2^31
       page = in_page;
       offset = slot - int64_t{in_page} * d.positions.divisor;
     }
