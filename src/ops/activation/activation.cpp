@@ -78,7 +78,7 @@ void run_activation(const char* op, ActivationForm form, llmk_context* ctx_handl
   }
 
   if (is_cuda(ctx)) {
-    activation_cuda(p, ctx, stream);
+    activation_cuda(p, stream);
   } else {
     activation_cpu(p);
   }

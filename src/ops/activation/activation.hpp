@@ -39,6 +39,6 @@ double activate(llmk_activation activation, double v);
 
 // Launches on `stream` of the current device (the caller has set it); fails with
 // LLMK_ERROR_CUDA or LLMK_ERROR_CUDA_CONTEXT_LOST if the launch does.
-void activation_cuda(const ActivationParams& p, const llmk_context& ctx, void* stream);
+void activation_cuda(const ActivationParams& p, void* stream);
 
 }  // namespace llmk

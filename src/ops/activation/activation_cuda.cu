@@ -14,7 +14,7 @@ template <class T>
 void launch_activation(const ActivationParams& p, cudaStream_t stream);
 }  // namespace activation_launch
 
-void activation_cuda(const ActivationParams& p, const llmk_context& /*ctx*/, void* stream_handle) {
+void activation_cuda(const ActivationParams& p, void* stream_handle) {
   using activation_launch::launch_activation;
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (p.dtype) {

@@ -260,7 +260,7 @@ void run_matmul(const char* op, const llmk_context& ctx, const MatmulParams& p,
   act.x_strides = {{p.d.batch_stride, p.d.ld, 0}};
   act.y = const_cast<void*>(p.d.data);
   act.y_strides = act.x_strides;
-  activation_cuda(act, ctx, stream);
+  activation_cuda(act, stream);
 }
 
 }  // namespace llmk

@@ -312,7 +312,7 @@ void run_gated_mlp(llmk_context* ctx_handle, const llmk_mlp_config* config, Arg 
   combine.y = workspace;
   combine.y_strides = combine.x_strides;
   if (is_cuda(ctx)) {
-    activation_cuda(combine, ctx, stream);
+    activation_cuda(combine, stream);
   } else {
     activation_cpu(combine);
   }
