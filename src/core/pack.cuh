@@ -99,4 +99,15 @@ inline int pack_elements(size_t element_bytes, std::initializer_list<uint64_t> b
   return width == 0 ? 1 : static_cast<int>(width);
 }
 
+// The U at `offset` bytes past base: the flat kernels keep row strides in bytes.
+template <class U>
+__device__ __forceinline__ const U* at_byte(const void* base, int64_t offset) {
+  return reinterpret_cast<const U*>(static_cast<const char*>(base) + offset);
+}
+
+template <class U>
+__device__ __forceinline__ U* at_byte(void* base, int64_t offset) {
+  return reinterpret_cast<U*>(static_cast<char*>(base) + offset);
+}
+
 }  // namespace llmk

@@ -177,12 +177,6 @@ struct RowIndex {
   }
 };
 
-// The P `offset` bytes past base.
-template <class P, class Byte>
-__device__ __forceinline__ P* at_byte(Byte* base, int64_t offset) {
-  return reinterpret_cast<P*>(base + offset);
-}
-
 // Grid: ceil(packs / (kBlockThreads * PACKS)) blocks of kBlockThreads (see the top of the file).
 template <class T, int VEC, ActivationForm F, llmk_activation A>
 __global__ void __launch_bounds__(kBlockThreads) activation_kernel(const PackGrid g) {
@@ -217,9 +211,9 @@ __global__ void __launch_bounds__(kBlockThreads) activation_kernel(const PackGri
         up_at = row * g.up_stride[0];
         y_at = row * g.y_stride[0];
       }
-      xv[k] = at_byte<const P>(x, x_at)[col];
+      xv[k] = at_byte<P>(x, x_at)[col];
       if constexpr (F == ActivationForm::bias) sv[k] = static_cast<const P*>(g.second)[col];
-      if constexpr (F == ActivationForm::gated) sv[k] = at_byte<const P>(up, up_at)[col];
+      if constexpr (F == ActivationForm::gated) sv[k] = at_byte<P>(up, up_at)[col];
       out[k] = at_byte<P>(y, y_at) + col;
     }
   };

@@ -29,6 +29,7 @@
 
 #include "core/error.hpp"
 #include "core/fast_div.hpp"
+#include "core/pack.cuh"
 
 namespace llmk {
 namespace row_copy {
@@ -76,16 +77,6 @@ __device__ __forceinline__ U repeated(uint32_t word) {
   } else {
     return make_uint4(word, word, word, word);
   }
-}
-
-template <class U>
-__device__ __forceinline__ const U* at_byte(const void* base, int64_t offset) {
-  return reinterpret_cast<const U*>(static_cast<const char*>(base) + offset);
-}
-
-template <class U>
-__device__ __forceinline__ U* at_byte(void* base, int64_t offset) {
-  return reinterpret_cast<U*>(static_cast<char*>(base) + offset);
 }
 
 // One launch's share of a call: `units` units (< 2^31), rows first_row, first_row + 1, ... of
