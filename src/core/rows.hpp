@@ -27,15 +27,33 @@ struct RowStrides {
   int64_t stride[kMaxRowDims];  // elements, outermost first; unused entries are 0
 };
 
-// Element offset of the first element of `row`.
-LLMK_HOST_DEVICE inline int64_t row_offset(const RowShape& shape, const RowStrides& strides,
-                                           int64_t row) {
-  int64_t offset = 0;
-  for (int d = shape.ndim - 1; d > 0; --d) {
-    offset += (row % shape.extent[d]) * strides.stride[d];
+// Where a row sits in the merged leading dimensions: its index in each, outermost first (0 in the
+// unused ones). A kernel finds it once per row for all of its tensors, since they share the shape.
+struct RowIndex {
+  int64_t at[kMaxRowDims];
+};
+
+LLMK_HOST_DEVICE inline RowIndex row_index(const RowShape& shape, int64_t row) {
+  RowIndex index{};
+  for (int d = kMaxRowDims - 1; d > 0; --d) {
+    if (d >= shape.ndim) continue;
+    index.at[d] = row % shape.extent[d];
     row /= shape.extent[d];
   }
-  return shape.ndim > 0 ? offset + row * strides.stride[0] : 0;
+  index.at[0] = row;
+  return index;
+}
+
+// Element offset of the first element of the row at `index` (unused strides are 0).
+LLMK_HOST_DEVICE inline int64_t row_offset(const RowIndex& index, const RowStrides& strides) {
+  int64_t offset = 0;
+  for (int d = 0; d < kMaxRowDims; ++d) offset += index.at[d] * strides.stride[d];
+  return offset;
+}
+
+LLMK_HOST_DEVICE inline int64_t row_offset(const RowShape& shape, const RowStrides& strides,
+                                           int64_t row) {
+  return row_offset(row_index(shape, row), strides);
 }
 
 // Merges the leading dimensions of `count` tensors of one shape. Fails with LLMK_ERROR_UNSUPPORTED

@@ -6,7 +6,7 @@
 //   layer_norm:    m = sum(x) / n; y = (x - m) * rsqrt(sum((x - m)^2) / n + eps) * w + b
 //
 // The trick: these ops are memory-bound, so the goal is to touch each byte once and to keep
-// enough loads in flight. A group of threads_per_row threads (whole warps) owns a row; each
+// enough loads in flight. One row of a block's threads (blockDim.x, whole warps) owns a row; each
 // thread holds CHUNKS packs of VEC elements (16 bytes each when the layout is aligned), converts
 // each element to f32 where used, reduces across the warp with shuffles and across the group's
 // warps through shared memory, then normalizes from registers and stores. x (and residual) is
@@ -43,8 +43,9 @@ struct Moments {
 __device__ __forceinline__ float combine(float a, float b) { return a + b; }
 
 __device__ __forceinline__ Moments combine(const Moments& a, const Moments& b) {
+  if (b.count == 0.0f) return a;
+  if (a.count == 0.0f) return b;
   const float count = a.count + b.count;
-  if (count == 0.0f) return a;
   // Counts are small integers: the fast division's 2 ulp move the mean by ~1e-7 of delta.
   const float delta = b.mean - a.mean, b_share = __fdividef(b.count, count);
   return {count, a.mean + delta * b_share, a.m2 + b.m2 + delta * delta * a.count * b_share};
@@ -58,40 +59,58 @@ __device__ __forceinline__ Moments shuffle_xor(const Moments& m, int offset) {
   return {shuffle_xor(m.count, offset), shuffle_xor(m.mean, offset), shuffle_xor(m.m2, offset)};
 }
 
+// Combines s over each group of `span` lanes (a power of two, at most 32) by a butterfly: every
+// lane of a group ends with the same bits, because each pair combines the lower lane's value
+// first.
 template <class S>
-__device__ __forceinline__ S warp_reduce(S s) {
+__device__ __forceinline__ S butterfly(S s, int span) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int offset = 16; offset > 0; offset /= 2) {
+    if (offset >= span) continue;
     const S other = shuffle_xor(s, offset);
-    // The lower lane's value first, so both partners compute the very same bits.
     s = (lane & offset) ? combine(other, s) : combine(s, other);
   }
   return s;
 }
 
-// Reduces s over the threads_per_row threads that share this thread's row; every one of them
-// gets the same result. Every thread of the block must call it (it has a barrier). Two
-// reductions in one block use different buffers (0 and 1), so neither needs a second barrier to
-// protect its scratch from the other.
+// Reduces s over the threads of this thread's row (blockDim.x threads, whole warps, one row per
+// threadIdx.y); every one of them gets the same result. Every thread of the block must call it
+// (it has a barrier). After the barrier each lane picks up one warp's partial and a second
+// butterfly combines them, so a row of 16 warps waits for 4 shuffles rather than a serial pass
+// over 16 partials. Two reductions in one block use different buffers (0 and 1), so neither needs
+// a second barrier to protect its scratch from the other.
 template <class S>
-__device__ __forceinline__ S row_reduce(S s, int threads_per_row, int buffer) {
+__device__ __forceinline__ S row_reduce(S s, int buffer) {
   __shared__ S warp_partials[2][32];
-  s = warp_reduce(s);
-  if (threads_per_row == 32) return s;
-  const int warp = threadIdx.x / 32, warps_per_row = threads_per_row / 32;
-  if (threadIdx.x % 32 == 0) warp_partials[buffer][warp] = s;
+  s = butterfly(s, 32);
+  const int warps_per_row = blockDim.x / 32;
+  if (warps_per_row == 1) return s;
+  const int first_warp = threadIdx.y * warps_per_row, lane = threadIdx.x % 32;
+  if (lane == 0) warp_partials[buffer][first_warp + threadIdx.x / 32] = s;
   __syncthreads();
-  const int first = warp / warps_per_row * warps_per_row;
-  S total = warp_partials[buffer][first];
-  for (int w = 1; w < warps_per_row; ++w) total = combine(total, warp_partials[buffer][first + w]);
-  return total;
+  const int span = 1 << (32 - __clz(warps_per_row - 1));  // warps_per_row rounded up to 2^k
+  const int k = lane % span;
+  return butterfly(k < warps_per_row ? warp_partials[buffer][first_warp + k] : S{}, span);
+}
+
+// The sum of a pack's elements, added in pairs: a dependent chain of log2(N) adds rather than N,
+// which a lone row, whose latency is its chain, notices (bench/NOTES.md).
+template <int N>
+__device__ __forceinline__ float pairwise_sum(float (&f)[N]) {
+#pragma unroll
+  for (int step = 1; step < N; step *= 2) {
+#pragma unroll
+    for (int i = 0; i + step < N; i += 2 * step) f[i] += f[i + step];
+  }
+  return f[0];
 }
 
 // Threads per row never exceed this, so every kernel may use up to 128 registers per thread.
 constexpr int kMaxBlockThreads = 512;
 
 // The block's place in a grid of any number of blocks: x runs first, y counts whole rows of x.
+// (Within a block, threadIdx.y picks the row and threadIdx.x the thread within it.)
 __device__ __forceinline__ int64_t block_index() {
   return blockIdx.x + int64_t{blockIdx.y} * gridDim.x;
 }
@@ -103,8 +122,8 @@ struct RowPart {
   int valid_packs;
   int lane, threads_per_row;
 
-  __device__ __forceinline__ RowPart(bool row_valid, int64_t packs, int lane_, int threads)
-      : valid_packs(0), lane(lane_), threads_per_row(threads) {
+  __device__ __forceinline__ RowPart(bool row_valid, int64_t packs)
+      : valid_packs(0), lane(threadIdx.x), threads_per_row(blockDim.x) {
 #pragma unroll
     for (int c = 0; c < CHUNKS; ++c) {
       valid[c] = row_valid && lane + c * threads_per_row < packs;
@@ -147,8 +166,7 @@ __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart
       if (!part.valid[c]) continue;
       float f[VEC];
       unpack(v[c], f);
-#pragma unroll
-      for (int i = 0; i < VEC; ++i) m.mean += f[i];
+      m.mean += pairwise_sum(f);
     }
     if (part.valid_packs > 0) m.mean = __fdividef(m.mean, m.count);
 #pragma unroll
@@ -157,9 +175,10 @@ __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart
       float f[VEC];
       unpack(v[c], f);
 #pragma unroll
-      for (int i = 0; i < VEC; ++i) m.m2 += (f[i] - m.mean) * (f[i] - m.mean);
+      for (int i = 0; i < VEC; ++i) f[i] = (f[i] - m.mean) * (f[i] - m.mean);
+      m.m2 += pairwise_sum(f);
     }
-    m = row_reduce(m, part.threads_per_row, 0);
+    m = row_reduce(m, 0);
     mean = m.mean;
     scale = rsqrtf(m.m2 * inv_n + p.eps);
   } else {
@@ -170,9 +189,10 @@ __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart
       float f[VEC];
       unpack(v[c], f);
 #pragma unroll
-      for (int i = 0; i < VEC; ++i) sum_squares += f[i] * f[i];
+      for (int i = 0; i < VEC; ++i) f[i] *= f[i];
+      sum_squares += pairwise_sum(f);
     }
-    scale = rsqrtf(row_reduce(sum_squares, part.threads_per_row, 0) * inv_n + p.eps);
+    scale = rsqrtf(row_reduce(sum_squares, 0) * inv_n + p.eps);
   }
 
   const bool has_bias = K == NormKind::layer && p.bias != nullptr;
@@ -196,37 +216,34 @@ __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart
   }
 }
 
-// The first pack of `row` in the tensor at `base`; P is const when base is.
+// The first pack of the row at `index` in the tensor at `base`; P is const when base is.
 template <class P, int VEC, class Base>
-__device__ __forceinline__ P* row_start(Base* base, const NormParams& p, const RowStrides& strides,
-                                        int64_t row) {
-  return static_cast<P*>(base) + row_offset(p.rows, strides, row) / VEC;
+__device__ __forceinline__ P* row_start(Base* base, const RowStrides& strides,
+                                        const RowIndex& index) {
+  return static_cast<P*>(base) + row_offset(index, strides) / VEC;
 }
 
-// One row per group of threads_per_row threads, all of its loads issued before the first use.
-// EARLY: load the weight (and bias) packs with the row rather than after the reduction.
+// One row per threadIdx.y, spread over blockDim.x threads, all of its loads issued before the
+// first use. EARLY: load the weight (and bias) packs with the row rather than after the reduction.
 template <NormKind K, class T, int VEC, int CHUNKS, bool EARLY>
-__global__ void __launch_bounds__(kMaxBlockThreads)
-    norm_rows_kernel(const NormParams p, const int threads_per_row) {
+__global__ void __launch_bounds__(kMaxBlockThreads) norm_rows_kernel(const NormParams p) {
   using P = Pack<T, VEC>;
-  const int rows_per_block = blockDim.x / threads_per_row;
-  const int slot = threadIdx.x / threads_per_row;
   const int64_t packs = p.hidden / VEC;
   const P* weight = static_cast<const P*>(p.weight);
   const P* bias = static_cast<const P*>(p.bias);
   const bool has_bias = K == NormKind::layer && p.bias != nullptr;
 
-  const int64_t row = block_index() * rows_per_block + slot;
-  // A block past the last row group leaves as a whole, before row_reduce's barrier.
-  if (row - slot >= p.rows.count) return;
+  const int64_t row = block_index() * blockDim.y + threadIdx.y;
+  // A row past the end (only in the last y row of a grid split over y) has no valid packs and
+  // still takes part in row_reduce's barrier. No block leaves early: the test would put the load
+  // of the row count and a branch before every row's loads, and a lone row waits for both.
   const bool row_valid = row < p.rows.count;
-  const RowPart<CHUNKS> part(row_valid, packs, threadIdx.x % threads_per_row, threads_per_row);
-  const int64_t any_row = row_valid ? row : 0;
-  const P* x = row_start<const P, VEC>(p.x, p, p.x_strides, any_row);
-  P* residual = K == NormKind::add_rms
-                    ? row_start<P, VEC>(p.residual, p, p.residual_strides, any_row)
-                    : nullptr;
-  P* y = row_start<P, VEC>(p.y, p, p.y_strides, any_row);
+  const RowPart<CHUNKS> part(row_valid, packs);
+  const RowIndex index = row_index(p.rows, row_valid ? row : 0);
+  const P* x = row_start<const P, VEC>(p.x, p.x_strides, index);
+  P* residual =
+      K == NormKind::add_rms ? row_start<P, VEC>(p.residual, p.residual_strides, index) : nullptr;
+  P* y = row_start<P, VEC>(p.y, p.y_strides, index);
 
   P v[CHUNKS], r[CHUNKS], w[CHUNKS], b[CHUNKS];
 #pragma unroll
@@ -262,11 +279,12 @@ __global__ void __launch_bounds__(kMaxBlockThreads) norm_long_rows_kernel(const 
   const T* bias = static_cast<const T*>(p.bias);
   const int64_t row = block_index();
   if (row >= p.rows.count) return;
-  const T* x = static_cast<const T*>(p.x) + row_offset(p.rows, p.x_strides, row);
-  T* y = static_cast<T*>(p.y) + row_offset(p.rows, p.y_strides, row);
+  const RowIndex index = row_index(p.rows, row);
+  const T* x = static_cast<const T*>(p.x) + row_offset(index, p.x_strides);
+  T* y = static_cast<T*>(p.y) + row_offset(index, p.y_strides);
   const T* source = x;  // what the final pass normalizes
   if constexpr (K == NormKind::add_rms) {
-    T* residual = static_cast<T*>(p.residual) + row_offset(p.rows, p.residual_strides, row);
+    T* residual = static_cast<T*>(p.residual) + row_offset(index, p.residual_strides);
     for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) {
       residual[i] = from_float<T>(to_float(x[i]) + to_float(residual[i]));
     }
@@ -276,14 +294,14 @@ __global__ void __launch_bounds__(kMaxBlockThreads) norm_long_rows_kernel(const 
   if constexpr (K == NormKind::layer) {
     float sum = 0.0f;
     for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) sum += to_float(x[i]);
-    mean = row_reduce(sum, blockDim.x, 1) * inv_n;
+    mean = row_reduce(sum, 1) * inv_n;
   }
   float sum_squares = 0.0f;
   for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) {
     const float d = to_float(source[i]) - mean;
     sum_squares += d * d;
   }
-  const float scale = rsqrtf(row_reduce(sum_squares, blockDim.x, 0) * inv_n + p.eps);
+  const float scale = rsqrtf(row_reduce(sum_squares, 0) * inv_n + p.eps);
   for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) {
     float o = (to_float(source[i]) - mean) * scale * to_float(weight[i]);
     if (K == NormKind::layer && bias != nullptr) o += to_float(bias[i]);

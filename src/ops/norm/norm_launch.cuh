@@ -73,20 +73,32 @@ inline bool load_parameters_early(NormKind kind, bool few_rows, int block_thread
   return kind != NormKind::layer && block_threads <= 256;
 }
 
-// How a row is spread over threads: the fewest threads (whole warps) that hold it in at most
-// kMaxChunks packs each, so every thread has several loads in flight.
+// How rows are spread over threads. With many rows, a row takes the fewest threads (whole warps)
+// that hold it in at most kMaxChunks packs each, so every thread has several loads in flight, and
+// blocks take ~256 threads. Below kBlocksToFill such blocks per multiprocessor the GPU is not full
+// and a row's latency is what counts: each row gets a block of its own and as many threads as its
+// packs (up to kMaxBlockThreads), which shortens each thread's reduction and its stores (a lone
+// 1 x 4096 bf16 row: 0.3 us less than two rows of 4 packs per thread, bench/NOTES.md).
 struct RowLaunch {
   int threads_per_row, chunks, rows_per_block;
   int64_t row_groups;
+  bool few_rows;
 };
 
-inline RowLaunch row_launch(int64_t packs, int64_t rows) {
+inline RowLaunch row_launch(int64_t packs, int64_t rows, int sm_count) {
   RowLaunch l;
   l.threads_per_row = static_cast<int>(
       std::clamp<int64_t>(ceil_div(ceil_div(packs, kMaxChunks), 32) * 32, 32, kMaxBlockThreads));
-  l.chunks = static_cast<int>(ceil_div(packs, l.threads_per_row));
   l.rows_per_block = std::max(1, 256 / l.threads_per_row);
   l.row_groups = ceil_div(rows, l.rows_per_block);
+  l.few_rows = l.row_groups < int64_t{kBlocksToFill} * sm_count;
+  if (l.few_rows) {
+    l.threads_per_row =
+        static_cast<int>(std::clamp<int64_t>(ceil_div(packs, 32) * 32, 32, kMaxBlockThreads));
+    l.rows_per_block = 1;
+    l.row_groups = rows;
+  }
+  l.chunks = static_cast<int>(ceil_div(packs, l.threads_per_row));
   return l;
 }
 
@@ -101,14 +113,12 @@ void launch(const NormParams& p, int sm_count, cudaStream_t stream) {
         <<<grid_of(p.rows.count), kMaxBlockThreads, 0, stream>>>(p);
     return;
   }
-  const RowLaunch l = row_launch(packs, p.rows.count);
-  const bool few_rows = l.row_groups < int64_t{kBlocksToFill} * sm_count;
-  const dim3 grid = grid_of(l.row_groups), block(l.threads_per_row * l.rows_per_block);
-  const bool early = load_parameters_early(K, few_rows, static_cast<int>(block.x));
+  const RowLaunch l = row_launch(packs, p.rows.count, sm_count);
+  const dim3 grid = grid_of(l.row_groups), block(l.threads_per_row, l.rows_per_block);
+  const bool early = load_parameters_early(K, l.few_rows, l.threads_per_row * l.rows_per_block);
   auto run = [&](auto vec, auto chunks, auto early) {
     norm_kernels::norm_rows_kernel<K, T, decltype(vec)::value, decltype(chunks)::value,
-                                   decltype(early)::value>
-        <<<grid, block, 0, stream>>>(p, l.threads_per_row);
+                                   decltype(early)::value><<<grid, block, 0, stream>>>(p);
   };
   auto with_early = [&](auto vec, auto chunks) {
     if (early) {
