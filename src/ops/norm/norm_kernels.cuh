@@ -43,9 +43,8 @@ struct Moments {
 __device__ __forceinline__ float combine(float a, float b) { return a + b; }
 
 __device__ __forceinline__ Moments combine(const Moments& a, const Moments& b) {
-  if (b.count == 0.0f) return a;
-  if (a.count == 0.0f) return b;
   const float count = a.count + b.count;
+  if (count == 0.0f) return a;
   // Counts are small integers: the fast division's 2 ulp move the mean by ~1e-7 of delta.
   const float delta = b.mean - a.mean, b_share = __fdividef(b.count, count);
   return {count, a.mean + delta * b_share, a.m2 + b.m2 + delta * delta * a.count * b_share};
@@ -76,10 +75,12 @@ __device__ __forceinline__ S butterfly(S s, int span) {
 
 // Reduces s over the threads of this thread's row (blockDim.x threads, whole warps, one row per
 // threadIdx.y); every one of them gets the same result. Every thread of the block must call it
-// (it has a barrier). After the barrier each lane picks up one warp's partial and a second
-// butterfly combines them, so a row of 16 warps waits for 4 shuffles rather than a serial pass
-// over 16 partials. Two reductions in one block use different buffers (0 and 1), so neither needs
-// a second barrier to protect its scratch from the other.
+// (it has a barrier). After the barrier, a sum has each lane pick up one warp's partial and a
+// second butterfly combine them, so a lone row of 16 warps waits for 4 shuffles rather than a
+// serial pass over 16 partials (~240 cycles less). Moments keep the serial pass: their combine
+// divides, three floats shuffle per level, and layer_norm on many rows (4 warps each) measured
+// 5% slower with the butterfly (bench/NOTES.md). Two reductions in one block use different
+// buffers (0 and 1), so neither needs a second barrier to protect its scratch from the other.
 template <class S>
 __device__ __forceinline__ S row_reduce(S s, int buffer) {
   __shared__ S warp_partials[2][32];
@@ -89,6 +90,13 @@ __device__ __forceinline__ S row_reduce(S s, int buffer) {
   const int first_warp = threadIdx.y * warps_per_row, lane = threadIdx.x % 32;
   if (lane == 0) warp_partials[buffer][first_warp + threadIdx.x / 32] = s;
   __syncthreads();
+  if constexpr (std::is_same_v<S, Moments>) {
+    S total = warp_partials[buffer][first_warp];
+    for (int w = 1; w < warps_per_row; ++w) {
+      total = combine(total, warp_partials[buffer][first_warp + w]);
+    }
+    return total;
+  }
   const int span = 1 << (32 - __clz(warps_per_row - 1));  // warps_per_row rounded up to 2^k
   const int k = lane % span;
   return butterfly(k < warps_per_row ? warp_partials[buffer][first_warp + k] : S{}, span);
@@ -166,7 +174,8 @@ __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart
       if (!part.valid[c]) continue;
       float f[VEC];
       unpack(v[c], f);
-      m.mean += pairwise_sum(f);
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) m.mean += f[i];
     }
     if (part.valid_packs > 0) m.mean = __fdividef(m.mean, m.count);
 #pragma unroll
@@ -175,8 +184,7 @@ __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart
       float f[VEC];
       unpack(v[c], f);
 #pragma unroll
-      for (int i = 0; i < VEC; ++i) f[i] = (f[i] - m.mean) * (f[i] - m.mean);
-      m.m2 += pairwise_sum(f);
+      for (int i = 0; i < VEC; ++i) m.m2 += (f[i] - m.mean) * (f[i] - m.mean);
     }
     m = row_reduce(m, 0);
     mean = m.mean;
