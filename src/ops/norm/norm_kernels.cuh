@@ -6,7 +6,7 @@
 //   layer_norm:    m = sum(x) / n; y = (x - m) * rsqrt(sum((x - m)^2) / n + eps) * w + b
 //
 // The trick: these ops are memory-bound, so the goal is to touch each byte once and to keep
-// enough loads in flight. One row of a block's threads (blockDim.x, whole warps) owns a row; each
+// enough loads in flight. The blockDim.x threads (whole warps) of one threadIdx.y own a row; each
 // thread holds CHUNKS packs of VEC elements (16 bytes each when the layout is aligned), converts
 // each element to f32 where used, reduces across the warp with shuffles and across the group's
 // warps through shared memory, then normalizes from registers and stores. x (and residual) is
@@ -96,10 +96,11 @@ __device__ __forceinline__ S row_reduce(S s, int buffer) {
       total = combine(total, warp_partials[buffer][first_warp + w]);
     }
     return total;
+  } else {
+    const int span = 1 << (32 - __clz(warps_per_row - 1));  // warps_per_row rounded up to 2^k
+    const int k = lane % span;
+    return butterfly(k < warps_per_row ? warp_partials[buffer][first_warp + k] : S{}, span);
   }
-  const int span = 1 << (32 - __clz(warps_per_row - 1));  // warps_per_row rounded up to 2^k
-  const int k = lane % span;
-  return butterfly(k < warps_per_row ? warp_partials[buffer][first_warp + k] : S{}, span);
 }
 
 // The sum of a pack's elements, added in pairs: a dependent chain of log2(N) adds rather than N,
