@@ -162,6 +162,15 @@ TEST(Graphs, CapturedCallReplaysTheSameResult) {
   ASSERT_CUDA(cudaStreamDestroy(stream));
 }
 
+// The runtime's special stream handles name no stream object; the stream check asks the driver
+// first, which must take them as the runtime does.
+TEST(Streams, PerThreadAndLegacyHandlesAreAccepted) {
+  Problem p(9);
+  const std::vector<uint8_t> direct = run_problem(p, nullptr);
+  EXPECT_EQ(run_problem(p, cudaStreamPerThread), direct);
+  EXPECT_EQ(run_problem(p, cudaStreamLegacy), direct);
+}
+
 TEST(Determinism, RepeatedRunsGiveIdenticalBits) {
   Problem p(11);
   EXPECT_EQ(run_problem(p, nullptr), run_problem(p, nullptr));

@@ -1,5 +1,7 @@
 #include "context.hpp"
 
+#include <cuda.h>
+
 #include <new>
 #include <utility>
 
@@ -24,6 +26,16 @@ int cuda_device_count() {
   fail_cuda("cudaGetDeviceCount", error);
 }
 
+// The driver's current context: after the runtime has initialized a device on this thread, that
+// device's primary context. NULL if the driver would not say.
+CUcontext current_driver_context() {
+  using GetCurrent = CUresult (*)(CUcontext*);
+  const auto get_current = reinterpret_cast<GetCurrent>(driver_function("cuCtxGetCurrent"));
+  CUcontext current = nullptr;
+  if (get_current == nullptr || get_current(&current) != CUDA_SUCCESS) return nullptr;
+  return current;
+}
+
 llmk_context make_cuda_context(int device) {
   const int count = cuda_device_count();
   if (count == 0) fail(LLMK_ERROR_NO_DEVICE, "context_create: no CUDA device or driver found");
@@ -33,7 +45,7 @@ llmk_context make_cuda_context(int device) {
   }
   DeviceGuard guard(device);
   check_cuda(cudaFree(nullptr), "context_create: initializing the CUDA context");
-  llmk_context ctx{LLMK_BACKEND_CUDA, device, 0, 0, 0, nullptr};
+  llmk_context ctx{LLMK_BACKEND_CUDA, device, 0, 0, 0, current_driver_context(), nullptr};
   check_cuda(cudaDeviceGetAttribute(&ctx.sm_count, cudaDevAttrMultiProcessorCount, device),
              "context_create: cudaDeviceGetAttribute");
   check_cuda(cudaDeviceGetAttribute(&ctx.cc_major, cudaDevAttrComputeCapabilityMajor, device),
@@ -70,7 +82,9 @@ LLMK_API llmk_status llmk_context_create(llmk_backend backend, int32_t device, l
     if (out == nullptr) fail(LLMK_ERROR_NULL_POINTER, "context_create: out is NULL");
     llmk_context ctx{};
     switch (static_cast<int>(backend)) {  // an int: callers may pass values beyond the enum's
-      case LLMK_BACKEND_CPU: ctx = llmk_context{LLMK_BACKEND_CPU, -1, 0, 0, 0, nullptr}; break;
+      case LLMK_BACKEND_CPU:
+        ctx = llmk_context{LLMK_BACKEND_CPU, -1, 0, 0, 0, nullptr, nullptr};
+        break;
       case LLMK_BACKEND_CUDA: ctx = make_cuda_context(device); break;
       default:
         fail(LLMK_ERROR_INVALID_VALUE, "context_create: backend %d is not an llmk_backend",

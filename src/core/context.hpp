@@ -10,6 +10,7 @@
 namespace llmk {
 class Cublaslt;  // ops/matmul/cublaslt.hpp
 }  // namespace llmk
+struct CUctx_st;  // cuda.h's CUcontext is a CUctx_st*
 
 struct llmk_context {
   llmk_backend backend;
@@ -17,6 +18,8 @@ struct llmk_context {
   int sm_count;  // multiprocessors of that device (0 for the CPU)
   int cc_major;  // compute capability
   int cc_minor;
+  CUctx_st* driver_context;  // the device's primary context, which the runtime's streams use;
+                             // NULL on the CPU or where the driver would not say
   std::unique_ptr<llmk::Cublaslt> cublaslt;  // a CUDA context's matmul engine; NULL on the CPU
 };
 

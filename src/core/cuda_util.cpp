@@ -33,6 +33,18 @@ void fail_cuda(const char* what, cudaError_t error) {
   fail(status, "%s: %s", what, cudaGetErrorString(error));
 }
 
+void* driver_function(const char* name) {
+  void* entry = nullptr;
+  cudaDriverEntryPointQueryResult found;
+  if (cudaGetDriverEntryPointByVersion(name, &entry, 12000, cudaEnableDefault, &found) !=
+          cudaSuccess ||
+      found != cudaDriverEntryPointSuccess) {
+    cudaGetLastError();
+    return nullptr;
+  }
+  return entry;
+}
+
 DeviceGuard::DeviceGuard(int device) {
   int current = 0;
   check_cuda(cudaGetDevice(&current), "cudaGetDevice");

@@ -29,6 +29,11 @@ class DeviceGuard {
   int previous_ = -1;  // the caller's device, restored on exit; -1 when it was already ours
 };
 
+// A function of the CUDA driver API, found through the runtime so that libllmk links no libcuda;
+// null where the driver does not offer it. The checks ask the driver where it answers a common
+// question (whose memory, whose stream) in less host time than the runtime (bench/NOTES.md).
+void* driver_function(const char* name);
+
 // Whether this build of libllmk carries machine code or PTX the current device can run.
 bool has_kernel_image_for_current_device();
 

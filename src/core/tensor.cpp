@@ -14,49 +14,44 @@
 namespace llmk {
 namespace {
 
-// Byte offset one past the furthest element of a checked, non-empty view.
-int64_t extent_bytes(const llmk_tensor& t) {
-  int64_t furthest = 0;
-  for (int d = 0; d < t.ndim; ++d) furthest += (t.shape[d] - 1) * t.strides[d];
-  return ((furthest + 1) * dtype_bits(t.dtype) + 7) / 8;
-}
-
-struct Span {
-  uintptr_t begin, end;  // bytes, [begin, end)
-};
-
-Span span(const llmk_tensor& t) {
+// The bytes from a view's first element to one past its furthest, `furthest` being that element's
+// offset in elements; the caller has checked that this does not overflow.
+ByteRange byte_range(const llmk_tensor& t, int64_t furthest) {
   const auto begin = reinterpret_cast<uintptr_t>(t.data);
-  return {begin, begin + static_cast<uintptr_t>(extent_bytes(t))};
+  const auto bytes = static_cast<uintptr_t>(((furthest + 1) * dtype_bits(t.dtype) + 7) / 8);
+  return {begin, begin + bytes, true};
 }
 
-// The driver's cuPointerGetAttributes, found through the runtime so that libllmk links no
-// libcuda; null where the driver does not offer it. Asked for just the memory type and device,
-// it costs half of what cudaPointerGetAttributes does (0.038 against 0.075 us per pointer on the
-// H200 machine's host, bench/NOTES.md), which a call on one row pays for each of its tensors.
+// The byte range of a checked view, worked out on first use and kept in the Arg.
+const ByteRange& bytes_of(const Arg& a) {
+  if (!a.bytes.known) {
+    const llmk_tensor& t = *a.tensor;
+    int64_t furthest = 0;
+    bool empty = false;
+    for (int d = 0; d < t.ndim; ++d) {
+      empty |= t.shape[d] == 0;
+      furthest += (t.shape[d] - 1) * t.strides[d];
+    }
+    a.bytes = empty ? ByteRange{0, 0, true} : byte_range(t, furthest);
+  }
+  return a.bytes;
+}
+
+// The driver's cuPointerGetAttributes asked for just the memory type and device costs half of
+// what cudaPointerGetAttributes does (0.038 against 0.075 us per pointer on the H200 machine's
+// host, bench/NOTES.md), which a call on one row pays for each of its tensors.
 using PointerAttributes = CUresult (*)(unsigned count, CUpointer_attribute* attributes, void** data,
                                        CUdeviceptr pointer);
-
-PointerAttributes driver_pointer_attributes() {
-  static const PointerAttributes query = [] {
-    void* entry = nullptr;
-    cudaDriverEntryPointQueryResult found;
-    if (cudaGetDriverEntryPointByVersion("cuPointerGetAttributes", &entry, 12000, cudaEnableDefault,
-                                         &found) != cudaSuccess ||
-        found != cudaDriverEntryPointSuccess) {
-      cudaGetLastError();
-      return PointerAttributes{nullptr};
-    }
-    return reinterpret_cast<PointerAttributes>(entry);
-  }();
-  return query;
-}
+// The driver's cuStreamGetCtx: one call where the runtime takes two (whether the stream is being
+// captured, then its device), and one that a capturing stream answers too.
+using StreamContext = CUresult (*)(CUstream stream, CUcontext* context);
 
 // Whether the driver says at once that `data` is device memory of `device`; false sends the
 // check on to the runtime, whose answer words every other case (host or managed memory, another
 // device, an error).
 bool is_memory_of_device(const void* data, int device) {
-  const PointerAttributes query = driver_pointer_attributes();
+  static const auto query =
+      reinterpret_cast<PointerAttributes>(driver_function("cuPointerGetAttributes"));
   if (query == nullptr) return false;
   CUpointer_attribute asked[] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
                                  CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL};
@@ -65,6 +60,16 @@ bool is_memory_of_device(const void* data, int device) {
   void* answers[] = {&type, &ordinal};
   return query(2, asked, answers, reinterpret_cast<CUdeviceptr>(data)) == CUDA_SUCCESS &&
          type == CU_MEMORYTYPE_DEVICE && ordinal == device;
+}
+
+// Whether the driver says at once that `stream` belongs to the context's primary context, i.e.
+// to its device; false sends the check on to the runtime, which words every other case.
+bool is_stream_of_context(const llmk_context& ctx, void* stream) {
+  static const auto query = reinterpret_cast<StreamContext>(driver_function("cuStreamGetCtx"));
+  if (query == nullptr || ctx.driver_context == nullptr) return false;
+  CUcontext owner = nullptr;
+  return query(static_cast<CUstream>(stream), &owner) == CUDA_SUCCESS &&
+         owner == ctx.driver_context;
 }
 
 // The same elements with dense trailing dimensions merged and extents of 1 dropped, so that e.g.
@@ -93,8 +98,8 @@ llmk_tensor coalesced(const llmk_tensor& t) {
 // (after merging dense dimensions) and every other stride is a multiple of a period P, each view
 // lies within segments [start + kP, start + kP + width), and two such families are disjoint when
 // the second's start, taken modulo P, falls in the first's gap.
-bool may_overlap(const llmk_tensor& a_view, const llmk_tensor& b_view) {
-  const Span sa = span(a_view), sb = span(b_view);
+bool may_overlap(const llmk_tensor& a_view, const ByteRange& sa, const llmk_tensor& b_view,
+                 const ByteRange& sb) {
   if (sa.end <= sb.begin || sb.end <= sa.begin) return false;
   const llmk_tensor a = coalesced(a_view), b = coalesced(b_view);
   if (a.ndim == 0 || b.ndim == 0 || a.strides[a.ndim - 1] != 1 || b.strides[b.ndim - 1] != 1 ||
@@ -125,7 +130,7 @@ int64_t numel(const llmk_tensor& t) {
   return n;
 }
 
-const llmk_tensor& check_view(const char* op, Arg a) {
+const llmk_tensor& check_view(const char* op, const Arg& a) {
   if (a.tensor == nullptr) fail(LLMK_ERROR_NULL_POINTER, "%s: %s is NULL", op, a.name);
   const llmk_tensor& t = *a.tensor;
   if (!is_known_dtype(t.dtype)) {
@@ -150,7 +155,10 @@ const llmk_tensor& check_view(const char* op, Arg a) {
     }
     if (!empty) overflow |= __builtin_mul_overflow(count, t.shape[d], &count);
   }
-  if (empty) return t;
+  if (empty) {
+    a.bytes = ByteRange{0, 0, true};
+    return t;
+  }
   if (overflow) fail(LLMK_ERROR_INVALID_SHAPE, "%s: %s has more than 2^63 elements", op, a.name);
   for (int d = 0; d < t.ndim; ++d) {
     int64_t step;
@@ -173,10 +181,11 @@ const llmk_tensor& check_view(const char* op, Arg a) {
     fail(LLMK_ERROR_MISALIGNED, "%s: %s.data (%p) is not aligned to its %d-byte elements", op,
          a.name, t.data, element_bits / 8);
   }
+  a.bytes = byte_range(t, furthest);
   return t;
 }
 
-void check_dtype(const char* op, Arg a, std::initializer_list<llmk_dtype> allowed) {
+void check_dtype(const char* op, const Arg& a, std::initializer_list<llmk_dtype> allowed) {
   for (llmk_dtype d : allowed) {
     if (a.tensor->dtype == d) return;
   }
@@ -190,14 +199,14 @@ void check_dtype(const char* op, Arg a, std::initializer_list<llmk_dtype> allowe
        dtype_name(a.tensor->dtype), names);
 }
 
-void check_same_dtype(const char* op, Arg a, Arg b) {
+void check_same_dtype(const char* op, const Arg& a, const Arg& b) {
   if (a.tensor->dtype != b.tensor->dtype) {
     fail(LLMK_ERROR_DTYPE_MISMATCH, "%s: %s is %s but %s is %s", op, b.name,
          dtype_name(b.tensor->dtype), a.name, dtype_name(a.tensor->dtype));
   }
 }
 
-void check_ndim(const char* op, Arg a, int min_ndim, int max_ndim) {
+void check_ndim(const char* op, const Arg& a, int min_ndim, int max_ndim) {
   const int ndim = a.tensor->ndim;
   if (ndim < min_ndim || ndim > max_ndim) {
     if (min_ndim == max_ndim) {
@@ -209,7 +218,7 @@ void check_ndim(const char* op, Arg a, int min_ndim, int max_ndim) {
   }
 }
 
-void check_same_shape(const char* op, Arg a, Arg b) {
+void check_same_shape(const char* op, const Arg& a, const Arg& b) {
   const llmk_tensor &ta = *a.tensor, &tb = *b.tensor;
   if (ta.ndim != tb.ndim) {
     fail(LLMK_ERROR_SHAPE_MISMATCH, "%s: %s has %d dimensions but %s has %d", op, b.name, tb.ndim,
@@ -224,7 +233,7 @@ void check_same_shape(const char* op, Arg a, Arg b) {
   }
 }
 
-void check_unit_stride(const char* op, Arg a, int dim) {
+void check_unit_stride(const char* op, const Arg& a, int dim) {
   const llmk_tensor& t = *a.tensor;
   if (t.shape[dim] > 1 && t.strides[dim] != 1) {
     fail(LLMK_ERROR_NOT_CONTIGUOUS,
@@ -241,17 +250,18 @@ bool same_view(const llmk_tensor& a, const llmk_tensor& b) {
   return true;
 }
 
-void check_no_overlap(const char* op, Arg out, Arg in, bool allow_identical) {
+void check_no_overlap(const char* op, const Arg& out, const Arg& in, bool allow_identical) {
   const llmk_tensor &o = *out.tensor, &i = *in.tensor;
-  if (numel(o) == 0 || numel(i) == 0) return;
+  const ByteRange &out_bytes = bytes_of(out), &in_bytes = bytes_of(in);
+  if (out_bytes.begin == out_bytes.end || in_bytes.begin == in_bytes.end) return;
   if (allow_identical && same_view(o, i)) return;
-  if (may_overlap(o, i)) {
+  if (may_overlap(o, out_bytes, i, in_bytes)) {
     fail(LLMK_ERROR_OVERLAP, "%s: %s overlaps %s%s", op, out.name, in.name,
          allow_identical ? " (only the very same view is allowed, for in-place use)" : "");
   }
 }
 
-void check_not_self_overlapping(const char* op, Arg out) {
+void check_not_self_overlapping(const char* op, const Arg& out) {
   const llmk_tensor& t = *out.tensor;
   if (numel(t) <= 1) return;
   int dims[LLMK_MAX_DIMS], n = 0;
@@ -275,7 +285,7 @@ void check_not_self_overlapping(const char* op, Arg out) {
   }
 }
 
-void check_memory(const llmk_context& ctx, const char* op, Arg a) {
+void check_memory(const llmk_context& ctx, const char* op, const Arg& a) {
   if (!is_cuda(ctx) || numel(*a.tensor) == 0) return;
   if (is_memory_of_device(a.tensor->data, ctx.device)) return;
   cudaPointerAttributes attributes;
@@ -302,7 +312,7 @@ void check_memory(const llmk_context& ctx, const char* op, Arg a) {
 }
 
 void check_stream(const llmk_context& ctx, const char* op, void* stream) {
-  if (!is_cuda(ctx) || stream == nullptr) return;
+  if (!is_cuda(ctx) || stream == nullptr || is_stream_of_context(ctx, stream)) return;
   // A capturing stream refuses cudaStreamGetDevice, and the refusal would invalidate the capture.
   // Such a stream skips the device check; a stream of another device then fails at launch.
   cudaStreamCaptureStatus capture;
