@@ -18,15 +18,15 @@
 // one head that one thread rotates), issues every load of them first, computes the angles while
 // those loads are in flight, waits at the one barrier, and then rotates and stores. A token's
 // units are spread evenly over any number of threads, not a power of two: GQA's 32 + 8 heads of
-// 8 units are 80 threads of 4 units, three tokens to a block, where 128 threads would hold 2.5
-// units each and a third less in flight. The units' addresses are computed again after the
-// barrier rather than kept: that keeps the kernel within 64 registers, four blocks per SM, so
-// more loads stay in flight while a block waits at its barrier (for a cache row, a second
-// dependent load) or drains its stores. With 16-byte
-// packs a NeoX unit is one pack from the first half of the rotary dimensions and the matching
-// pack from the second half; a GPT-J unit is one pack holding its pairs side by side. Where the
-// layout does not allow 16-byte accesses, VEC is 1: a NeoX unit is one pair, a GPT-J unit one pair
-// of adjacent elements. Dimensions past rotary_dim are never read or written.
+// 8 units are 80 threads of 4 units, where 128 threads would hold 2.5 units each and a third less
+// in flight. A block holds as few tokens as make two warps (rope_cuda.cu), so many small blocks
+// share an SM and one waiting at its barrier (for a cache row, a second dependent load) or
+// draining its stores holds back few loads. The units' addresses are computed again after the
+// barrier rather than kept: that keeps the kernel within 64 registers, 1024 threads per SM.
+// With 16-byte packs a NeoX unit is one pack from the first half of the rotary dimensions and the
+// matching pack from the second half; a GPT-J unit is one pack holding its pairs side by side.
+// Where the layout does not allow 16-byte accesses, VEC is 1: a NeoX unit is one pair, a GPT-J
+// unit one pair of adjacent elements. Dimensions past rotary_dim are never read or written.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -40,8 +40,9 @@
 namespace llmk {
 namespace rope_kernels {
 
-// A block has at most this many threads; each owns at most kChunks units. kMinBlocksPerSm blocks
-// of 16-byte units keep ~128 KB of loads in flight per SM.
+// A block has at most this many threads; each owns at most kChunks units. The bound of 64
+// registers (kMinBlocksPerSm blocks of kBlockThreads) lets 1024 threads of 16-byte units keep
+// ~128 KB of loads in flight per SM.
 constexpr int kBlockThreads = 256;
 constexpr int kChunks = 4;
 constexpr int kMinBlocksPerSm = 4;
