@@ -225,11 +225,11 @@ __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart
   }
 }
 
-// The first pack of the row at `index` in the tensor at `base`; P is const when base is.
+// The first pack of the row `offset` elements into the tensor at `base`; P is const when base is.
+// Offsets are never negative (strides are not), so the division is a shift.
 template <class P, int VEC, class Base>
-__device__ __forceinline__ P* row_start(Base* base, const RowStrides& strides,
-                                        const RowIndex& index) {
-  return static_cast<P*>(base) + row_offset(index, strides) / VEC;
+__device__ __forceinline__ P* row_start(Base* base, int64_t offset) {
+  return static_cast<P*>(base) + static_cast<uint64_t>(offset) / VEC;
 }
 
 // One row per threadIdx.y, spread over blockDim.x threads, all of its loads issued before the
@@ -248,11 +248,27 @@ __global__ void __launch_bounds__(kMaxBlockThreads) norm_rows_kernel(const NormP
   // of the row count and a branch before every row's loads, and a lone row waits for both.
   const bool row_valid = row < p.rows.count;
   const RowPart<CHUNKS> part(row_valid, packs);
-  const RowIndex index = row_index(p.rows, row_valid ? row : 0);
-  const P* x = row_start<const P, VEC>(p.x, p.x_strides, index);
-  P* residual =
-      K == NormKind::add_rms ? row_start<P, VEC>(p.residual, p.residual_strides, index) : nullptr;
-  P* y = row_start<P, VEC>(p.y, p.y_strides, index);
+  // Rows of one merged dimension (most calls; unused strides are 0) start at row * stride. Testing
+  // for that first keeps the general index (a division per extent, a product per dimension and
+  // tensor) off the path to a lone row's first load (bench/NOTES.md, v9).
+  const int64_t at = row_valid ? row : 0;
+  const P* x;
+  P* residual = nullptr;
+  P* y;
+  if (p.rows.ndim <= 1) {
+    x = row_start<const P, VEC>(p.x, at * p.x_strides.stride[0]);
+    if constexpr (K == NormKind::add_rms) {
+      residual = row_start<P, VEC>(p.residual, at * p.residual_strides.stride[0]);
+    }
+    y = row_start<P, VEC>(p.y, at * p.y_strides.stride[0]);
+  } else {
+    const RowIndex index = row_index(p.rows, at);
+    x = row_start<const P, VEC>(p.x, row_offset(index, p.x_strides));
+    if constexpr (K == NormKind::add_rms) {
+      residual = row_start<P, VEC>(p.residual, row_offset(index, p.residual_strides));
+    }
+    y = row_start<P, VEC>(p.y, row_offset(index, p.y_strides));
+  }
 
   P v[CHUNKS], r[CHUNKS], w[CHUNKS], b[CHUNKS];
 #pragma unroll
