@@ -10,8 +10,10 @@
 // thread holds CHUNKS packs of VEC elements (16 bytes each when the layout is aligned), converts
 // each element to f32 where used, reduces across the warp with shuffles and across the group's
 // warps through shared memory, then normalizes from registers and stores. x (and residual) is
-// read once and y (and residual) written once; layer_norm's mean and variance come from one
-// reduction of per-thread moments. Two kernels share that per-row work (normalize_row):
+// read once and y (and residual) written once; layer_norm reduces twice, the sum and then the
+// squared deviations from the mean, both from registers (exact two-pass, and on a lone row 1.4 us
+// faster than one reduction of Chan's moments, bench/NOTES.md v9). Two kernels share that
+// per-row work (normalize_row):
 //  - norm_rows_kernel, for rows that fit in registers. It loads the parameters together with
 //    the row (EARLY), so a row pays one memory round trip, wherever the registers they hold still
 //    leave enough blocks resident per SM; elsewhere it loads them after the reduction
@@ -25,7 +27,6 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
-#include <type_traits>
 
 #include "core/pack.cuh"
 #include "norm.hpp"
@@ -33,74 +34,33 @@
 namespace llmk {
 namespace norm_kernels {
 
-// What a row reduces: a plain sum (rms_norm) or the moments of its values (layer_norm).
-// Moments hold count, mean and M2 (the sum of squared deviations from the mean) and combine by
-// Chan et al.'s pairwise formula, which is stable where E[x^2] - mean^2 cancels catastrophically.
-struct Moments {
-  float count, mean, m2;
-};
-
-__device__ __forceinline__ float combine(float a, float b) { return a + b; }
-
-__device__ __forceinline__ Moments combine(const Moments& a, const Moments& b) {
-  const float count = a.count + b.count;
-  if (count == 0.0f) return a;
-  // Counts are small integers: the fast division's 2 ulp move the mean by ~1e-7 of delta.
-  const float delta = b.mean - a.mean, b_share = __fdividef(b.count, count);
-  return {count, a.mean + delta * b_share, a.m2 + b.m2 + delta * delta * a.count * b_share};
-}
-
-__device__ __forceinline__ float shuffle_xor(float v, int offset) {
-  return __shfl_xor_sync(0xffffffffu, v, offset);
-}
-
-__device__ __forceinline__ Moments shuffle_xor(const Moments& m, int offset) {
-  return {shuffle_xor(m.count, offset), shuffle_xor(m.mean, offset), shuffle_xor(m.m2, offset)};
-}
-
-// Combines s over each group of `span` lanes (a power of two, at most 32) by a butterfly: every
-// lane of a group ends with the same bits, because each pair combines the lower lane's value
-// first.
-template <class S>
-__device__ __forceinline__ S butterfly(S s, int span) {
-  const int lane = threadIdx.x % 32;
+// Sums s over each group of `span` lanes (a power of two, at most 32) by a butterfly. Every lane
+// of a group ends with the same bits, as a + b and b + a are the same float.
+__device__ __forceinline__ float butterfly_sum(float s, int span) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset /= 2) {
-    if (offset >= span) continue;
-    const S other = shuffle_xor(s, offset);
-    s = (lane & offset) ? combine(other, s) : combine(s, other);
+    if (offset < span) s += __shfl_xor_sync(0xffffffffu, s, offset);
   }
   return s;
 }
 
-// Reduces s over the threads of this thread's row (blockDim.x threads, whole warps, one row per
+// Sums s over the threads of this thread's row (blockDim.x threads, whole warps, one row per
 // threadIdx.y); every one of them gets the same result. Every thread of the block must call it
-// (it has a barrier). After the barrier, a sum has each lane pick up one warp's partial and a
-// second butterfly combine them, so a lone row of 16 warps waits for 4 shuffles rather than a
-// serial pass over 16 partials (~240 cycles less). Moments keep the serial pass: their combine
-// divides, three floats shuffle per level, and layer_norm on many rows (4 warps each) measured
-// 5% slower with the butterfly (bench/NOTES.md). Two reductions in one block use different
-// buffers (0 and 1), so neither needs a second barrier to protect its scratch from the other.
-template <class S>
-__device__ __forceinline__ S row_reduce(S s, int buffer) {
-  __shared__ S warp_partials[2][32];
-  s = butterfly(s, 32);
+// (it has a barrier). After the barrier each lane picks up one warp's partial and a second
+// butterfly adds them, so a lone row of 16 warps waits for 4 shuffles rather than a serial pass
+// over 16 partials (~240 cycles less). Two sums in one block use different buffers (0 and 1), so
+// neither needs a second barrier to protect its scratch from the other.
+__device__ __forceinline__ float row_sum(float s, int buffer) {
+  __shared__ float warp_partials[2][32];
+  s = butterfly_sum(s, 32);
   const int warps_per_row = blockDim.x / 32;
   if (warps_per_row == 1) return s;
   const int first_warp = threadIdx.y * warps_per_row, lane = threadIdx.x % 32;
   if (lane == 0) warp_partials[buffer][first_warp + threadIdx.x / 32] = s;
   __syncthreads();
-  if constexpr (std::is_same_v<S, Moments>) {
-    S total = warp_partials[buffer][first_warp];
-    for (int w = 1; w < warps_per_row; ++w) {
-      total = combine(total, warp_partials[buffer][first_warp + w]);
-    }
-    return total;
-  } else {
-    const int span = 1 << (32 - __clz(warps_per_row - 1));  // warps_per_row rounded up to 2^k
-    const int k = lane % span;
-    return butterfly(k < warps_per_row ? warp_partials[buffer][first_warp + k] : S{}, span);
-  }
+  const int span = 1 << (32 - __clz(warps_per_row - 1));  // warps_per_row rounded up to 2^k
+  const int k = lane % span;
+  return butterfly_sum(k < warps_per_row ? warp_partials[buffer][first_warp + k] : 0.0f, span);
 }
 
 // The sum of a pack's elements, added in pairs: a dependent chain of log2(N) adds rather than N,
@@ -143,8 +103,8 @@ struct RowPart {
 };
 
 // The work on one row once this thread holds its packs v (and residual packs r): the residual
-// add, the row's statistics (one reduction), the normalized output. params(c, w, b) fills the
-// weight (and bias) packs of chunk c, when the output needs them.
+// add, the row's statistics (one sum, two for layer_norm), the normalized output. params(c, w, b)
+// fills the weight (and bias) packs of chunk c, when the output needs them.
 template <NormKind K, class T, int VEC, int CHUNKS, class Params>
 __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart<CHUNKS>& part,
                                               Pack<T, VEC> (&v)[CHUNKS],
@@ -169,27 +129,26 @@ __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart
   const float inv_n = 1.0f / static_cast<float>(p.hidden);
   float mean = 0.0f, scale;
   if constexpr (K == NormKind::layer) {
-    Moments m{static_cast<float>(part.valid_packs * VEC), 0.0f, 0.0f};
+    float sum = 0.0f;
+#pragma unroll
+    for (int c = 0; c < CHUNKS; ++c) {
+      if (!part.valid[c]) continue;
+      float f[VEC];
+      unpack(v[c], f);
+      sum += pairwise_sum(f);
+    }
+    mean = row_sum(sum, 0) * inv_n;
+    float deviations = 0.0f;
 #pragma unroll
     for (int c = 0; c < CHUNKS; ++c) {
       if (!part.valid[c]) continue;
       float f[VEC];
       unpack(v[c], f);
 #pragma unroll
-      for (int i = 0; i < VEC; ++i) m.mean += f[i];
+      for (int i = 0; i < VEC; ++i) f[i] = (f[i] - mean) * (f[i] - mean);
+      deviations += pairwise_sum(f);
     }
-    if (part.valid_packs > 0) m.mean = __fdividef(m.mean, m.count);
-#pragma unroll
-    for (int c = 0; c < CHUNKS; ++c) {
-      if (!part.valid[c]) continue;
-      float f[VEC];
-      unpack(v[c], f);
-#pragma unroll
-      for (int i = 0; i < VEC; ++i) m.m2 += (f[i] - m.mean) * (f[i] - m.mean);
-    }
-    m = row_reduce(m, 0);
-    mean = m.mean;
-    scale = rsqrtf(m.m2 * inv_n + p.eps);
+    scale = rsqrtf(row_sum(deviations, 1) * inv_n + p.eps);
   } else {
     float sum_squares = 0.0f;
 #pragma unroll
@@ -201,7 +160,7 @@ __device__ __forceinline__ void normalize_row(const NormParams& p, const RowPart
       for (int i = 0; i < VEC; ++i) f[i] *= f[i];
       sum_squares += pairwise_sum(f);
     }
-    scale = rsqrtf(row_reduce(sum_squares, 0) * inv_n + p.eps);
+    scale = rsqrtf(row_sum(sum_squares, 0) * inv_n + p.eps);
   }
 
   const bool has_bias = K == NormKind::layer && p.bias != nullptr;
@@ -244,7 +203,7 @@ __global__ void __launch_bounds__(kMaxBlockThreads) norm_rows_kernel(const NormP
 
   const int64_t row = block_index() * blockDim.y + threadIdx.y;
   // A row past the end (only in the last y row of a grid split over y) has no valid packs and
-  // still takes part in row_reduce's barrier. No block leaves early: the test would put the load
+  // still takes part in row_sum's barrier. No block leaves early: the test would put the load
   // of the row count and a branch before every row's loads, and a lone row waits for both.
   const bool row_valid = row < p.rows.count;
   const RowPart<CHUNKS> part(row_valid, packs);
@@ -319,14 +278,14 @@ __global__ void __launch_bounds__(kMaxBlockThreads) norm_long_rows_kernel(const 
   if constexpr (K == NormKind::layer) {
     float sum = 0.0f;
     for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) sum += to_float(x[i]);
-    mean = row_reduce(sum, 1) * inv_n;
+    mean = row_sum(sum, 1) * inv_n;
   }
   float sum_squares = 0.0f;
   for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) {
     const float d = to_float(source[i]) - mean;
     sum_squares += d * d;
   }
-  const float scale = rsqrtf(row_reduce(sum_squares, 0) * inv_n + p.eps);
+  const float scale = rsqrtf(row_sum(sum_squares, 0) * inv_n + p.eps);
   for (int64_t i = threadIdx.x; i < p.hidden; i += blockDim.x) {
     float o = (to_float(source[i]) - mean) * scale * to_float(weight[i]);
     if (K == NormKind::layer && bias != nullptr) o += to_float(bias[i]);
