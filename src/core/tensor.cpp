@@ -141,9 +141,9 @@ const llmk_tensor& check_view(const char* op, const Arg& a) {
     fail(LLMK_ERROR_INVALID_NDIM, "%s: %s has ndim %d; it must be 0 to %d", op, a.name, t.ndim,
          LLMK_MAX_DIMS);
   }
+  // One pass over the dimensions; a failure names the first bad dimension, as they come.
   int64_t count = 1, furthest = 0;
-  bool overflow = false, empty = false;
-  for (int d = 0; d < t.ndim; ++d) empty |= t.shape[d] == 0;
+  bool empty = false, too_many = false, too_far = false;
   for (int d = 0; d < t.ndim; ++d) {
     if (t.shape[d] < 0) {
       fail(LLMK_ERROR_INVALID_SHAPE, "%s: %s has a negative extent %lld in dimension %d", op,
@@ -153,25 +153,24 @@ const llmk_tensor& check_view(const char* op, const Arg& a) {
       fail(LLMK_ERROR_INVALID_STRIDE, "%s: %s has a negative stride %lld in dimension %d", op,
            a.name, static_cast<long long>(t.strides[d]), d);
     }
-    if (!empty) overflow |= __builtin_mul_overflow(count, t.shape[d], &count);
+    empty |= t.shape[d] == 0;
+    too_many |= __builtin_mul_overflow(count, t.shape[d], &count);
+    int64_t step;
+    too_far |= __builtin_mul_overflow(t.shape[d] - 1, t.strides[d], &step);
+    too_far |= __builtin_add_overflow(furthest, step, &furthest);
   }
   if (empty) {
     a.bytes = ByteRange{0, 0, true};
     return t;
   }
-  if (overflow) fail(LLMK_ERROR_INVALID_SHAPE, "%s: %s has more than 2^63 elements", op, a.name);
-  for (int d = 0; d < t.ndim; ++d) {
-    int64_t step;
-    overflow |= __builtin_mul_overflow(t.shape[d] - 1, t.strides[d], &step);
-    overflow |= __builtin_add_overflow(furthest, step, &furthest);
-  }
+  if (too_many) fail(LLMK_ERROR_INVALID_SHAPE, "%s: %s has more than 2^63 elements", op, a.name);
   int64_t elements, bits;
-  overflow |= __builtin_add_overflow(furthest, int64_t{1}, &elements);
-  overflow |= __builtin_mul_overflow(elements, int64_t{dtype_bits(t.dtype)}, &bits);
+  too_far |= __builtin_add_overflow(furthest, int64_t{1}, &elements);
+  too_far |= __builtin_mul_overflow(elements, int64_t{dtype_bits(t.dtype)}, &bits);
   uintptr_t end;
-  overflow |= __builtin_add_overflow(reinterpret_cast<uintptr_t>(t.data),
-                                     static_cast<uintptr_t>(bits / 8 + 1), &end);
-  if (overflow) {
+  too_far |= __builtin_add_overflow(reinterpret_cast<uintptr_t>(t.data),
+                                    static_cast<uintptr_t>(bits / 8 + 1), &end);
+  if (too_far) {
     fail(LLMK_ERROR_INVALID_STRIDE, "%s: %s reaches beyond the address space with its strides", op,
          a.name);
   }
