@@ -1,5 +1,9 @@
 #include "cuda_util.hpp"
 
+#include <cuda.h>
+
+#include "launch.cuh"
+
 namespace llmk {
 
 llmk_status status_from_cuda(cudaError_t error) {
@@ -43,6 +47,42 @@ void* driver_function(const char* name) {
     return nullptr;
   }
   return entry;
+}
+
+namespace {
+
+using DriverLaunch = CUresult (*)(CUfunction function, unsigned grid_x, unsigned grid_y,
+                                  unsigned grid_z, unsigned block_x, unsigned block_y,
+                                  unsigned block_z, unsigned shared_bytes, CUstream stream,
+                                  void** args, void** extra);
+
+}  // namespace
+
+cudaKernel_t kernel_handle(const void* kernel) {
+  cudaKernel_t handle = nullptr;
+  if (cudaGetKernel(&handle, kernel) != cudaSuccess) {
+    cudaGetLastError();
+    return nullptr;
+  }
+  return handle;
+}
+
+void launch_by_handle(const char* op, cudaKernel_t handle, const void* kernel, dim3 grid,
+                      dim3 block, size_t shared_bytes, cudaStream_t stream, void** args) {
+  static const auto driver_launch =
+      reinterpret_cast<DriverLaunch>(driver_function("cuLaunchKernel"));
+  cudaError_t error;
+  if (handle != nullptr && driver_launch != nullptr) {
+    // A CUkernel stands for its function in the current context; CUresult and cudaError_t share
+    // the codes of every failure a launch reports.
+    error = static_cast<cudaError_t>(driver_launch(
+        reinterpret_cast<CUfunction>(handle), grid.x, grid.y, grid.z, block.x, block.y, block.z,
+        static_cast<unsigned>(shared_bytes), static_cast<CUstream>(stream), args, nullptr));
+  } else {
+    error = cudaLaunchKernel(kernel, grid, block, args, shared_bytes, stream);
+    if (error != cudaSuccess) cudaGetLastError();
+  }
+  if (error != cudaSuccess) fail_cuda(op, error);
 }
 
 DeviceGuard::DeviceGuard(int device) {

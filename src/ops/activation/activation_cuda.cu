@@ -1,5 +1,5 @@
 // The CUDA backend entry of the activation ops: dispatch on dtype to the instantiations in
-// generated/activation_<dtype>.cu, and report a failed launch.
+// generated/activation_<dtype>.cu (whose launches report their own failures).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -22,10 +22,6 @@ void activation_cuda(const ActivationParams& p, void* stream_handle) {
     case LLMK_DTYPE_F16: launch_activation<__half>(p, stream); break;
     case LLMK_DTYPE_BF16: launch_activation<__nv_bfloat16>(p, stream); break;
     default: fail(LLMK_ERROR_INTERNAL, "activation_cuda: dtype %d reached the backend", p.dtype);
-  }
-  const cudaError_t error = cudaGetLastError();
-  if (error != cudaSuccess) {
-    fail_cuda(p.form == ActivationForm::gated ? "gated_activation" : "bias_activation", error);
   }
 }
 

@@ -13,6 +13,7 @@
 
 #include "activation_kernels.cuh"
 #include "core/error.hpp"
+#include "core/launch.cuh"
 
 namespace llmk {
 namespace activation_launch {
@@ -119,15 +120,16 @@ using FormConstant = std::integral_constant<ActivationForm, F>;
 // The one place where runtime choices become template arguments.
 template <class T>
 void launch_activation(const ActivationParams& p, cudaStream_t stream) {
+  const char* op = p.form == ActivationForm::gated ? "gated_activation" : "bias_activation";
   auto run = [&](auto vec, auto form, auto activation) {
     constexpr int kVec = decltype(vec)::value;
     constexpr int64_t kPackSpan =
         int64_t{kBlockThreads} * activation_kernels::kPacksPerThread<T, kVec>;
     for_each_piece(p, kVec, sizeof(T), kMaxLaunchPacks, [&](const ActivationParams& q) {
       const PackGrid g = pack_grid<T, kVec>(q);
-      activation_kernels::activation_kernel<T, kVec, decltype(form)::value,
-                                            decltype(activation)::value>
-          <<<static_cast<unsigned>(ceil_div(g.packs, kPackSpan)), kBlockThreads, 0, stream>>>(g);
+      cuda_launch<activation_kernels::activation_kernel<T, kVec, decltype(form)::value,
+                                                        decltype(activation)::value>>(
+          op, static_cast<unsigned>(ceil_div(g.packs, kPackSpan)), kBlockThreads, 0, stream, g);
     });
   };
   auto with_activation = [&](auto vec, auto form) {

@@ -12,6 +12,7 @@
 #include "adamw.hpp"
 #include "adamw_kernels.cuh"
 #include "core/cuda_util.hpp"
+#include "core/launch.cuh"
 #include "core/pack.cuh"
 
 namespace llmk {
@@ -79,9 +80,9 @@ void launch(const AdamWParams& p, cudaStream_t stream) {
   while (lanes < kBlockThreads && lanes * int64_t{kUnroll} < packs) lanes *= 2;
   const Tiling tiling{lanes, ceil_div(packs, int64_t{lanes} * kUnroll)};
   const int64_t row_groups = ceil_div(p.rows.count, kBlockThreads / lanes);
-  adamw_kernels::adamw_kernel<G, VEC, kUnroll>
-      <<<grid_of(row_groups * tiling.chunks_per_row), kBlockThreads, 0, stream>>>(
-          p, step_scalars(p), tiling);
+  cuda_launch<adamw_kernels::adamw_kernel<G, VEC, kUnroll>>(
+      "adamw_step", grid_of(row_groups * tiling.chunks_per_row), kBlockThreads, 0, stream, p,
+      step_scalars(p), tiling);
 }
 
 template <class G>
@@ -104,8 +105,6 @@ void adamw_cuda(const AdamWParams& p, void* stream_handle) {
     default:
       fail(LLMK_ERROR_INTERNAL, "adamw_cuda: grad dtype %d reached the backend", p.grad_dtype);
   }
-  const cudaError_t error = cudaGetLastError();
-  if (error != cudaSuccess) fail_cuda("adamw_step", error);
 }
 
 }  // namespace llmk

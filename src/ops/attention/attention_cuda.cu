@@ -157,8 +157,6 @@ void attention_cuda(const AttentionParams& p, const llmk_context& ctx, void* str
     case LLMK_DTYPE_BF16: dispatch_head_dim<__nv_bfloat16>(p, ctx, stream); break;
     default: fail(LLMK_ERROR_INTERNAL, "%s: dtype %d reached the CUDA kernel", kOp, p.dtype);
   }
-  const cudaError_t error = cudaGetLastError();
-  if (error != cudaSuccess) fail_cuda(kOp, error);
 }
 
 }  // namespace llmk

@@ -7,6 +7,7 @@
 
 #include "attention_hopper_kernels.cuh"
 #include "core/cuda_util.hpp"
+#include "core/launch.cuh"
 
 namespace llmk {
 namespace attention_launch {
@@ -14,12 +15,12 @@ namespace attention_launch {
 template <class T, int D>
 void launch_attention_hopper(const attention_kernels::KernelArgs& args, dim3 grid,
                              cudaStream_t stream) {
-  const auto kernel = attention_hopper::attention_hopper_kernel<T, D>;
+  constexpr auto kernel = &attention_hopper::attention_hopper_kernel<T, D>;
   constexpr int kSmemBytes = attention_hopper::smem_bytes<D>();
   // Above 48 KiB of dynamic shared memory a kernel must opt in, per device (as launch_attention).
   check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes),
              "attention: cudaFuncSetAttribute");
-  kernel<<<grid, attention_hopper::kThreads, kSmemBytes, stream>>>(args);
+  cuda_launch<kernel>("attention", grid, attention_hopper::kThreads, kSmemBytes, stream, args);
 }
 
 }  // namespace attention_launch

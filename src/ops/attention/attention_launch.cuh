@@ -9,21 +9,30 @@
 
 #include "attention_kernels.cuh"
 #include "core/cuda_util.hpp"
+#include "core/launch.cuh"
 
 namespace llmk {
 namespace attention_launch {
 
-template <class T, int D>
-void launch_attention(const attention_kernels::KernelArgs& args, dim3 grid, bool extras,
-                      cudaStream_t stream) {
-  using attention_kernels::attention_kernel;
-  const auto kernel = extras ? attention_kernel<T, D, true> : attention_kernel<T, D, false>;
+template <class T, int D, bool EXTRAS>
+void launch_variant(const attention_kernels::KernelArgs& args, dim3 grid, cudaStream_t stream) {
+  constexpr auto kernel = &attention_kernels::attention_kernel<T, D, EXTRAS>;
   constexpr int kSmemBytes = attention_kernels::smem_bytes<D>();
   // Above 48 KiB of dynamic shared memory a kernel must opt in, per device; setting it on every
   // launch is a host-side attribute write, cheaper than tracking which devices have it.
   check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes),
              "attention: cudaFuncSetAttribute");
-  kernel<<<grid, attention_kernels::kThreads, kSmemBytes, stream>>>(args);
+  cuda_launch<kernel>("attention", grid, attention_kernels::kThreads, kSmemBytes, stream, args);
+}
+
+template <class T, int D>
+void launch_attention(const attention_kernels::KernelArgs& args, dim3 grid, bool extras,
+                      cudaStream_t stream) {
+  if (extras) {
+    launch_variant<T, D, true>(args, grid, stream);
+  } else {
+    launch_variant<T, D, false>(args, grid, stream);
+  }
 }
 
 }  // namespace attention_launch

@@ -1,5 +1,5 @@
 // The CUDA backend of llmk_embedding: the unit width and index type become template arguments
-// here, the block size is picked, and a failed launch is reported.
+// here, and the block size is picked.
 //
 // Blocks of 256 threads for 16-bit tables, 128 for f32 ones, 32 bytes per thread either way: the
 // best of the shapes swept on the H200 (16384 ids of 32000 x 4096; bf16: 256 x 2 packs 69.3 us,
@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include "core/cuda_util.hpp"
+#include "core/launch.cuh"
 #include "core/pack.cuh"
 #include "embedding_kernels.cuh"
 
@@ -29,13 +30,11 @@ void embedding_cuda(const EmbeddingParams& p, void* stream_handle) {
     with_index(p.ids_dtype, [&](auto index) {
       launch_rows("embedding", p.tokens, p.hidden * eb / static_cast<int64_t>(sizeof(U)),
                   threads * kPacks<U, 1>, [&](const FlatRows& rows, unsigned blocks) {
-                    embedding_kernels::embedding_kernel<decltype(index), U>
-                        <<<blocks, threads, 0, stream>>>(p, rows, nan_word);
+                    cuda_launch<embedding_kernels::embedding_kernel<decltype(index), U>>(
+                        "embedding", blocks, threads, 0, stream, p, rows, nan_word);
                   });
     });
   });
-  const cudaError_t error = cudaGetLastError();
-  if (error != cudaSuccess) fail_cuda("embedding", error);
 }
 
 }  // namespace llmk

@@ -1,5 +1,5 @@
 // The CUDA backend of the KV-cache writes: the layout, index type and unit width become template
-// arguments here, and a failed launch is reported.
+// arguments here.
 //
 // Blocks of 128 threads, each thread one 16-byte pack of k and one of v: the best of the shapes
 // swept on the H200 (contiguous 16 x 1024 tokens of 32 x 128 bf16 into 4096: 131.9 us, against
@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/cuda_util.hpp"
+#include "core/launch.cuh"
 #include "core/pack.cuh"
 #include "kv_cache_kernels.cuh"
 
@@ -43,24 +44,23 @@ void kv_cache_cuda(const KvCacheParams& p, void* stream_handle) {
     using U = Unit<decltype(bytes)::value>;
     with_index(p.index_dtype, [&](auto index) {
       using Index = decltype(index);
-      launch_rows(op, rows, p.row_elements * eb / static_cast<int64_t>(sizeof(U)),
-                  kThreads * kPacks<U, 2>, [&](const FlatRows& part, unsigned blocks) {
-                    // Below 2^31, as launch_rows has accepted the rows (paged: as the slots).
-                    const kv_cache_kernels::KvDividers d{
-                        FastDiv(static_cast<uint32_t>(p.row_heads)),
-                        FastDiv(static_cast<uint32_t>(contiguous ? p.new_len : p.page_size))};
-                    if (contiguous) {
-                      kv_cache_kernels::kv_cache_write_kernel<KvLayout::contiguous, Index, U>
-                          <<<blocks, kThreads, 0, stream>>>(p, part, d);
-                    } else {
-                      kv_cache_kernels::kv_cache_write_kernel<KvLayout::paged, Index, U>
-                          <<<blocks, kThreads, 0, stream>>>(p, part, d);
-                    }
-                  });
+      launch_rows(
+          op, rows, p.row_elements * eb / static_cast<int64_t>(sizeof(U)), kThreads * kPacks<U, 2>,
+          [&](const FlatRows& part, unsigned blocks) {
+            // Below 2^31, as launch_rows has accepted the rows (paged: as the slots).
+            const kv_cache_kernels::KvDividers d{
+                FastDiv(static_cast<uint32_t>(p.row_heads)),
+                FastDiv(static_cast<uint32_t>(contiguous ? p.new_len : p.page_size))};
+            if (contiguous) {
+              cuda_launch<kv_cache_kernels::kv_cache_write_kernel<KvLayout::contiguous, Index, U>>(
+                  op, blocks, kThreads, 0, stream, p, part, d);
+            } else {
+              cuda_launch<kv_cache_kernels::kv_cache_write_kernel<KvLayout::paged, Index, U>>(
+                  op, blocks, kThreads, 0, stream, p, part, d);
+            }
+          });
     });
   });
-  const cudaError_t error = cudaGetLastError();
-  if (error != cudaSuccess) fail_cuda(op, error);
 }
 
 }  // namespace llmk

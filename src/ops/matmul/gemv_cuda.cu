@@ -1,5 +1,5 @@
 // The CUDA entries of the GEMV engine, matmul_gemv and gated_gemv: dispatch on dtype to the
-// instantiations in generated/gemv_<dtype>.cu, and report a failed launch.
+// instantiations in generated/gemv_<dtype>.cu (whose launches report their own failures).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -10,7 +10,8 @@
 namespace llmk {
 namespace gemv_launch {
 template <class T>
-void launch_gemv(const MatmulParams& p, const MatrixView* up, int sm_count, cudaStream_t stream);
+void launch_gemv(const char* op, const MatmulParams& p, const MatrixView* up, int sm_count,
+                 cudaStream_t stream);
 }  // namespace gemv_launch
 
 namespace {
@@ -23,13 +24,11 @@ void gemv(const char* op, const MatmulParams& p, const MatrixView* up, int sms,
   if (p.m == 0 || p.n == 0) return;
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (p.dtype) {
-    case LLMK_DTYPE_F32: launch_gemv<float>(p, up, sms, stream); break;
-    case LLMK_DTYPE_F16: launch_gemv<__half>(p, up, sms, stream); break;
-    case LLMK_DTYPE_BF16: launch_gemv<__nv_bfloat16>(p, up, sms, stream); break;
+    case LLMK_DTYPE_F32: launch_gemv<float>(op, p, up, sms, stream); break;
+    case LLMK_DTYPE_F16: launch_gemv<__half>(op, p, up, sms, stream); break;
+    case LLMK_DTYPE_BF16: launch_gemv<__nv_bfloat16>(op, p, up, sms, stream); break;
     default: fail(LLMK_ERROR_INTERNAL, "%s: dtype %d reached the GEMV engine", op, p.dtype);
   }
-  const cudaError_t error = cudaGetLastError();
-  if (error != cudaSuccess) fail_cuda(op, error);
 }
 
 }  // namespace

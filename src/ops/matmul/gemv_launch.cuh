@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "core/error.hpp"
+#include "core/launch.cuh"
 #include "gemv_kernels.cuh"
 #include "matmul.hpp"
 
@@ -47,18 +48,18 @@ inline int pick_split(bool row_tiles, int64_t tiles, int64_t groups, int64_t res
 }
 
 template <class T, int ROWS, bool GATED, llmk_activation A>
-void launch_kernel(const GemvArgs& args, int sm_count, cudaStream_t stream) {
+void launch_kernel(const char* op, const GemvArgs& args, int sm_count, cudaStream_t stream) {
   using Tile = gemv_kernels::WarpTile<T, ROWS, GATED ? 2 : 1>;
   const int64_t tiles = ceil_div(args.n, Tile::kCols);
   const int64_t resident = int64_t{sm_count} * Tile::kMinBlocksPerSm;
   const int split = pick_split(Tile::kCols == 1, tiles, ceil_div(args.k, Tile::kGroup), resident);
   const int64_t blocks = ceil_div(tiles * split, kWarps);
   if (blocks > INT32_MAX) {
-    fail(LLMK_ERROR_UNSUPPORTED, "matmul: n = %lld needs more blocks than a CUDA grid holds",
+    fail(LLMK_ERROR_UNSUPPORTED, "%s: n = %lld needs more blocks than a CUDA grid holds", op,
          static_cast<long long>(args.n));
   }
-  gemv_kernels::gemv_kernel<T, ROWS, GATED, A>
-      <<<static_cast<unsigned>(blocks), gemv_kernels::kBlockThreads, 0, stream>>>(args, split);
+  cuda_launch<gemv_kernels::gemv_kernel<T, ROWS, GATED, A>>(
+      op, static_cast<unsigned>(blocks), gemv_kernels::kBlockThreads, 0, stream, args, split);
 }
 
 template <llmk_activation A>
@@ -91,13 +92,14 @@ inline GemvArgs args_of(const MatmulParams& p, const MatrixView* up) {
 // The one place where the runtime choices of a dtype become template arguments: p's rows and
 // activation, and whether it is gated_gemv's gate (up != NULL).
 template <class T>
-void launch_gemv(const MatmulParams& p, const MatrixView* up, int sm_count, cudaStream_t stream) {
+void launch_gemv(const char* op, const MatmulParams& p, const MatrixView* up, int sm_count,
+                 cudaStream_t stream) {
   const GemvArgs args = args_of(p, up);
   const llmk_activation activation = p.activation;
   const bool gated = up != nullptr;
   auto run = [&](auto rows, auto is_gated, auto act) {
     launch_kernel<T, decltype(rows)::value, decltype(is_gated)::value, decltype(act)::value>(
-        args, sm_count, stream);
+        op, args, sm_count, stream);
   };
   auto with_activation = [&](auto rows, auto is_gated) {
     switch (activation) {
@@ -112,7 +114,7 @@ void launch_gemv(const MatmulParams& p, const MatrixView* up, int sm_count, cuda
       case LLMK_ACTIVATION_RELU:
         return run(rows, is_gated, ActivationConstant<LLMK_ACTIVATION_RELU>{});
     }
-    fail(LLMK_ERROR_INTERNAL, "matmul: activation %d reached the GEMV launcher", activation);
+    fail(LLMK_ERROR_INTERNAL, "%s: activation %d reached the GEMV launcher", op, activation);
   };
   auto with_gated = [&](auto rows) {
     if (gated) return with_activation(rows, std::true_type{});

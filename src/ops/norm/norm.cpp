@@ -96,7 +96,7 @@ void run_norm(const char* op, NormKind kind, llmk_context* ctx_handle, const llm
   p.eps = eps;
 
   if (is_cuda(ctx)) {
-    norm_cuda(p, ctx, stream);
+    norm_cuda(op, p, ctx, stream);
   } else {
     norm_cpu(p);
   }

@@ -30,6 +30,6 @@ void norm_cpu(const NormParams& p);
 
 // Launches on `stream` of the current device (the caller has set it); fails with
 // LLMK_ERROR_CUDA or LLMK_ERROR_CUDA_CONTEXT_LOST if the launch does.
-void norm_cuda(const NormParams& p, const llmk_context& ctx, void* stream);
+void norm_cuda(const char* op, const NormParams& p, const llmk_context& ctx, void* stream);
 
 }  // namespace llmk

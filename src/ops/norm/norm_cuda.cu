@@ -1,5 +1,5 @@
 // The CUDA backend entry of the normalization ops: dispatch on dtype to the instantiations in
-// generated/norm_<dtype>.cu, and report a failed launch.
+// generated/norm_<dtype>.cu (whose launches report their own failures).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -10,33 +10,18 @@
 namespace llmk {
 namespace norm_launch {
 template <class T>
-void launch_norm(const NormParams& p, int sm_count, cudaStream_t stream);
+void launch_norm(const char* op, const NormParams& p, int sm_count, cudaStream_t stream);
 }  // namespace norm_launch
 
-namespace {
-
-const char* op_name(NormKind kind) {
-  switch (kind) {
-    case NormKind::rms: return "rms_norm";
-    case NormKind::add_rms: return "add_rms_norm";
-    case NormKind::layer: return "layer_norm";
-  }
-  return "norm";
-}
-
-}  // namespace
-
-void norm_cuda(const NormParams& p, const llmk_context& ctx, void* stream_handle) {
+void norm_cuda(const char* op, const NormParams& p, const llmk_context& ctx, void* stream_handle) {
   using norm_launch::launch_norm;
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (p.dtype) {
-    case LLMK_DTYPE_F32: launch_norm<float>(p, ctx.sm_count, stream); break;
-    case LLMK_DTYPE_F16: launch_norm<__half>(p, ctx.sm_count, stream); break;
-    case LLMK_DTYPE_BF16: launch_norm<__nv_bfloat16>(p, ctx.sm_count, stream); break;
+    case LLMK_DTYPE_F32: launch_norm<float>(op, p, ctx.sm_count, stream); break;
+    case LLMK_DTYPE_F16: launch_norm<__half>(op, p, ctx.sm_count, stream); break;
+    case LLMK_DTYPE_BF16: launch_norm<__nv_bfloat16>(op, p, ctx.sm_count, stream); break;
     default: fail(LLMK_ERROR_INTERNAL, "norm_cuda: dtype %d reached the backend", p.dtype);
   }
-  const cudaError_t error = cudaGetLastError();
-  if (error != cudaSuccess) fail_cuda(op_name(p.kind), error);
 }
 
 }  // namespace llmk

@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "core/error.hpp"
+#include "core/launch.cuh"
 #include "norm_kernels.cuh"
 
 namespace llmk {
@@ -104,21 +105,22 @@ inline RowLaunch row_launch(int64_t packs, int64_t rows, int sm_count) {
 
 // The one place where runtime choices become template arguments.
 template <NormKind K, class T>
-void launch(const NormParams& p, int sm_count, cudaStream_t stream) {
+void launch(const char* op, const NormParams& p, int sm_count, cudaStream_t stream) {
   constexpr int kPack = 16 / sizeof(T);
   const int width = pack_width(p, sizeof(T));
   const int64_t packs = p.hidden / width;
   if (packs > int64_t{kMaxBlockThreads} * kMaxChunks) {
-    norm_kernels::norm_long_rows_kernel<K, T>
-        <<<grid_of(p.rows.count), kMaxBlockThreads, 0, stream>>>(p);
+    cuda_launch<norm_kernels::norm_long_rows_kernel<K, T>>(op, grid_of(p.rows.count),
+                                                           kMaxBlockThreads, 0, stream, p);
     return;
   }
   const RowLaunch l = row_launch(packs, p.rows.count, sm_count);
   const dim3 grid = grid_of(l.row_groups), block(l.threads_per_row, l.rows_per_block);
   const bool early = load_parameters_early(K, l.few_rows, l.threads_per_row * l.rows_per_block);
   auto run = [&](auto vec, auto chunks, auto early) {
-    norm_kernels::norm_rows_kernel<K, T, decltype(vec)::value, decltype(chunks)::value,
-                                   decltype(early)::value><<<grid, block, 0, stream>>>(p);
+    cuda_launch<norm_kernels::norm_rows_kernel<K, T, decltype(vec)::value, decltype(chunks)::value,
+                                               decltype(early)::value>>(op, grid, block, 0, stream,
+                                                                        p);
   };
   auto with_early = [&](auto vec, auto chunks) {
     if (early) {
@@ -145,11 +147,11 @@ void launch(const NormParams& p, int sm_count, cudaStream_t stream) {
 
 // Every kernel of one dtype; generated/norm_<dtype>.cu instantiates it.
 template <class T>
-void launch_norm(const NormParams& p, int sm_count, cudaStream_t stream) {
+void launch_norm(const char* op, const NormParams& p, int sm_count, cudaStream_t stream) {
   switch (p.kind) {
-    case NormKind::rms: return launch<NormKind::rms, T>(p, sm_count, stream);
-    case NormKind::add_rms: return launch<NormKind::add_rms, T>(p, sm_count, stream);
-    case NormKind::layer: return launch<NormKind::layer, T>(p, sm_count, stream);
+    case NormKind::rms: return launch<NormKind::rms, T>(op, p, sm_count, stream);
+    case NormKind::add_rms: return launch<NormKind::add_rms, T>(op, p, sm_count, stream);
+    case NormKind::layer: return launch<NormKind::layer, T>(op, p, sm_count, stream);
   }
 }
 

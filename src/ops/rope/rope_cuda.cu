@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "core/cuda_util.hpp"
+#include "core/launch.cuh"
 #include "rope.hpp"
 #include "rope_kernels.cuh"
 
@@ -77,7 +78,8 @@ void run(const RopeParams& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(token_blocks), static_cast<unsigned>(head_groups));
   const unsigned threads = g.tokens_per_block * g.threads_per_token;
   const size_t shared_bytes = size_t{2} * p.pairs * g.tokens_per_block * sizeof(float);
-  rope_kernels::rope_kernel<S, T, VEC><<<grid, threads, shared_bytes, stream>>>(p, g);
+  cuda_launch<rope_kernels::rope_kernel<S, T, VEC>>("rope", grid, threads, shared_bytes, stream, p,
+                                                    g);
 }
 
 // The one place where runtime choices become template arguments.
@@ -110,8 +112,6 @@ void rope_cuda(const RopeParams& p, const llmk_context&, void* stream_handle) {
     case LLMK_DTYPE_BF16: launch<__nv_bfloat16>(p, stream); break;
     default: fail(LLMK_ERROR_INTERNAL, "rope_cuda: dtype %d reached the backend", p.dtype);
   }
-  const cudaError_t error = cudaGetLastError();
-  if (error != cudaSuccess) fail_cuda("rope", error);
 }
 
 }  // namespace llmk
