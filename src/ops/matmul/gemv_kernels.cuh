@@ -9,9 +9,9 @@
 //
 // The trick: this is a stream of W. At m = 1, K = 4096, N = 11008 fp16, W is 90 MB and x 8 KB,
 // so the kernel must read W once at HBM speed and do everything else under that stream. On the
-// H200 the fastest pure read of those 90 MB measured 24.1 us (3.75 TB/s: a 90 MB read pays the
-// DRAM pipeline's fill and drain, which a 1 GiB copy hides); that is the floor. Three things
-// decide how close the kernel gets:
+// H200 the fastest pure read of those 90 MB measured 23.7-24.4 us (~3.75 TB/s: a 90 MB read pays
+// the DRAM pipeline's fill and drain, which a 1 GiB copy hides), by 16-byte loads and by TMA bulk
+// copies alike; that is the floor. Four things decide how close the kernel gets:
 //
 //  1. Bytes in flight. By Little's law ~4 TB/s at 1-1.5 us of loaded latency needs 4-6 MB in
 //     flight, 32-50 KB per SM. Each thread issues its 16-byte loads of W (4 to 8) before it uses
@@ -36,7 +36,14 @@
 //
 //  3. Waves. MmaWarp's 16-column tiles are few (688 at N = 11008): the launcher picks the split
 //     that keeps every block resident at once, as a block that starts late doubles the time.
-//     RowWarp's one-row tiles are many, and many short blocks keep the SMs fed as well.
+//     RowWarp's one-row tiles are many, and many short blocks keep the SMs fed as well (a
+//     persistent grid with double-buffered loads measured 5-10% slower: bench/NOTES.md).
+//
+//  4. A block's first loads leave at once. RowWarp's blocks are short (at K = 4096 each warp
+//     issues one group of loads and is done) and five waves of them run, so whatever a block
+//     computes before its first load is paid five times over, with nothing in flight: the main
+//     loop comes before the k tail, and the split is a shift, not a division. The first load
+//     moved from the kernel's 217th instruction to its 71st: 26.1 -> 24.9 us at M = 1.
 //
 // Edges: a column past n reads row n - 1 (in bounds, same sectors) and writes nothing; x rows past
 // m read row m - 1 (L1 hits) and their outputs are dropped; the last k % kGroup elements go
@@ -186,28 +193,17 @@ struct RowWarp {
       }
     };
 
-    // As MmaWarp: the tail by the warp whose turn the group after the last whole one would be,
-    // then every split-th group.
-    const int groups = static_cast<int>(p.k / kGroup);
-    if (groups % split == slice) {
-      for (int64_t k0 = int64_t{groups} * kGroup; k0 < p.k; k0 += kSegment) {
-        const int valid = static_cast<int>(p.k - k0) - 8 * lane;
-        uint4 wv[MATS], xv[ROWS];
-#pragma unroll
-        for (int mat = 0; mat < MATS; ++mat) wv[mat] = load_partial(w[mat] + k0, valid);
-#pragma unroll
-        for (int row = 0; row < ROWS; ++row) xv[row] = load_partial(x[row] + k0, valid);
-        step(wv, xv);
-      }
-    }
+    // As MmaWarp: every split-th group, then the tail.
     auto advance = [&](int elements) {
 #pragma unroll
       for (int mat = 0; mat < MATS; ++mat) w[mat] += elements;
 #pragma unroll
       for (int row = 0; row < ROWS; ++row) x[row] += elements;
     };
+    const int groups = static_cast<int>(p.k / kGroup);
     advance(slice * kGroup);
-    for (int group = slice; group < groups; group += split) {
+    int group = slice;
+    for (; group < groups; group += split) {
       uint4 wv[kSteps][MATS];
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
@@ -224,6 +220,18 @@ struct RowWarp {
         step(wv[s], xv);
       }
       advance(split * kGroup);
+    }
+    if (group == groups) {
+      const int rest = static_cast<int>(p.k - int64_t{groups} * kGroup);
+      for (int k0 = 0; k0 < rest; k0 += kSegment) {
+        const int valid = rest - k0 - 8 * lane;
+        uint4 wv[MATS], xv[ROWS];
+#pragma unroll
+        for (int mat = 0; mat < MATS; ++mat) wv[mat] = load_partial(w[mat] + k0, valid);
+#pragma unroll
+        for (int row = 0; row < ROWS; ++row) xv[row] = load_partial(x[row] + k0, valid);
+        step(wv, xv);
+      }
     }
 
     const int g = lane / 4, t = lane % 4;
@@ -287,31 +295,19 @@ struct MmaWarp {
       }
     };
 
-    // The last k % kGroup elements first, by the warp whose turn the group after the last whole
-    // one would be, element by element: then nothing but the sums outlives the main loop.
-    const int groups =
-        static_cast<int>(p.k / kGroup);  // < 2^31: a row of 2^38 elements is > 256 GB
-    if (groups % split == slice) {
-      for (int64_t k0 = int64_t{groups} * kGroup; k0 < p.k; k0 += 32) {
-        const int valid = static_cast<int>(p.k - k0) - 8 * t;
-        uint4 wv[2], xv[kTiles];
-        wv[0] = load_partial(w[0] + k0, valid);
-        wv[1] = load_partial(w[1] + k0, valid);
-#pragma unroll
-        for (int tile = 0; tile < kTiles; ++tile) xv[tile] = load_partial(x[tile] + k0, valid);
-        step(wv, xv);
-      }
-    }
-
-    // Groups slice, slice + split, ...: the pointers advance by split groups at a time.
+    // Groups slice, slice + split, ...: the pointers advance by split groups at a time. The loads
+    // of the first group are the first thing a warp issues.
     auto advance = [&](int elements) {
       w[0] += elements;
       w[1] += elements;
 #pragma unroll
       for (int tile = 0; tile < kTiles; ++tile) x[tile] += elements;
     };
+    const int groups =
+        static_cast<int>(p.k / kGroup);  // < 2^31: a row of 2^38 elements is > 256 GB
     advance(slice * kGroup);
-    for (int group = slice; group < groups; group += split) {
+    int group = slice;
+    for (; group < groups; group += split) {
       uint4 wv[kSteps][2];
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
@@ -326,6 +322,21 @@ struct MmaWarp {
         step(wv[s], xv);
       }
       advance(split * kGroup);
+    }
+
+    // The last k % kGroup elements, element by element, by the warp whose turn the group after
+    // the last whole one would be: its loop stopped with its pointers there.
+    if (group == groups) {
+      const int rest = static_cast<int>(p.k - int64_t{groups} * kGroup);
+      for (int k0 = 0; k0 < rest; k0 += 32) {
+        const int valid = rest - k0 - 8 * t;
+        uint4 wv[2], xv[kTiles];
+        wv[0] = load_partial(w[0] + k0, valid);
+        wv[1] = load_partial(w[1] + k0, valid);
+#pragma unroll
+        for (int tile = 0; tile < kTiles; ++tile) xv[tile] = load_partial(x[tile] + k0, valid);
+        step(wv, xv);
+      }
     }
 
     // The accumulator fragment: c0, c1 at A row g, x rows 2t and 2t + 1; c2, c3 at A row g + 8.
@@ -425,24 +436,16 @@ struct FmaWarp {
       }
     };
 
-    // As MmaWarp: the tail, then every split-th group.
-    const int groups = static_cast<int>(p.k / kGroup);
-    if (groups % split == slice) {
-      for (int64_t k0 = int64_t{groups} * kGroup; k0 < p.k; k0 += kStep) {
-        const int valid = static_cast<int>(p.k - k0) - 4 * kl;
-        float4 wv[kLaneWRows];
-#pragma unroll
-        for (int r = 0; r < kLaneWRows; ++r) wv[r] = as_float4(load_partial(w[r] + k0, valid));
-        step(wv, x + k0, [&](const float* xs) { return as_float4(load_partial(xs, valid)); });
-      }
-    }
+    // As MmaWarp: every split-th group, then the tail.
     auto advance = [&](int elements) {
 #pragma unroll
       for (int r = 0; r < kLaneWRows; ++r) w[r] += elements;
       x += elements;
     };
+    const int groups = static_cast<int>(p.k / kGroup);
     advance(slice * kGroup);
-    for (int group = slice; group < groups; group += split) {
+    int group = slice;
+    for (; group < groups; group += split) {
       float4 wv[kSteps][kLaneWRows];
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
@@ -456,6 +459,16 @@ struct FmaWarp {
         step(wv[s], x + kStep * s, [](const float* xs) { return as_float4(load_cached(xs)); });
       }
       advance(split * kGroup);
+    }
+    if (group == groups) {
+      const int rest = static_cast<int>(p.k - int64_t{groups} * kGroup);
+      for (int k0 = 0; k0 < rest; k0 += kStep) {
+        const int valid = rest - k0 - 4 * kl;
+        float4 wv[kLaneWRows];
+#pragma unroll
+        for (int r = 0; r < kLaneWRows; ++r) wv[r] = as_float4(load_partial(w[r] + k0, valid));
+        step(wv, x + k0, [&](const float* xs) { return as_float4(load_partial(xs, valid)); });
+      }
     }
 
     // Lane kl now holds the k-sums of values kl * kPerLane .. kl * kPerLane + kPerLane - 1.
@@ -484,17 +497,19 @@ constexpr int kMinBlocksPerSm = WarpTile<T, ROWS, GATED ? 2 : 1>::kMinBlocksPerS
 // the activation (gated: a(gate) * up), and rounds once.
 template <class T, int ROWS, bool GATED, llmk_activation A>
 __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T, ROWS, GATED>)
-    gemv_kernel(const GemvArgs p, const int split) {
+    gemv_kernel(const GemvArgs p, const int split_log2) {
   constexpr int MATS = GATED ? 2 : 1;
   using Tile = WarpTile<T, ROWS, MATS>;
   constexpr int kCols = Tile::kCols;
   constexpr int kPartials = MATS * kCols * ROWS;  // per warp: its W rows by ROWS
   __shared__ float partial[kWarps][kPartials];
 
-  const int warp = threadIdx.x / 32, tiles_per_block = kWarps / split;
+  // Shifts, not divisions: a block's first loads wait on this arithmetic, once per block.
+  const int split = 1 << split_log2, warp = threadIdx.x / 32;
+  const int tiles_per_block = kWarps >> split_log2;
   const int64_t first_tile = int64_t{blockIdx.x} * tiles_per_block;
-  const int64_t j0 = (first_tile + warp / split) * kCols;
-  if (j0 < p.n) Tile::accumulate(p, j0, warp % split, split, partial[warp]);
+  const int64_t j0 = (first_tile + (warp >> split_log2)) * kCols;
+  if (j0 < p.n) Tile::accumulate(p, j0, warp & (split - 1), split, partial[warp]);
   __syncthreads();
 
   for (int o = threadIdx.x; o < tiles_per_block * kCols * ROWS; o += kBlockThreads) {

@@ -58,8 +58,10 @@ void launch_kernel(const char* op, const GemvArgs& args, int sm_count, cudaStrea
     fail(LLMK_ERROR_UNSUPPORTED, "%s: n = %lld needs more blocks than a CUDA grid holds", op,
          static_cast<long long>(args.n));
   }
+  int split_log2 = 0;
+  while ((1 << split_log2) < split) ++split_log2;
   cuda_launch<gemv_kernels::gemv_kernel<T, ROWS, GATED, A>>(
-      op, static_cast<unsigned>(blocks), gemv_kernels::kBlockThreads, 0, stream, args, split);
+      op, static_cast<unsigned>(blocks), gemv_kernels::kBlockThreads, 0, stream, args, split_log2);
 }
 
 template <llmk_activation A>
