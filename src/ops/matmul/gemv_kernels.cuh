@@ -137,6 +137,15 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a
   }
 }
 
+// The warps of a column tile take groups of k in turn (slice, slice + split, ...; split is a power
+// of two), and the one whose turn the group after the last whole one would be also sums the
+// k % kGroup elements left: its main loop stops with its pointers at them. (Asking the loop's
+// counter instead, group == groups after the loop, is the same answer, but ptxas then scheduled
+// RowWarp's loads differently and M = 1 took 0.7 us longer: bench/NOTES.md.)
+__device__ __forceinline__ bool owns_tail(int groups, int slice, int split) {
+  return (groups & (split - 1)) == slice;
+}
+
 // f16/bf16 for m <= 2, where a pure read of W is the whole cost: a warp's tile is one output
 // column, W row j (gated: Wg row j and Wu row j), and each of its loads reads 512 contiguous
 // bytes of the row, the pattern of the fastest pure read of W measured (bench/NOTES.md). The
@@ -202,8 +211,7 @@ struct RowWarp {
     };
     const int groups = static_cast<int>(p.k / kGroup);
     advance(slice * kGroup);
-    int group = slice;
-    for (; group < groups; group += split) {
+    for (int group = slice; group < groups; group += split) {
       uint4 wv[kSteps][MATS];
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
@@ -221,10 +229,10 @@ struct RowWarp {
       }
       advance(split * kGroup);
     }
-    if (group == groups) {
-      const int rest = static_cast<int>(p.k - int64_t{groups} * kGroup);
+    if (owns_tail(groups, slice, split)) {
+      const int64_t rest = p.k - int64_t{groups} * kGroup;
       for (int k0 = 0; k0 < rest; k0 += kSegment) {
-        const int valid = rest - k0 - 8 * lane;
+        const int valid = static_cast<int>(rest - k0) - 8 * lane;
         uint4 wv[MATS], xv[ROWS];
 #pragma unroll
         for (int mat = 0; mat < MATS; ++mat) wv[mat] = load_partial(w[mat] + k0, valid);
@@ -306,8 +314,7 @@ struct MmaWarp {
     const int groups =
         static_cast<int>(p.k / kGroup);  // < 2^31: a row of 2^38 elements is > 256 GB
     advance(slice * kGroup);
-    int group = slice;
-    for (; group < groups; group += split) {
+    for (int group = slice; group < groups; group += split) {
       uint4 wv[kSteps][2];
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
@@ -324,12 +331,11 @@ struct MmaWarp {
       advance(split * kGroup);
     }
 
-    // The last k % kGroup elements, element by element, by the warp whose turn the group after
-    // the last whole one would be: its loop stopped with its pointers there.
-    if (group == groups) {
-      const int rest = static_cast<int>(p.k - int64_t{groups} * kGroup);
+    // The last k % kGroup elements, element by element (owns_tail).
+    if (owns_tail(groups, slice, split)) {
+      const int64_t rest = p.k - int64_t{groups} * kGroup;
       for (int k0 = 0; k0 < rest; k0 += 32) {
-        const int valid = rest - k0 - 8 * t;
+        const int valid = static_cast<int>(rest - k0) - 8 * t;
         uint4 wv[2], xv[kTiles];
         wv[0] = load_partial(w[0] + k0, valid);
         wv[1] = load_partial(w[1] + k0, valid);
@@ -444,8 +450,7 @@ struct FmaWarp {
     };
     const int groups = static_cast<int>(p.k / kGroup);
     advance(slice * kGroup);
-    int group = slice;
-    for (; group < groups; group += split) {
+    for (int group = slice; group < groups; group += split) {
       float4 wv[kSteps][kLaneWRows];
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
@@ -460,10 +465,10 @@ struct FmaWarp {
       }
       advance(split * kGroup);
     }
-    if (group == groups) {
-      const int rest = static_cast<int>(p.k - int64_t{groups} * kGroup);
+    if (owns_tail(groups, slice, split)) {
+      const int64_t rest = p.k - int64_t{groups} * kGroup;
       for (int k0 = 0; k0 < rest; k0 += kStep) {
-        const int valid = rest - k0 - 4 * kl;
+        const int valid = static_cast<int>(rest - k0) - 4 * kl;
         float4 wv[kLaneWRows];
 #pragma unroll
         for (int r = 0; r < kLaneWRows; ++r) wv[r] = as_float4(load_partial(w[r] + k0, valid));
