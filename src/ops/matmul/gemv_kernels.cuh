@@ -41,9 +41,10 @@
 //
 //  4. A block's first loads leave at once. RowWarp's blocks are short (at K = 4096 each warp
 //     issues one group of loads and is done) and five waves of them run, so whatever a block
-//     computes before its first load is paid five times over, with nothing in flight: the main
-//     loop comes before the k tail, and the split is a shift, not a division. The first load
-//     moved from the kernel's 217th instruction to its 71st: 26.1 -> 24.9 us at M = 1.
+//     computes before its first load is paid five times over, with nothing in flight: the split
+//     is a shift, not a division, and the plain kernel's k tail comes after its main loop. The
+//     first load moved from the kernel's 217th instruction to its 71st: 26.2 -> 25.2 us at M = 1.
+//     The SASS decides the rest (RowWarp below): read it after any change to these loops.
 //
 // Edges: a column past n reads row n - 1 (in bounds, same sectors) and writes nothing; x rows past
 // m read row m - 1 (L1 hits) and their outputs are dropped; the last k % kGroup elements go
@@ -202,7 +203,12 @@ struct RowWarp {
       }
     };
 
-    // As MmaWarp: every split-th group, then the tail.
+    // As MmaWarp: every split-th group, and the tail (owns_tail), `offset` elements from the
+    // pointers. Where the tail goes was measured, not derived (H200, M = 1, bench/NOTES.md): after
+    // the loop, the plain kernel's first loads leave sooner (25.2 against 25.8 us); before it,
+    // ptxas issues all 8 loads of a gated group before the group's first mma, where after it, it
+    // issued 6 and waited for the first (gate and up: 44.7 against 48.4 us).
+    constexpr bool kTailFirst = MATS == 2;
     auto advance = [&](int elements) {
 #pragma unroll
       for (int mat = 0; mat < MATS; ++mat) w[mat] += elements;
@@ -210,6 +216,20 @@ struct RowWarp {
       for (int row = 0; row < ROWS; ++row) x[row] += elements;
     };
     const int groups = static_cast<int>(p.k / kGroup);
+    auto tail = [&](int64_t offset) {
+      const int64_t rest = p.k - int64_t{groups} * kGroup;
+      for (int k0 = 0; k0 < rest; k0 += kSegment) {
+        const int valid = static_cast<int>(rest - k0) - 8 * lane;
+        uint4 wv[MATS], xv[ROWS];
+#pragma unroll
+        for (int mat = 0; mat < MATS; ++mat) wv[mat] = load_partial(w[mat] + offset + k0, valid);
+#pragma unroll
+        for (int row = 0; row < ROWS; ++row) xv[row] = load_partial(x[row] + offset + k0, valid);
+        step(wv, xv);
+      }
+    };
+    const bool owns = owns_tail(groups, slice, split);
+    if (kTailFirst && owns) tail(int64_t{groups} * kGroup);
     advance(slice * kGroup);
     for (int group = slice; group < groups; group += split) {
       uint4 wv[kSteps][MATS];
@@ -229,18 +249,7 @@ struct RowWarp {
       }
       advance(split * kGroup);
     }
-    if (owns_tail(groups, slice, split)) {
-      const int64_t rest = p.k - int64_t{groups} * kGroup;
-      for (int k0 = 0; k0 < rest; k0 += kSegment) {
-        const int valid = static_cast<int>(rest - k0) - 8 * lane;
-        uint4 wv[MATS], xv[ROWS];
-#pragma unroll
-        for (int mat = 0; mat < MATS; ++mat) wv[mat] = load_partial(w[mat] + k0, valid);
-#pragma unroll
-        for (int row = 0; row < ROWS; ++row) xv[row] = load_partial(x[row] + k0, valid);
-        step(wv, xv);
-      }
-    }
+    if (!kTailFirst && owns) tail(0);
 
     const int g = lane / 4, t = lane % 4;
     const bool diagonal = t == g / 2;
