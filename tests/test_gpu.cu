@@ -171,6 +171,26 @@ TEST(Streams, PerThreadAndLegacyHandlesAreAccepted) {
   EXPECT_EQ(run_problem(p, cudaStreamLegacy), direct);
 }
 
+// A thread that has made no CUDA call has no current context; the driver's launch needs one, so
+// a call made first thing on a fresh thread must still find the device's.
+TEST(Threads, FirstCallOnAThreadWithoutCudaCalls) {
+  Problem p(13);
+  const std::vector<uint8_t> direct = run_problem(p, nullptr);
+  DeviceCopy dx(p.x), dr(p.residual), dw(p.w), dy(p.y);
+  const llmk_tensor x = view_at(p.x, dx.ptr), r = view_at(p.residual, dr.ptr),
+                    w = view_at(p.w, dw.ptr), y = view_at(p.y, dy.ptr);
+  llmk_status launched = LLMK_ERROR_INTERNAL, synchronized = LLMK_ERROR_INTERNAL;
+  std::string message;
+  std::thread([&] {
+    launched = llmk_add_rms_norm(cuda_context(), &x, &r, &w, 1e-6f, &y, nullptr);
+    message = llmk_last_error_message();
+    synchronized = llmk_synchronize(cuda_context(), nullptr);
+  }).join();
+  ASSERT_EQ(launched, LLMK_SUCCESS) << message;
+  ASSERT_EQ(synchronized, LLMK_SUCCESS);
+  EXPECT_EQ(dy.read(p.y.bytes.size()), direct);
+}
+
 TEST(Determinism, RepeatedRunsGiveIdenticalBits) {
   Problem p(11);
   EXPECT_EQ(run_problem(p, nullptr), run_problem(p, nullptr));

@@ -71,6 +71,11 @@ void launch_by_handle(const char* op, cudaKernel_t handle, const void* kernel, d
                       dim3 block, size_t shared_bytes, cudaStream_t stream, void** args) {
   static const auto driver_launch =
       reinterpret_cast<DriverLaunch>(driver_function("cuLaunchKernel"));
+  auto runtime_launch = [&] {
+    const cudaError_t error = cudaLaunchKernel(kernel, grid, block, args, shared_bytes, stream);
+    if (error != cudaSuccess) cudaGetLastError();
+    return error;
+  };
   cudaError_t error;
   if (handle != nullptr && driver_launch != nullptr) {
     // A CUkernel stands for its function in the current context; CUresult and cudaError_t share
@@ -78,9 +83,12 @@ void launch_by_handle(const char* op, cudaKernel_t handle, const void* kernel, d
     error = static_cast<cudaError_t>(driver_launch(
         reinterpret_cast<CUfunction>(handle), grid.x, grid.y, grid.z, block.x, block.y, block.z,
         static_cast<unsigned>(shared_bytes), static_cast<CUstream>(stream), args, nullptr));
+    // A thread that has made no CUDA call yet has no current context (CUDA_ERROR_INVALID_CONTEXT):
+    // the runtime binds the device's primary context to it, as <<<>>> would, and the thread's
+    // later launches take the driver's path.
+    if (error == cudaErrorDeviceUninitialized) error = runtime_launch();
   } else {
-    error = cudaLaunchKernel(kernel, grid, block, args, shared_bytes, stream);
-    if (error != cudaSuccess) cudaGetLastError();
+    error = runtime_launch();
   }
   if (error != cudaSuccess) fail_cuda(op, error);
 }
