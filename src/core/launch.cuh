@@ -3,9 +3,9 @@
 // cuLaunchKernel with the kernel's context-independent handle (cudaGetKernel, looked up once per
 // kernel: the kernel is a template argument so that each has its own): on the H200 machine that
 // costs 0.1-0.2 us less host time per launch than the runtime's <<<>>>, which a call on one row
-// notices (bench/NOTES.md, v9). Where the driver or the handle is not available it takes
-// cudaLaunchKernel. A launch that fails (an earlier asynchronous failure included) fails the op
-// at once, naming it.
+// notices (bench/NOTES.md, v9). Where the driver or the handle is not available, or the calling
+// thread has no current context yet, it takes cudaLaunchKernel. A launch that fails (an earlier
+// asynchronous failure included) fails the op at once, naming it.
 #pragma once
 
 #include <cuda_runtime.h>
