@@ -70,7 +70,7 @@ def torch_step(peer, param, grad):
     if peer.startswith("compiled"):
         def eager_step():
             optimizer.step()
-        step = torch.compile(eager_step)
+        step = torch.compile(eager_step, dynamic=False)
     else:
         step = optimizer.step
 

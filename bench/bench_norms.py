@@ -69,9 +69,9 @@ def layer_norm_eager(x, residual, weight, bias, y):
 
 PEERS = {
     "F.rms_norm": rms_norm_eager,
-    "compiled rms_norm": torch.compile(rms_norm_eager),
+    "compiled rms_norm": torch.compile(rms_norm_eager, dynamic=False),
     "eager add + F.rms_norm": add_rms_norm_eager,
-    "compiled add + rms_norm": torch.compile(add_rms_norm_eager),
+    "compiled add + rms_norm": torch.compile(add_rms_norm_eager, dynamic=False),
     "F.layer_norm": layer_norm_eager,
 }
 

@@ -85,7 +85,7 @@ def hf_rope(q, k, positions, cos_hf, sin_hf, cos_sin_cache):
     return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
 
-PEERS = {"HF eager": hf_rope, "HF compiled": torch.compile(hf_rope)}
+PEERS = {"HF eager": hf_rope, "HF compiled": torch.compile(hf_rope, dynamic=False)}
 
 CASES = [
     Case(16384, 32, 32, 128, torch.bfloat16, fused=False, cache=False),
