@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 import llmk
-from common import (DTYPE_NAMES, SETS, as_llmk, copy_ceiling, median_us, parse_args, report,
-                    row)
+from common import (DTYPE_NAMES, SETS, as_llmk, compiled, copy_ceiling, median_us, parse_args,
+                    report, row)
 
 ACTIVATIONS = {
     "silu": llmk.Activation.SILU,
@@ -99,13 +99,13 @@ def silu(x, bias, y):
 
 PEERS = {
     "eager silu * up": silu_and_mul,
-    "compiled silu * up": torch.compile(silu_and_mul, dynamic=False),
+    "compiled silu * up": compiled(silu_and_mul),
     "eager gelu_tanh * up": gelu_tanh_and_mul,
-    "compiled gelu_tanh * up": torch.compile(gelu_tanh_and_mul, dynamic=False),
+    "compiled gelu_tanh * up": compiled(gelu_tanh_and_mul),
     "eager F.gelu(x + b)": bias_gelu,
-    "compiled F.gelu(x + b)": torch.compile(bias_gelu, dynamic=False),
+    "compiled F.gelu(x + b)": compiled(bias_gelu),
     "F.silu": silu,
-    "compiled F.silu": torch.compile(silu, dynamic=False),
+    "compiled F.silu": compiled(silu),
 }
 
 CASES = [

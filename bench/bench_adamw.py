@@ -22,8 +22,8 @@ import sys
 import torch
 
 import llmk
-from common import (DTYPE_NAMES, SETS, as_llmk, copy_ceiling, median_us, parse_args, report,
-                    row)
+from common import (DTYPE_NAMES, SETS, as_llmk, compiled, copy_ceiling, median_us, parse_args,
+                    report, row)
 
 PARAMS = 50_000_000
 LR, BETAS, EPS, WEIGHT_DECAY = 1e-3, (0.9, 0.999), 1e-8, 1e-2
@@ -70,7 +70,7 @@ def torch_step(peer, param, grad):
     if peer.startswith("compiled"):
         def eager_step():
             optimizer.step()
-        step = torch.compile(eager_step, dynamic=False)
+        step = compiled(eager_step)
     else:
         step = optimizer.step
 

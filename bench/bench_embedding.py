@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 import llmk
-from common import (DTYPE_NAMES, SETS, as_llmk, copy_ceiling, median_us, parse_args, report,
-                    row)
+from common import (DTYPE_NAMES, SETS, as_llmk, compiled, copy_ceiling, median_us, parse_args,
+                    report, row)
 
 
 class Case:
@@ -58,7 +58,7 @@ def index_select_out(ids, table, y):
 
 PEERS = {
     "F.embedding": embedding_eager,
-    "compiled F.embedding": torch.compile(embedding_eager, dynamic=False),
+    "compiled F.embedding": compiled(embedding_eager),
     "index_select(out=y)": index_select_out,
 }
 ALL_PEERS = list(PEERS)

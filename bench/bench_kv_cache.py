@@ -10,8 +10,8 @@ Usage: bench_kv_cache.py [--json FILE] [--markdown FILE]
 import torch
 
 import llmk
-from common import (DTYPE_NAMES, SETS, as_llmk, copy_ceiling, median_us, parse_args, report,
-                    row)
+from common import (DTYPE_NAMES, SETS, as_llmk, compiled, copy_ceiling, median_us, parse_args,
+                    report, row)
 
 # Llama-2-7B: 32 KV heads of 128.
 HEADS, HEAD_DIM = 32, 128
@@ -117,12 +117,12 @@ def contiguous_index_put(k, v, seqlens, k_cache, v_cache, starts):
 
 PEERS = {
     "eager index_put": paged_index_put,
-    "compiled index_put": torch.compile(paged_index_put, dynamic=False),
+    "compiled index_put": compiled(paged_index_put),
     "eager index_copy_": paged_index_copy,
-    "compiled index_copy_": torch.compile(paged_index_copy, dynamic=False),
+    "compiled index_copy_": compiled(paged_index_copy),
     "eager slice assignment": contiguous_slices,
     "eager index_put (device seqlens)": contiguous_index_put,
-    "compiled index_put (device seqlens)": torch.compile(contiguous_index_put, dynamic=False),
+    "compiled index_put (device seqlens)": compiled(contiguous_index_put),
 }
 
 PAGED_PEERS = ["eager index_put", "compiled index_put", "eager index_copy_",

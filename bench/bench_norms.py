@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import llmk
-from common import (DTYPE_NAMES, SETS, as_llmk, copy_ceiling, median_us, parse_args, report,
-                    row)
+from common import (DTYPE_NAMES, SETS, as_llmk, compiled, copy_ceiling, median_us, parse_args,
+                    report, row)
 
 
 class Case:
@@ -69,9 +69,9 @@ def layer_norm_eager(x, residual, weight, bias, y):
 
 PEERS = {
     "F.rms_norm": rms_norm_eager,
-    "compiled rms_norm": torch.compile(rms_norm_eager, dynamic=False),
+    "compiled rms_norm": compiled(rms_norm_eager),
     "eager add + F.rms_norm": add_rms_norm_eager,
-    "compiled add + rms_norm": torch.compile(add_rms_norm_eager, dynamic=False),
+    "compiled add + rms_norm": compiled(add_rms_norm_eager),
     "F.layer_norm": layer_norm_eager,
 }
 

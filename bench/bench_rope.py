@@ -14,8 +14,8 @@ Usage: bench_rope.py [--json FILE] [--markdown FILE]
 import torch
 
 import llmk
-from common import (DTYPE_NAMES, SETS, as_llmk, copy_ceiling, median_us, parse_args, report,
-                    row)
+from common import (DTYPE_NAMES, SETS, as_llmk, compiled, copy_ceiling, median_us, parse_args,
+                    report, row)
 
 THETA = 10000.0
 MAX_POSITION = 16384
@@ -85,7 +85,7 @@ def hf_rope(q, k, positions, cos_hf, sin_hf, cos_sin_cache):
     return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
 
-PEERS = {"HF eager": hf_rope, "HF compiled": torch.compile(hf_rope, dynamic=False)}
+PEERS = {"HF eager": hf_rope, "HF compiled": compiled(hf_rope)}
 
 CASES = [
     Case(16384, 32, 32, 128, torch.bfloat16, fused=False, cache=False),

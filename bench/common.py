@@ -8,10 +8,11 @@ not Python's call overhead. Bytes count each tensor read once and each written o
 bandwidth (bytes read + written, measured in the same process) is the ceiling every row is a
 fraction of.
 
-torch.compile'd peers are compiled with dynamic=False: one kernel specialized to each shape, as a
-model compiled for its shapes gets. By default a function called with a second shape is
-recompiled with symbolic sizes, and that kernel can be several times slower (compiled SiLU-and-mul
-at 16384 x 11008 took 290 us after a call at 16384 x 5504, against 127 us when specialized).
+torch.compile'd peers go through compiled(), which passes dynamic=False: one kernel specialized
+to each shape, as a model compiled for its shapes gets. By default a function called with a
+second shape is recompiled with symbolic sizes, and that kernel can be several times slower
+(compiled SiLU-and-mul at 16384 x 11008 took 290 us after a call at 16384 x 5504, against 127 us
+when specialized).
 """
 import argparse
 import json
@@ -38,6 +39,11 @@ DTYPE_NAMES = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16
 def as_llmk(t):
     """An llmk view of a CUDA torch tensor (torch's __cuda_array_interface__ refuses bf16)."""
     return llmk.Tensor(t.data_ptr(), TORCH_TO_LLMK[t.dtype], tuple(t.shape), tuple(t.stride()))
+
+
+def compiled(fn):
+    """fn under torch.compile, specialized to each shape it meets (dynamic=False, see above)."""
+    return torch.compile(fn, dynamic=False)
 
 
 def median_us(fn, sets):
