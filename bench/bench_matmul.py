@@ -19,7 +19,9 @@ between sets far larger than L2). Three parts, Llama-2-7B shapes (d_model 4096, 
           weight, x and y once; "of copy" is that over the copy bandwidth measured in the run.
           "read floor us" is the fastest pure read of the weight's bytes on this GPU
           (bench/read_floor.cu, run by this script): the time no kernel that streams the weight
-          once can beat, and "of floor" the floor's time over AUTO's.
+          once can beat, and "of floor" the floor's time over AUTO's. A note under the table
+          splits the floor into its fixed part (an empty kernel's cost among it) and the
+          streaming rate.
   mlp     One Llama-2-7B MLP at 1 and 2048 tokens: llmk's gated_mlp (SwiGLU, vLLM's fused
           [22016, 4096] gate_up weight passed as two views) beside torch eager
           F.linear(F.silu(x Wg^T) * (x Wu^T), Wd), eager over the fused weight (vLLM's layout),
@@ -84,7 +86,7 @@ class Bench:
 
     def __init__(self, ctx, copy_gbs):
         self.ctx, self.copy_gbs, self.rows, self.failures = ctx, copy_gbs, [], []
-        self.read_floor_us = None  # the decode part measures it
+        self.read_floor = None  # the decode part measures it
 
     def attempt(self, what, fn, *args):
         """fn(*args), or None (and a note) when it raises."""
@@ -231,7 +233,7 @@ def decode_case(bench, m, k, n, dtype):
         "bytes": bytes_moved, "auto_path": None if chosen is None else Path(chosen).name.lower(),
         "llmk_us": auto_us, "llmk_gbs": gbs, "tflops": tflops(2 * m * n * k, auto_us),
         "fraction_of_copy": None if gbs is None else gbs / bench.copy_gbs,
-        "read_floor_us": bench.read_floor_us,
+        "read_floor_us": bench.read_floor and bench.read_floor["us"],
         "paths_us": times, "error_vs_torch": errors.get("auto"), "errors_by_path": errors,
         "peers": {"F.linear(x, W)": {"us": torch_us, "gbs": None if torch_us is None
                                      else bytes_moved / torch_us / 1e3}},
@@ -240,19 +242,25 @@ def decode_case(bench, m, k, n, dtype):
     torch.cuda.empty_cache()
 
 
-def read_floor_us(nbytes):
-    """The fastest pure read of nbytes (bench_read_floor, built beside libllmk.so in bench/, or
-    LLMK_BENCH_READ_FLOOR), in us."""
+def read_floor(nbytes):
+    """What the fastest pure read of nbytes costs (bench_read_floor, built beside libllmk.so in
+    bench/, or LLMK_BENCH_READ_FLOOR): {"us": its time, "empty_us": an empty kernel timed the same
+    way, "fixed_us" and "stream_gbs": that time split by a second read of 8 x nbytes into a fixed
+    part and the streaming rate}."""
     tool = os.environ.get("LLMK_BENCH_READ_FLOOR") or os.path.join(
         os.path.dirname(os.environ.get("LLMK_LIBRARY", "build/libllmk.so")), "bench",
         "bench_read_floor")
-    out = subprocess.run([tool, str(nbytes)], check=True, capture_output=True, text=True).stdout
-    return float(re.search(r"bytes: ([0-9.]+) us", out).group(1))
+    out = subprocess.run([tool, str(nbytes), str(8 * nbytes)], check=True, capture_output=True,
+                         text=True).stdout
+    one, eight = (float(us) for us in re.findall(r"bytes: ([0-9.]+) us", out))
+    stream_gbs = 7 * nbytes / (eight - one) / 1e3
+    return {"us": one, "empty_us": float(re.search(r"empty kernel: ([0-9.]+) us", out).group(1)),
+            "fixed_us": one - nbytes / stream_gbs / 1e3, "stream_gbs": stream_gbs}
 
 
 def part_decode(bench):
     weight_bytes = D_MODEL * D_FF * 2  # both projections, f16 and bf16
-    bench.read_floor_us = bench.attempt("read floor", read_floor_us, weight_bytes)
+    bench.read_floor = bench.attempt("read floor", read_floor, weight_bytes)
     for dtype in DTYPES:
         for m in DECODE_ROWS:
             decode_case(bench, m, D_MODEL, D_FF, dtype)
@@ -469,6 +477,12 @@ def report(args, bench, copy_gbs, copy_us):
         rows = [r for r in bench.rows if r["part"] == part]
         if rows:
             lines += make(rows)
+        if part == "decode" and rows and bench.read_floor is not None:
+            floor = bench.read_floor
+            lines += [f"The read floor, {floor['us']:.1f} us, is {floor['fixed_us']:.1f} us fixed "
+                      f"plus the weight streamed at {floor['stream_gbs']:.0f} GB/s (from a read "
+                      f"of 8x the bytes); an empty kernel timed the same way takes "
+                      f"{floor['empty_us']:.1f} us.", ""]
     stats = bench.attempt("matmul_cache_stats", llmk.matmul_cache_stats, bench.ctx)
     if stats is not None:
         lines.append(f"llmk's matmul plan cache after the run: {stats.plans} plans, "
@@ -484,6 +498,7 @@ def report(args, bench, copy_gbs, copy_us):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": device, "copy_gbs": copy_gbs, "rows": bench.rows,
+                       "read_floor": bench.read_floor,
                        "cache_stats": None if stats is None else stats._asdict(),
                        "failures": bench.failures}, f, indent=1)
 

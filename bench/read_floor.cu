@@ -7,9 +7,16 @@
 // flight per thread, the grid sweeping the buffer front to back; the grid shape and U are swept
 // (a sweep of 105 shapes on the H200 put all of the best within 2% of one another) and the
 // fastest is reported. Timing as the Python benchmarks: median of CUDA-event timings after
-// warm-up, over buffers rotating through more than L2.
+// warm-up and behind a spin kernel, over buffers rotating through more than L2.
 //
-// Usage: bench_read_floor BYTES [BYTES...]   prints one line per size: bytes, us, GB/s, shape.
+// What the floor is made of: every time here, as every CUDA-event time in bench/, includes a fixed
+// cost that no kernel avoids (the launch and the events), so the tool also times an empty kernel
+// the same way. Reads of two sizes then split the floor into that fixed part and the streaming
+// rate: on the H200 the 90 MB read's ~24 us is ~4.4 us fixed (an empty kernel alone: ~3.5 us)
+// plus ~19.7 us streaming at ~4.58 TB/s (bench/NOTES.md, issue 4, seventh pass).
+//
+// Usage: bench_read_floor BYTES [BYTES...]   prints one line per size: bytes, us, GB/s, shape;
+// then "empty kernel: US us".
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -24,6 +31,16 @@ void check(cudaError_t error, const char* what) {
   if (error != cudaSuccess) {
     std::fprintf(stderr, "bench_read_floor: %s: %s\n", what, cudaGetErrorString(error));
     std::exit(1);
+  }
+}
+
+__global__ void empty_kernel() {}
+
+// Keeps the GPU busy while the host queues the timed launches, as bench/common.py's sleep does,
+// so that the events time the kernels and not the host's launch rate.
+__global__ void spin_kernel(long long cycles) {
+  const long long start = clock64();
+  while (clock64() - start < cycles) {
   }
 }
 
@@ -56,6 +73,7 @@ float median_us(Launch launch) {
   std::vector<cudaEvent_t> events(kReps + 1);
   for (auto& event : events) check(cudaEventCreate(&event), "cudaEventCreate");
   for (int i = 0; i < kWarmup; ++i) launch(i);
+  spin_kernel<<<1, 1>>>(20'000'000);  // ~10 ms at the H200's clock
   check(cudaEventRecord(events[0]), "cudaEventRecord");
   for (int i = 0; i < kReps; ++i) {
     launch(i);
@@ -121,5 +139,7 @@ int main(int argc, char** argv) {
                 best_shape.threads, best_shape.loads);
     for (auto d : data) cudaFree(d);
   }
+  const float empty_us = median_us([](int) { empty_kernel<<<1, 32>>>(); });
+  std::printf("empty kernel: %.2f us\n", empty_us);
   return 0;
 }
