@@ -9,9 +9,11 @@
 //
 // The trick: this is a stream of W. At m = 1, K = 4096, N = 11008 fp16, W is 90 MB and x 8 KB,
 // so the kernel must read W once at HBM speed and do everything else under that stream. On the
-// H200 the fastest pure read of those 90 MB measured 23.7-24.4 us (~3.75 TB/s: a 90 MB read pays
-// the DRAM pipeline's fill and drain, which a 1 GiB copy hides), by 16-byte loads and by TMA bulk
-// copies alike; that is the floor. Four things decide how close the kernel gets:
+// H200 the fastest pure read of those 90 MB measured 23.7-24.4 us (~3.75 TB/s), by 16-byte loads
+// and by TMA bulk copies alike; that is the floor. It is ~4.4 us of fixed cost (an empty kernel,
+// event-timed alike, takes 3.5 us; the rest is the DRAM pipeline's fill and drain, which a 1 GiB
+// copy hides) plus ~19.7 us of streaming at ~4.58 TB/s. Four things decide how close the kernel
+// gets:
 //
 //  1. Bytes in flight. By Little's law ~4 TB/s at 1-1.5 us of loaded latency needs 4-6 MB in
 //     flight, 32-50 KB per SM. Each thread issues its 16-byte loads of W (4 to 8) before it uses
@@ -36,8 +38,10 @@
 //
 //  3. Waves. MmaWarp's 16-column tiles are few (688 at N = 11008): the launcher picks the split
 //     that keeps every block resident at once, as a block that starts late doubles the time.
-//     RowWarp's one-row tiles are many, and many short blocks keep the SMs fed as well (a
-//     persistent grid with double-buffered loads measured 5-10% slower: bench/NOTES.md).
+//     RowWarp's one-row tiles are many, and many short blocks keep the SMs fed as well: a
+//     persistent grid with double-buffered loads measured 5-10% slower, one holding x in
+//     registers 1-2% faster (not worth a second kernel), and blocks of 16 or 32 warps 2-20%
+//     slower (bench/NOTES.md, issue 4's fourth and seventh passes).
 //
 //  4. A block's first loads leave at once. RowWarp's blocks are short (at K = 4096 each warp
 //     issues one group of loads and is done) and five waves of them run, so whatever a block
