@@ -444,7 +444,8 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_paged_kv_cache_write(
  * applies the activation. The GEMV fuses all.
  *
  * No per-call overhead: the context holds the cuBLASLt handle and caches its heuristic's answer
- * per shape, layout, dtype and epilogue (llmk_matmul_cache_stats counts the queries). cuBLASLt's
+ * per shape, layout, dtype and epilogue (llmk_matmul_cache_stats counts the queries); or, once
+ * llmk_matmul_tune has timed the candidates for a shape, the fastest. cuBLASLt's
  * workspace is memory the context sets aside per stream, 32 MiB, on the first cuBLASLt matmul on
  * that stream; later calls allocate nothing. A workspace lives as long as the context, keyed by
  * the stream handle. So that a call can be captured into a CUDA graph, run one matmul on the
@@ -486,6 +487,36 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_matmul(llmk_context* ctx, const llmk_ma
 LLMK_API LLMK_NODISCARD llmk_status llmk_matmul_path_for(
     llmk_context* ctx, const llmk_matmul_config* config, const llmk_tensor* a, const llmk_tensor* b,
     const llmk_tensor* c, const llmk_tensor* bias, const llmk_tensor* d, int32_t* path);
+
+/* What llmk_matmul_tune measured. Set struct_size to sizeof(llmk_matmul_tuning) before the call:
+ * the library writes only the fields that fit in struct_size bytes. */
+typedef struct llmk_matmul_tuning {
+  size_t struct_size;
+  int32_t candidates; /* cuBLASLt algorithms timed; 0 where there was nothing to tune */
+  int32_t chosen;     /* the pinned algorithm's rank in the heuristic's order; 0 is its first */
+  float first_us;     /* median time of one GEMM with the heuristic's first algorithm */
+  float chosen_us;    /* the same with the pinned one; first_us when chosen is 0 */
+} llmk_matmul_tuning;
+
+/* llmk_matmul, with cuBLASLt's algorithm chosen by timing instead of by its heuristic. Where the
+ * call takes cuBLASLt, it asks the heuristic for up to 8 algorithms, times each on `stream`, and
+ * pins the fastest in the plan cache for this call's shape, layouts, dtype, epilogue and
+ * alignments: every later matmul with the same key runs it, with no further query. The
+ * heuristic's first choice stays unless another is at least 1% faster. Then it computes D as
+ * llmk_matmul does. The candidates write into D, or, when D is C with beta != 0, into scratch
+ * memory the size of D that the call allocates and frees.
+ *
+ * It is a start-up call, not a hot-path one: it synchronizes the stream and allocates, and a
+ * stream being captured is refused with LLMK_ERROR_UNSUPPORTED. Tuning a key again re-times it.
+ * The times are of the GEMM alone (with GELU or SILU, not the activation pass after it). On a CPU
+ * context, and where the call takes the GEMV, there is nothing to tune: it is llmk_matmul, and
+ * reports 0 candidates and 0 times. tuning may be NULL. */
+LLMK_API LLMK_NODISCARD llmk_status llmk_matmul_tune(llmk_context* ctx,
+                                                     const llmk_matmul_config* config,
+                                                     const llmk_tensor* a, const llmk_tensor* b,
+                                                     const llmk_tensor* c, const llmk_tensor* bias,
+                                                     const llmk_tensor* d, void* stream,
+                                                     llmk_matmul_tuning* tuning);
 
 /* What the context's matmul plan cache has done so far (all 0 on a CPU context): distinct plans
  * cached, cuBLASLt heuristic queries made (one per plan), and workspaces set aside (one per

@@ -25,8 +25,14 @@ class Cublaslt {
   Cublaslt& operator=(const Cublaslt&) = delete;
 
   // D = a(alpha A B + beta C + bias) for a ReLU, GELU_TANH or identity a (the epilogues cuBLASLt
-  // has), on `stream` of the current device.
-  void matmul(const char* op, const MatmulParams& p, cudaStream_t stream);
+  // has), on `stream` of the current device. With `tuning`, first times the heuristic's
+  // candidates and pins the fastest for this problem (llmk_matmul_tune).
+  void matmul(const char* op, const MatmulParams& p, cudaStream_t stream,
+              MatmulTuning* tuning = nullptr);
+
+  // How many algorithms a tuning asks the heuristic for. Eight covered the best one at every
+  // Llama shape measured on the H200 (bench/NOTES.md, issue 4, eighth pass).
+  static constexpr int kTuningCandidates = 8;
 
   struct Stats {
     int64_t plans, heuristic_queries, workspaces;
@@ -41,11 +47,27 @@ class Cublaslt {
     size_t operator()(const PlanKey& key) const;
   };
 
-  // The cached algorithm for `key`, asking the heuristic on a miss; and the stream's workspace,
-  // set aside on its first use. One lock for both.
-  void lookup(const char* op, const PlanKey& key, cublasLtMatmulDesc_t desc,
-              cublasLtMatrixLayout_t layouts[4], const int64_t alignments[4], cudaStream_t stream,
+  // One problem as cuBLASLt takes it: descriptors, operands and the key of its plan.
+  struct Problem;
+
+  // The stream's workspace, set aside on its first use; the caller holds mutex_.
+  void* workspace_locked(const char* op, cudaStream_t stream);
+
+  // Up to `count` algorithms from the heuristic, best first; fails with LLMK_ERROR_UNSUPPORTED
+  // when it has none. The caller holds mutex_.
+  int query_heuristic_locked(const char* op, const Problem& problem, int count,
+                             cublasLtMatmulHeuristicResult_t* results);
+
+  // The cached algorithm for the problem, asking the heuristic on a miss; and the stream's
+  // workspace. One lock for both.
+  void lookup(const char* op, const Problem& problem, cudaStream_t stream,
               cublasLtMatmulAlgo_t* algo, void** workspace);
+
+  // Times the heuristic's candidates on `stream` and pins the fastest in plans_.
+  void tune(const char* op, const Problem& problem, cudaStream_t stream, MatmulTuning* tuning);
+
+  cublasStatus_t run(const Problem& problem, const cublasLtMatmulAlgo_t& algo, void* d,
+                     void* workspace, cudaStream_t stream);
 
   int device_;
   cublasLtHandle_t handle_ = nullptr;

@@ -2,7 +2,10 @@
 // and the choice of engine.
 #include "matmul.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <optional>
 
 #include "core/config.hpp"
@@ -234,7 +237,7 @@ llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_
 }
 
 void run_matmul(const char* op, const llmk_context& ctx, const MatmulParams& p,
-                llmk_matmul_path asked, void* stream) {
+                llmk_matmul_path asked, void* stream, MatmulTuning* tuning) {
   if (is_empty(p)) return;
   if (!is_cuda(ctx)) return matmul_cpu(p);
   if (choose_matmul_path(op, p, asked) == LLMK_MATMUL_PATH_GEMV) return matmul_gemv(p, ctx, stream);
@@ -243,13 +246,13 @@ void run_matmul(const char* op, const llmk_context& ctx, const MatmulParams& p,
                                        p.activation == LLMK_ACTIVATION_RELU ||
                                        p.activation == LLMK_ACTIVATION_GELU_TANH;
   if (epilogue_has_activation) {
-    return ctx.cublaslt->matmul(op, p, static_cast<cudaStream_t>(stream));
+    return ctx.cublaslt->matmul(op, p, static_cast<cudaStream_t>(stream), tuning);
   }
   // cuBLASLt has no exact GELU or SiLU epilogue: the GEMM with its bias, then the activation in
   // place over D, one pass.
   MatmulParams gemm = p;
   gemm.activation = LLMK_ACTIVATION_IDENTITY;
-  ctx.cublaslt->matmul(op, gemm, static_cast<cudaStream_t>(stream));
+  ctx.cublaslt->matmul(op, gemm, static_cast<cudaStream_t>(stream), tuning);
   ActivationParams act{};
   act.form = ActivationForm::plain;
   act.activation = p.activation;
@@ -291,6 +294,39 @@ LLMK_API llmk_status llmk_matmul(llmk_context* ctx_handle, const llmk_matmul_con
     const MatmulParams p = check_matmul(ctx, config, {"a", a}, {"b", b}, {"c", c}, {"bias", bias},
                                         {"d", d}, stream, &path);
     run_matmul(kOp, ctx, p, path, stream);
+  });
+}
+
+LLMK_API llmk_status llmk_matmul_tune(llmk_context* ctx_handle, const llmk_matmul_config* config,
+                                      const llmk_tensor* a, const llmk_tensor* b,
+                                      const llmk_tensor* c, const llmk_tensor* bias,
+                                      const llmk_tensor* d, void* stream,
+                                      llmk_matmul_tuning* tuning) {
+  return api_call([&] {
+    constexpr const char* op = "matmul_tune";
+    const llmk_context& ctx = require_context(op, ctx_handle);
+    // The smallest struct_size any header had: up to candidates.
+    constexpr size_t kFirstSize = offsetof(llmk_matmul_tuning, candidates) + sizeof(int32_t);
+    if (tuning != nullptr && tuning->struct_size < kFirstSize) {
+      fail(LLMK_ERROR_INVALID_VALUE,
+           "%s: tuning->struct_size is %zu; set it to sizeof(llmk_matmul_tuning)", op,
+           tuning->struct_size);
+    }
+    std::optional<DeviceGuard> device;
+    if (is_cuda(ctx)) device.emplace(ctx.device);
+    llmk_matmul_path path;
+    const MatmulParams p = check_matmul(ctx, config, {"a", a}, {"b", b}, {"c", c}, {"bias", bias},
+                                        {"d", d}, stream, &path);
+    MatmulTuning measured;
+    run_matmul(op, ctx, p, path, stream, &measured);
+    if (tuning == nullptr) return;
+    llmk_matmul_tuning full{};
+    full.struct_size = tuning->struct_size;
+    full.candidates = measured.candidates;
+    full.chosen = measured.chosen;
+    full.first_us = measured.first_us;
+    full.chosen_us = measured.chosen_us;
+    std::memcpy(tuning, &full, std::min(tuning->struct_size, sizeof full));
   });
 }
 

@@ -27,6 +27,12 @@ struct MatmulParams {
   bool allow_tf32;
 };
 
+// What llmk_matmul_tune measured (see llmk_matmul_tuning): all 0 where nothing was tuned.
+struct MatmulTuning {
+  int32_t candidates = 0, chosen = 0;
+  float first_us = 0.0f, chosen_us = 0.0f;
+};
+
 // Fails with LLMK_ERROR_INVALID_VALUE, naming `name`, unless `path` is an llmk_matmul_path.
 void check_path(const char* op, const char* name, int32_t path);
 
@@ -41,9 +47,10 @@ llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_
 
 // Runs a checked call on ctx's backend (the caller has made a CUDA context's device current):
 // the CPU reference, or the engine choose_matmul_path picks, with the activation pass cuBLASLt
-// needs for GELU and SILU. An empty product is a no-op.
+// needs for GELU and SILU. An empty product is a no-op. With `tuning`, a cuBLASLt call first
+// times its candidate algorithms and pins the fastest (llmk_matmul_tune).
 void run_matmul(const char* op, const llmk_context& ctx, const MatmulParams& p,
-                llmk_matmul_path asked, void* stream);
+                llmk_matmul_path asked, void* stream, MatmulTuning* tuning = nullptr);
 
 // The reference: f64 sums, each element of D rounded once.
 void matmul_cpu(const MatmulParams& p);

@@ -748,6 +748,127 @@ extern "C" {
         path: *mut i32,
     ) -> llmk_status;
 }
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct llmk_matmul_tuning {
+    pub struct_size: usize,
+    pub candidates: i32,
+    pub chosen: i32,
+    pub first_us: f32,
+    pub chosen_us: f32,
+}
+#[test]
+fn bindgen_test_layout_llmk_matmul_tuning() {
+    assert_eq!(
+        ::std::mem::size_of::<llmk_matmul_tuning>(),
+        24usize,
+        concat!("Size of: ", stringify!(llmk_matmul_tuning))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<llmk_matmul_tuning>(),
+        8usize,
+        concat!("Alignment of ", stringify!(llmk_matmul_tuning))
+    );
+    fn test_field_struct_size() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_matmul_tuning>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_matmul_tuning),
+                "::",
+                stringify!(struct_size)
+            )
+        );
+    }
+    test_field_struct_size();
+    fn test_field_candidates() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_matmul_tuning>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).candidates) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_matmul_tuning),
+                "::",
+                stringify!(candidates)
+            )
+        );
+    }
+    test_field_candidates();
+    fn test_field_chosen() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_matmul_tuning>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).chosen) as usize - ptr as usize
+            },
+            12usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_matmul_tuning),
+                "::",
+                stringify!(chosen)
+            )
+        );
+    }
+    test_field_chosen();
+    fn test_field_first_us() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_matmul_tuning>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).first_us) as usize - ptr as usize
+            },
+            16usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_matmul_tuning),
+                "::",
+                stringify!(first_us)
+            )
+        );
+    }
+    test_field_first_us();
+    fn test_field_chosen_us() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_matmul_tuning>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).chosen_us) as usize - ptr as usize
+            },
+            20usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_matmul_tuning),
+                "::",
+                stringify!(chosen_us)
+            )
+        );
+    }
+    test_field_chosen_us();
+}
+extern "C" {
+    #[must_use]
+    pub fn llmk_matmul_tune(
+        ctx: *mut llmk_context,
+        config: *const llmk_matmul_config,
+        a: *const llmk_tensor,
+        b: *const llmk_tensor,
+        c: *const llmk_tensor,
+        bias: *const llmk_tensor,
+        d: *const llmk_tensor,
+        stream: *mut ::std::os::raw::c_void,
+        tuning: *mut llmk_matmul_tuning,
+    ) -> llmk_status;
+}
 extern "C" {
     #[must_use]
     pub fn llmk_matmul_cache_stats(
