@@ -71,6 +71,10 @@ _Static_assert(offsetof(llmk_matmul_config, path) ==
                         _Alignof(llmk_matmul_config) - 1) /
                            _Alignof(llmk_matmul_config) * _Alignof(llmk_matmul_config),
                "llmk_matmul_config changed: update MatmulConfig in matmul.go");
+// llmk_matmul_tuning is an output: MatmulTuning in matmul.go reads every one of its fields.
+_Static_assert(sizeof(llmk_matmul_tuning) ==
+                   sizeof(size_t) + 2 * sizeof(int32_t) + 2 * sizeof(float),
+               "llmk_matmul_tuning changed: update MatmulTuning in matmul.go");
 _Static_assert(sizeof(llmk_mlp_config) == sizeof(size_t) + 2 * sizeof(int32_t),
                "llmk_mlp_config changed: update MLPConfig in mlp.go");
 // llmk_attention_config has 4 bytes of padding after dropout_offset, before the 8-byte

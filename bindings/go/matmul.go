@@ -37,6 +37,22 @@ static llmkgo_result llmkgo_matmul_path_for(void* ctx, llmk_matmul_config config
                                                has_bias ? &bias : NULL, &d, path));
 }
 
+static llmkgo_result llmkgo_matmul_tune(void* ctx, llmk_matmul_config config, void* a_data,
+                                        llmkgo_view a_view, void* b_data, llmkgo_view b_view,
+                                        int has_c, void* c_data, llmkgo_view c_view, int has_bias,
+                                        void* bias_data, llmkgo_view bias_view, void* d_data,
+                                        llmkgo_view d_view, void* stream,
+                                        llmk_matmul_tuning* tuning) {
+  const llmk_tensor a = llmkgo_tensor(a_data, a_view);
+  const llmk_tensor b = llmkgo_tensor(b_data, b_view);
+  const llmk_tensor c = llmkgo_tensor(c_data, c_view);
+  const llmk_tensor bias = llmkgo_tensor(bias_data, bias_view);
+  const llmk_tensor d = llmkgo_tensor(d_data, d_view);
+  tuning->struct_size = sizeof *tuning;
+  return llmkgo_result_of(llmk_matmul_tune(ctx, &config, &a, &b, has_c ? &c : NULL,
+                                           has_bias ? &bias : NULL, &d, stream, tuning));
+}
+
 static llmkgo_result llmkgo_matmul_cache_stats(void* ctx, int64_t* plans,
                                                int64_t* heuristic_queries, int64_t* workspaces) {
   return llmkgo_result_of(llmk_matmul_cache_stats(ctx, plans, heuristic_queries, workspaces));
@@ -181,6 +197,45 @@ func MatmulPathFor(ctx *Context, config MatmulConfig, a, b Tensor, c, bias *Tens
 		return 0, err
 	}
 	return MatmulPath(path), nil
+}
+
+// MatmulTuning is what MatmulTune measured, the fields of llmk_matmul_tuning: all 0 where there
+// was nothing to tune (a CPU context, or a call that takes the GEMV).
+type MatmulTuning struct {
+	Candidates int32 // cuBLASLt algorithms timed; 0 where there was nothing to tune
+	// Chosen is the pinned algorithm's rank in the heuristic's order (below 8); 0 is its first.
+	Chosen   int32
+	FirstUs  float32 // median time of one GEMM with the heuristic's first algorithm, in microseconds
+	ChosenUs float32 // the same with the pinned one; FirstUs when Chosen is 0
+}
+
+// MatmulTune is Matmul, with cuBLASLt's algorithm chosen by timing instead of by its heuristic.
+// It takes the arguments of Matmul, checks them as Matmul does and computes the same D.
+//
+// Where the call takes cuBLASLt, it asks the heuristic for up to 8 algorithms, times each on
+// stream, and pins the fastest in the context's plan cache for this call's shape, layouts, dtype,
+// epilogue and alignments: every later Matmul with the same key runs it, with no further
+// heuristic query (Context.MatmulCacheStats). The heuristic's first choice stays unless another is
+// at least 1% faster. Then it computes D as Matmul does. The candidates write into D, or, when D
+// is C with Beta != 0, into scratch memory the size of D that the call allocates and frees; D
+// ends as one Matmul would leave it.
+//
+// It is a start-up call, not a hot-path one: it synchronizes the stream and allocates, and a
+// stream being captured into a CUDA graph fails with StatusUnsupported. Tuning a key again
+// re-times it. The times are of the GEMM alone (with ActivationGELU or ActivationSiLU, not the
+// activation pass after it). On a CPU context, and where the call takes the GEMV, there is nothing
+// to tune: it is Matmul, and the MatmulTuning is all 0.
+func MatmulTune(ctx *Context, config MatmulConfig, a, b Tensor, c, bias *Tensor, d Tensor, stream Stream) (MatmulTuning, error) {
+	hasC, cData, cView := optional(c)
+	hasBias, biasData, biasView := optional(bias)
+	var tuning C.llmk_matmul_tuning
+	r := C.llmkgo_matmul_tune(ctx.ptr(), config.toC(), a.data, a.view(), b.data, b.view(), hasC, cData,
+		cView, hasBias, biasData, biasView, d.data, d.view(), unsafe.Pointer(stream), &tuning)
+	if err := resultError(&r); err != nil {
+		return MatmulTuning{}, err
+	}
+	return MatmulTuning{Candidates: int32(tuning.candidates), Chosen: int32(tuning.chosen),
+		FirstUs: float32(tuning.first_us), ChosenUs: float32(tuning.chosen_us)}, nil
 }
 
 // MatmulCacheStats is what a context's matmul plan cache has done so far; all 0 on a CPU context.

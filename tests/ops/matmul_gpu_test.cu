@@ -26,6 +26,9 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -225,10 +228,32 @@ std::vector<int32_t> paths_for(const Spec& s, const Operands& o) {
   return paths;
 }
 
+// What llmk_matmul_tune must report for a call that took `path`: timings of cuBLASLt's
+// candidates, or nothing where the GEMV ran.
+void expect_tuning_report(const llmk_matmul_tuning& t, int32_t path) {
+  if (path == LLMK_MATMUL_PATH_GEMV) {
+    EXPECT_EQ(t.candidates, 0);
+    EXPECT_EQ(t.chosen, 0);
+    EXPECT_EQ(t.first_us, 0.0f);
+    EXPECT_EQ(t.chosen_us, 0.0f);
+    return;
+  }
+  EXPECT_GE(t.candidates, 1);
+  EXPECT_LE(t.candidates, 8);
+  EXPECT_GE(t.chosen, 0);
+  EXPECT_LT(t.chosen, 8);
+  EXPECT_GT(t.first_us, 0.0f);
+  EXPECT_GT(t.chosen_us, 0.0f);
+  EXPECT_LE(t.chosen_us, t.first_us);
+  if (t.chosen == 0) EXPECT_EQ(t.chosen_us, t.first_us);
+}
+
 // Runs `s` on the CPU context and on the CUDA context with `path`, and compares D (or C, in
 // place) by the rule above. Also checks that llmk_matmul_path_for answers alike on both contexts.
-void run_case(const Spec& s, int32_t path) {
-  const std::string what = s.describe() + " path " + path_name(path);
+// With `tune`, the CUDA call is llmk_matmul_tune: its candidates must leave no trace in D (in
+// place, none may have accumulated into it).
+void run_case(const Spec& s, int32_t path, bool tune = false) {
+  const std::string what = s.describe() + " path " + path_name(path) + (tune ? " tuned" : "");
   SCOPED_TRACE(what);
   std::mt19937_64 rng(std::hash<std::string>{}(s.describe()));
   const Operands o = make_operands(s, rng);
@@ -261,8 +286,16 @@ void run_case(const Spec& s, int32_t path) {
                                    s.bias ? &gbias : nullptr, &gd, &gpu_path));
   EXPECT_EQ(gpu_path, cpu_path) << "path_for differs between the CPU and the CUDA context";
   if (path != LLMK_MATMUL_PATH_AUTO) EXPECT_EQ(gpu_path, path);
-  ASSERT_LLMK(llmk_matmul(cuda_context(), &config, &ga, &gb, s.c ? &gc : nullptr,
-                          s.bias ? &gbias : nullptr, &gd, nullptr));
+  if (tune) {
+    llmk_matmul_tuning tuning{};
+    tuning.struct_size = sizeof tuning;
+    ASSERT_LLMK(llmk_matmul_tune(cuda_context(), &config, &ga, &gb, s.c ? &gc : nullptr,
+                                 s.bias ? &gbias : nullptr, &gd, nullptr, &tuning));
+    expect_tuning_report(tuning, gpu_path);
+  } else {
+    ASSERT_LLMK(llmk_matmul(cuda_context(), &config, &ga, &gb, s.c ? &gc : nullptr,
+                            s.bias ? &gbias : nullptr, &gd, nullptr));
+  }
   ASSERT_LLMK(llmk_synchronize(cuda_context(), nullptr));
 
   const double atol = matmul_atol(s, o);
@@ -322,7 +355,7 @@ TEST(MatmulSweep, EveryLayoutAndTranspose) {
 
 TEST(MatmulSweep, EpiloguesAndScalars) {
   // Every activation with and without bias, and alpha / beta with C (separate and in place), at
-  // a decode size (the GEMV's) and a prefill size.
+  // a decode size (the GEMV's) and a prefill size; each also through llmk_matmul_tune.
   struct Scalars {
     float alpha, beta;
     bool c, in_place;
@@ -347,6 +380,9 @@ TEST(MatmulSweep, EpiloguesAndScalars) {
             s.in_place = sc.in_place;
             s.c_pad = 2;
             run_all_paths(s);
+            for (int32_t path : {LLMK_MATMUL_PATH_AUTO, LLMK_MATMUL_PATH_CUBLASLT}) {
+              run_case(s, path, /*tune=*/true);
+            }
             if (HasFatalFailure()) return;
           }
         }
@@ -538,6 +574,14 @@ struct Problem {
     return llmk_matmul(cuda_context(), &config, &av, &bv, c ? &cv : nullptr,
                        bias ? &biasv : nullptr, &dv, stream);
   }
+  llmk_status tune(const DeviceCopy& d, cudaStream_t stream, llmk_matmul_tuning* tuning) const {
+    const llmk_tensor av = view_at(host.a, a->ptr), bv = view_at(host.b, b->ptr);
+    const llmk_tensor biasv = bias ? view_at(host.bias, bias->ptr) : llmk_tensor{};
+    const llmk_tensor cv = c ? view_at(host.c, c->ptr) : llmk_tensor{};
+    const llmk_tensor dv = view_at(host.d, d.ptr);
+    return llmk_matmul_tune(cuda_context(), &config, &av, &bv, c ? &cv : nullptr,
+                            bias ? &biasv : nullptr, &dv, stream, tuning);
+  }
   std::vector<uint8_t> run_and_read(cudaStream_t stream) const {
     DeviceCopy d(host.d);
     EXPECT_EQ(run(d, stream), LLMK_SUCCESS) << llmk_last_error_message();
@@ -694,6 +738,81 @@ TEST(MatmulCache, GemvNeedsNoWorkspaceToBeCaptured) {
   EXPECT_EQ(stats(), before);
   ASSERT_CUDA(cudaGraphExecDestroy(exec));
   ASSERT_CUDA(cudaGraphDestroy(graph));
+  ASSERT_CUDA(cudaStreamDestroy(stream));
+}
+
+TEST(MatmulTune, PinsTheFastestForLaterCalls) {
+  // A new shape: the tuning asks the heuristic once (for its candidates) and makes the plan;
+  // later matmuls of the shape ask nothing and run the pinned algorithm, so they give the tuned
+  // call's bits. Tuning again re-times the same plan: one more query, no new plan.
+  const Problem p(prefill_spec(LLMK_ACTIVATION_GELU_TANH, 2048 - 7));
+  const Stats before = stats();
+  DeviceCopy tuned(p.host.d);
+  llmk_matmul_tuning tuning{};
+  tuning.struct_size = sizeof tuning;
+  ASSERT_LLMK(p.tune(tuned, nullptr, &tuning));
+  expect_tuning_report(tuning, LLMK_MATMUL_PATH_CUBLASLT);
+  const Stats after = stats();
+  EXPECT_EQ(after.plans, before.plans + 1);
+  EXPECT_EQ(after.queries, before.queries + 1);
+  ASSERT_LLMK(llmk_synchronize(cuda_context(), nullptr));
+  const std::vector<uint8_t> tuned_bits = tuned.read(p.host.d.bytes.size());
+  EXPECT_EQ(p.run_and_read(nullptr), tuned_bits);
+  EXPECT_EQ(stats(), after) << "a matmul after the tuning changed the cache";
+
+  DeviceCopy again(p.host.d);
+  ASSERT_LLMK(p.tune(again, nullptr, nullptr));  // the report is optional
+  EXPECT_EQ(stats().plans, after.plans);
+  EXPECT_EQ(stats().queries, after.queries + 1);
+  std::printf("tuned %s: %d candidates, chose rank %d: %.1f us against the first's %.1f\n",
+              p.spec.describe().c_str(), tuning.candidates, tuning.chosen, tuning.chosen_us,
+              tuning.first_us);
+}
+
+TEST(MatmulTune, ReportOfAnOlderHeaderAndBadStructSize) {
+  // A caller whose header's llmk_matmul_tuning ended at `chosen` gets those fields and nothing
+  // past them; a struct_size too small to hold `candidates` is refused before any work.
+  const Problem p(prefill_spec(LLMK_ACTIVATION_RELU, 33));
+  DeviceCopy d(p.host.d);
+  llmk_matmul_tuning older;
+  std::memset(&older, 0x7f, sizeof older);
+  older.struct_size = offsetof(llmk_matmul_tuning, first_us);
+  ASSERT_LLMK(p.tune(d, nullptr, &older));
+  EXPECT_GE(older.candidates, 1);
+  float untouched;
+  std::memset(&untouched, 0x7f, sizeof untouched);
+  EXPECT_EQ(std::memcmp(&older.first_us, &untouched, sizeof untouched), 0)
+      << "first_us written past struct_size";
+
+  llmk_matmul_tuning small{};
+  small.struct_size = sizeof(size_t);
+  EXPECT_EQ(p.tune(d, nullptr, &small), LLMK_ERROR_INVALID_VALUE);
+  EXPECT_NE(std::string(llmk_last_error_message()).find("tuning->struct_size"), std::string::npos)
+      << llmk_last_error_message();
+}
+
+TEST(MatmulTune, RefusedWhileCapturing) {
+  // Tuning synchronizes and times: it cannot be part of a graph. It is refused before touching
+  // the stream, so the capture stays valid and empty, and D keeps its bits.
+  const Problem p(prefill_spec(LLMK_ACTIVATION_IDENTITY, 36));
+  cudaStream_t stream;
+  ASSERT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  p.run_and_read(stream);  // the stream's workspace
+  DeviceCopy d(p.host.d);
+  cudaGraph_t graph;
+  ASSERT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  const llmk_status status = p.tune(d, stream, nullptr);
+  const std::string message = llmk_last_error_message();
+  ASSERT_CUDA(cudaStreamEndCapture(stream, &graph));
+  EXPECT_EQ(status, LLMK_ERROR_UNSUPPORTED) << message;
+  EXPECT_NE(message.find("matmul_tune: "), std::string::npos) << message;
+  EXPECT_NE(message.find("captured"), std::string::npos) << message;
+  size_t nodes = 99;
+  ASSERT_CUDA(cudaGraphGetNodes(graph, nullptr, &nodes));
+  EXPECT_EQ(nodes, 0u);
+  ASSERT_CUDA(cudaGraphDestroy(graph));
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  EXPECT_EQ(d.read(p.host.d.bytes.size()), p.host.d.bytes) << "d written by a refused call";
   ASSERT_CUDA(cudaStreamDestroy(stream));
 }
 

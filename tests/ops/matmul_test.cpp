@@ -55,7 +55,7 @@ class MatmulBadInput : public testing::Test {
   }
 
   // The call fails with `status`, says "matmul: ...<text>..." and leaves D's buffer untouched;
-  // llmk_matmul_path_for, which makes the same checks, fails the same way.
+  // llmk_matmul_path_for and llmk_matmul_tune, which make the same checks, fail the same way.
   void expect_rejected(llmk_status status, const char* text) {
     const llmk_status got = matmul();
     EXPECT_EQ(got, status) << llmk_status_string(got) << ": " << llmk_last_error_message();
@@ -73,6 +73,14 @@ class MatmulBadInput : public testing::Test {
         status)
         << llmk_last_error_message();
     EXPECT_EQ(path, -7) << "path_for wrote its answer for a rejected call";
+    llmk_matmul_tuning tuning{};
+    tuning.struct_size = sizeof tuning;
+    tuning.candidates = -7;
+    EXPECT_EQ(llmk_matmul_tune(ctx_, config_ptr_, a_ptr_, b_ptr_, c_ptr_, bias_ptr_, d_ptr_,
+                               nullptr, &tuning),
+              status)
+        << llmk_last_error_message();
+    EXPECT_EQ(tuning.candidates, -7) << "matmul_tune reported on a rejected call";
   }
 
   llmk_context* ctx_ = nullptr;
@@ -779,6 +787,56 @@ TEST_F(MatmulPath, CacheStatsAreZeroOnTheCpu) {
   EXPECT_EQ(llmk_matmul_cache_stats(nullptr, &plans, &queries, &workspaces),
             LLMK_ERROR_NULL_POINTER);
   EXPECT_NE(std::string(llmk_last_error_message()).find("ctx"), std::string::npos);
+}
+
+// --- llmk_matmul_tune
+// -----------------------------------------------------------------------------
+
+TEST_F(MatmulBadInput, TuneOnTheCpuIsMatmul) {
+  // Nothing to tune on the CPU: the same bits as llmk_matmul, and a report of nothing timed.
+  std::vector<uint8_t> reference = d_data_;
+  const llmk_tensor reference_d = make_view(reference.data(), LLMK_DTYPE_F32, {kM, kN});
+  ASSERT_EQ(llmk_matmul(ctx_, &config_, &a_, &b_, &c_, &bias_, &reference_d, nullptr), LLMK_SUCCESS)
+      << llmk_last_error_message();
+  llmk_matmul_tuning tuning;
+  std::memset(&tuning, 0x7f, sizeof tuning);
+  tuning.struct_size = sizeof tuning;
+  ASSERT_EQ(llmk_matmul_tune(ctx_, &config_, &a_, &b_, &c_, &bias_, &d_, nullptr, &tuning),
+            LLMK_SUCCESS)
+      << llmk_last_error_message();
+  EXPECT_EQ(d_data_, reference);
+  EXPECT_EQ(tuning.candidates, 0);
+  EXPECT_EQ(tuning.chosen, 0);
+  EXPECT_EQ(tuning.first_us, 0.0f);
+  EXPECT_EQ(tuning.chosen_us, 0.0f);
+  // The report is optional.
+  d_data_ = nan_buffer(LLMK_DTYPE_F32, d_data_.size() / 4);
+  d_ = make_view(d_data_.data(), LLMK_DTYPE_F32, {kM, kN});
+  ASSERT_EQ(llmk_matmul_tune(ctx_, &config_, &a_, &b_, &c_, &bias_, &d_, nullptr, nullptr),
+            LLMK_SUCCESS)
+      << llmk_last_error_message();
+  EXPECT_EQ(d_data_, reference);
+}
+
+TEST_F(MatmulBadInput, TuneRefusesAReportTooSmall) {
+  // struct_size must at least reach `candidates`: 0 is a caller who forgot to set it.
+  llmk_matmul_tuning tuning{};
+  for (size_t size : {size_t{0}, sizeof(size_t)}) {
+    tuning.struct_size = size;
+    EXPECT_EQ(llmk_matmul_tune(ctx_, &config_, &a_, &b_, &c_, &bias_, &d_, nullptr, &tuning),
+              LLMK_ERROR_INVALID_VALUE);
+    const std::string message = llmk_last_error_message();
+    EXPECT_NE(message.find("matmul_tune: tuning->struct_size is " + std::to_string(size)),
+              std::string::npos)
+        << message;
+  }
+  for (size_t i = 0; i < d_data_.size() / 4; ++i) {
+    float v;
+    std::memcpy(&v, d_data_.data() + 4 * i, 4);
+    ASSERT_TRUE(std::isnan(v)) << "d[" << i << "] written by a rejected call";
+  }
+  EXPECT_EQ(llmk_matmul_tune(nullptr, &config_, &a_, &b_, &c_, &bias_, &d_, nullptr, nullptr),
+            LLMK_ERROR_NULL_POINTER);
 }
 
 }  // namespace matmul_test
