@@ -12,7 +12,9 @@ between sets far larger than L2). Three parts, Llama-2-7B shapes (d_model 4096, 
           F.gelu(F.linear(x, W, b)) with the same GELU. "vs plain" is the time over llmk's plain
           GEMM of the shape, "vs F.linear" over torch's bare GEMM: 1.00 means the epilogue is
           free. Dense peak is not measured: TFLOP/s (2 M N K per product), and an 8192^3 GEMM
-          beside torch for reference.
+          beside torch for reference. Then each again after llmk.matmul_tune: "tuned us", the
+          rank of the algorithm it pinned in the heuristic's order (0: the heuristic's own
+          choice), and the tuned time over the tuned plain GEMM's and over F.linear's.
   decode  M = 1 .. 64 rows through the up projection (K 4096, N 11008) and one row through the
           down projection (K 11008, N 4096): the path AUTO takes (matmul_path_for), llmk's AUTO,
           forced GEMV (M <= 16) and forced cuBLASLt times, and torch's F.linear. GB/s counts the
@@ -165,6 +167,7 @@ def fusion_case(bench, m, k, n, dtype, variants):
                                  TORCH_FUSED[name], torch_sets) for name in peer_names}
     bare_us = torch_us[bare]
     plain_us = None
+    rows = []
     for variant in variants:
         activation, has_bias, peer = FUSED[variant]
         config = llmk.MatmulConfig(activation=activation, path=Path.CUBLASLT)
@@ -178,7 +181,7 @@ def fusion_case(bench, m, k, n, dtype, variants):
         us = bench.time(what, run, views)
         if variant == "plain":
             plain_us = us
-        bench.rows.append({
+        rows.append({
             "part": "fusion", "op": f"matmul {variant}", "shape": label,
             "dtype": DTYPE_NAMES[dtype], "llmk_us": us, "tflops": tflops(flops, us),
             "vs_llmk_plain": ratio(us, plain_us), "vs_torch_bare": ratio(us, bare_us),
@@ -186,6 +189,22 @@ def fusion_case(bench, m, k, n, dtype, variants):
             "peers": {name: {"us": t, "tflops": tflops(flops, t)} for name, t in torch_us.items()
                       if name in (peer, bare)},
         })
+    # Then each variant again once llmk.matmul_tune has pinned the fastest of the heuristic's
+    # candidates (after every untuned timing: tuning changes the plan the shape runs).
+    tuned_plain_us = None
+    for variant, row in zip(variants, rows):
+        activation, has_bias, _ = FUSED[variant]
+        config = llmk.MatmulConfig(activation=activation, path=Path.CUBLASLT)
+        what = f"fusion {label} {DTYPE_NAMES[dtype]} llmk {variant} tuned"
+        x, wt, b, y = views[0]
+        tuning = bench.attempt(what + " (tuning)", llmk.matmul_tune, bench.ctx, config, x, wt,
+                               None, b if has_bias else None, y, stream())
+        us = bench.time(what, llmk_linear(bench, config, has_bias), views)
+        if variant == "plain":
+            tuned_plain_us = us
+        row.update({"tuned_us": us, "tuning": None if tuning is None else tuning._asdict(),
+                    "vs_tuned_plain": ratio(us, tuned_plain_us)})
+    bench.rows += rows
     del sets, views, torch_sets
     torch.cuda.empty_cache()
 
@@ -423,10 +442,14 @@ def fusion_table(rows):
                       cell(r["tflops"], ".0f"), cell(r["vs_llmk_plain"], ".2f"),
                       cell(r["vs_torch_bare"], ".2f"), r["peer"], cell(peer_us, ".1f"),
                       cell(ratio(peer_us, r["llmk_us"]), ".2f"), cell(bare, ".1f"),
-                      cell(r["error_vs_torch"], ".1e")])
+                      cell(r["error_vs_torch"], ".1e"), cell(r.get("tuned_us"), ".1f"),
+                      "" if r.get("tuning") is None else str(r["tuning"]["chosen"]),
+                      cell(r.get("vs_tuned_plain"), ".3f"),
+                      cell(ratio(r.get("tuned_us"), r["peers"].get(bare, {}).get("us")), ".3f")])
     return table("Fusion: prefill GEMMs with an epilogue (M x K x N)",
                  ["op", "M x K x N", "dtype", "llmk us", "TFLOP/s", "vs plain", "vs F.linear",
-                  "torch peer", "peer us", "speedup", "F.linear us", "err vs torch"], lines)
+                  "torch peer", "peer us", "speedup", "F.linear us", "err vs torch", "tuned us",
+                  "rank", "tuned vs tuned plain", "tuned vs F.linear"], lines)
 
 
 def decode_table(rows):
