@@ -599,6 +599,43 @@ func TestMatmulRejects(t *testing.T) {
 		{"path_for path", pathFor(badPath, a, b, &c, &bias, d), llmk.StatusInvalidValue,
 			[]string{"config->path is 7"}},
 	}, aData, bData, cData, biasData, dData)
+
+	// MatmulTune checks its arguments as Matmul does: the same status and message, word for word
+	// (an error that is no *llmk.Error here says how they differ), and no tuning reported.
+	tune := func(config llmk.MatmulConfig, a, b llmk.Tensor, c, bias *llmk.Tensor, d llmk.Tensor) func() error {
+		return func() error {
+			tuning, err := llmk.MatmulTune(ctx, config, a, b, c, bias, d, nil)
+			if tuning != (llmk.MatmulTuning{}) {
+				return fmt.Errorf("a refused MatmulTune reported %+v", tuning)
+			}
+			var got, want *llmk.Error
+			matmulErr := llmk.Matmul(ctx, config, a, b, c, bias, d, nil)
+			if !errors.As(err, &got) || !errors.As(matmulErr, &want) || *got != *want {
+				return fmt.Errorf("MatmulTune: %v; Matmul: %v", err, matmulErr)
+			}
+			return err
+		}
+	}
+	checkRejected(t, []rejectedCall{
+		{"tune nil context", func() error {
+			_, err := llmk.MatmulTune(nil, config, a, b, &c, &bias, d, nil)
+			return err
+		}, llmk.StatusNullPointer, []string{"matmul_tune: ctx is NULL"}},
+		{"tune nil data", tune(config, nullTensor(t, llmk.F32, m, k), b, &c, &bias, d), llmk.StatusNullPointer,
+			[]string{"matmul: a.data is NULL"}},
+		{"tune dtype mismatch", tune(config, a, f16Tensor(t, k, n), &c, &bias, d), llmk.StatusDTypeMismatch,
+			[]string{"matmul: b is f16 but a is f32"}},
+		{"tune K mismatch", tune(config, a, tensorF32(t, bData[:2*n], 2, n), &c, &bias, d), llmk.StatusShapeMismatch,
+			[]string{"matmul: b has 2 rows, but a's K (columns) has 3"}},
+		{"tune beta without c", tune(config, a, b, nil, &bias, d), llmk.StatusNullPointer,
+			[]string{"matmul: c is NULL but config->beta is 0.5"}},
+		{"tune d overlaps a", tune(noBeta, aShared, tensorF32(t, bData[:4], 2, 2), nil, nil, dShared), llmk.StatusOverlap,
+			[]string{"matmul: d overlaps a"}},
+		{"tune K is 0", tune(noBeta, kZero, tensorF32(t, bData[:0], 0, n), nil, nil, d), llmk.StatusUnsupported,
+			[]string{"matmul: a has no columns (K is 0)"}},
+		{"tune path", tune(badPath, a, b, &c, &bias, d), llmk.StatusInvalidValue,
+			[]string{"matmul: config->path is 7, which is not an llmk_matmul_path"}},
+	}, aData, bData, cData, biasData, dData, shared)
 }
 
 // alignedBytes is n bytes of Go memory starting on 16 bytes, and the same shifted by one byte.

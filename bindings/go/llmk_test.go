@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand"
 	"regexp"
 	"runtime"
 	"strings"
@@ -429,6 +430,294 @@ func TestMatmulPathFor(t *testing.T) {
 	var closed *llmk.Context
 	_, err = closed.MatmulCacheStats()
 	wantStatus(t, err, llmk.StatusNullPointer)
+}
+
+// tuneProblem is an f16 nn.Linear GEMM with a bias and a residual, as bit patterns: A [m, k]
+// row-major, the weight W [n, k] row-major (B is its [k, n] view with strides [1, k]), bias [n]
+// and C [m, n] row-major. At K = 512, B's scale keeps A B near unit variance, so that GELU sees
+// its curved part and its tails.
+type tuneProblem struct {
+	m, k, n       int64
+	a, w, bias, c []uint16
+}
+
+func newTuneProblem(m, k, n int64) tuneProblem {
+	rng := rand.New(rand.NewSource(m*k*n + 1))
+	return tuneProblem{m: m, k: k, n: n, a: f16Random(rng, m*k, -3, 0), w: f16Random(rng, n*k, -7, -4),
+		bias: f16Random(rng, n, -3, -1), c: f16Random(rng, m*n, -2, 0)}
+}
+
+// f16Random is n f16 bit patterns of random sign, exponent in [lo, hi] and mantissa: magnitudes
+// from 2^lo up to 2^(hi+1), every one exact in f16.
+func f16Random(rng *rand.Rand, n int64, lo, hi int) []uint16 {
+	s := make([]uint16, n)
+	for i := range s {
+		sign := uint16(rng.Intn(2)) << 15
+		exponent := uint16(lo+rng.Intn(hi-lo+1)+15) << 10
+		s[i] = sign | exponent | uint16(rng.Intn(1024))
+	}
+	return s
+}
+
+// views are the tensors A, B and bias over the problem's data, where view puts it (Go memory, or
+// a copy in device memory).
+func (p tuneProblem) views(view func(data []uint16, shape, strides []int64) llmk.Tensor) (a, b, bias llmk.Tensor) {
+	return view(p.a, []int64{p.m, p.k}, nil), view(p.w, []int64{p.k, p.n}, []int64{1, p.k}),
+		view(p.bias, []int64{p.n}, nil)
+}
+
+func f16View(t *testing.T, data []uint16, shape, strides []int64) llmk.Tensor {
+	t.Helper()
+	x, err := llmk.TensorFromUint16(data, llmk.F16, shape, strides)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// f16NaN is an f16 quiet NaN: D starts as it, so that an element left unwritten shows.
+const f16NaN = 0x7E00
+
+// sameBits reports the first element where got and want differ in bits.
+func sameBits(t *testing.T, what string, got, want []uint16) {
+	t.Helper()
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("%s: element %d is %#04x (%g), Matmul wrote %#04x (%g)", what, i, got[i],
+				f16ToFloat64(got[i]), want[i], f16ToFloat64(want[i]))
+		}
+	}
+}
+
+// On a CPU context there is nothing to tune: MatmulTune is Matmul, bit for bit (in place too), it
+// reports all 0, and the context caches nothing.
+func TestMatmulTuneOnCPU(t *testing.T) {
+	ctx := newCPUContext(t)
+	p := newTuneProblem(13, 40, 24)
+	a, b, bias := p.views(func(data []uint16, shape, strides []int64) llmk.Tensor {
+		return f16View(t, data, shape, strides)
+	})
+	mn := []int64{p.m, p.n}
+	config := llmk.DefaultMatmulConfig()
+	config.Activation = llmk.ActivationGELUTanh
+
+	want, got := filled(int(p.m*p.n), uint16(f16NaN)), filled(int(p.m*p.n), uint16(f16NaN))
+	if err := llmk.Matmul(ctx, config, a, b, nil, &bias, f16View(t, want, mn, nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	tuning, err := llmk.MatmulTune(ctx, config, a, b, nil, &bias, f16View(t, got, mn, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tuning != (llmk.MatmulTuning{}) {
+		t.Errorf("MatmulTune on the CPU reported %+v, want all 0", tuning)
+	}
+	sameBits(t, "MatmulTune", got, want)
+
+	// In place, D = gelu_tanh(alpha A B + beta D + bias): C is added once.
+	config.Alpha, config.Beta = -0.75, 1.25
+	want, got = append([]uint16(nil), p.c...), append([]uint16(nil), p.c...)
+	wantD, gotD := f16View(t, want, mn, nil), f16View(t, got, mn, nil)
+	if err := llmk.Matmul(ctx, config, a, b, &wantD, &bias, wantD, nil); err != nil {
+		t.Fatal(err)
+	}
+	tuning, err = llmk.MatmulTune(ctx, config, a, b, &gotD, &bias, gotD, nil)
+	if err != nil || tuning != (llmk.MatmulTuning{}) {
+		t.Fatalf("MatmulTune in place on the CPU: %+v, %v; want all 0", tuning, err)
+	}
+	sameBits(t, "MatmulTune in place", got, want)
+
+	stats, err := ctx.MatmulCacheStats()
+	if err != nil || stats != (llmk.MatmulCacheStats{}) {
+		t.Errorf("MatmulCacheStats() on the CPU after MatmulTune = %+v, %v; want zeros", stats, err)
+	}
+}
+
+// On a CUDA device MatmulTune times cuBLASLt's candidates for an f16 nn.Linear GEMM with a bias and
+// GELU_TANH, computes the D of the CPU (within the matmul vectors' tolerance), and pins its choice:
+// a later Matmul of the same arguments makes no heuristic query, and computes D too. In place
+// (d is c, beta 1) the candidates run into scratch memory: C is added to D once.
+func TestMatmulTuneOnCUDA(t *testing.T) {
+	ctx := newCUDAContext(t)
+	cpu := newCPUContext(t)
+	p := newTuneProblem(256, 512, 768)
+	mn := []int64{p.m, p.n}
+	config := llmk.DefaultMatmulConfig()
+	config.Activation = llmk.ActivationGELUTanh
+
+	onDevice := func(data []uint16) *llmk.DeviceBuffer {
+		t.Helper()
+		buf, err := llmk.NewDeviceBuffer(ctx, 2*len(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { buf.Free() })
+		if err := llmk.CopyToDevice(buf, data); err != nil {
+			t.Fatal(err)
+		}
+		return buf
+	}
+	deviceView := func(data []uint16, shape, strides []int64) llmk.Tensor {
+		t.Helper()
+		x, err := onDevice(data).Tensor(llmk.F16, shape, strides)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	a, b, bias := p.views(deviceView)
+	hostA, hostB, hostBias := p.views(func(data []uint16, shape, strides []int64) llmk.Tensor {
+		return f16View(t, data, shape, strides)
+	})
+	dBuf := onDevice(filled(int(p.m*p.n), uint16(f16NaN)))
+	d, err := dBuf.Tensor(llmk.F16, mn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The exact A B and sum |a b| per element, for the tolerance.
+	ab, absAB := make([]float64, p.m*p.n), make([]float64, p.m*p.n)
+	aValues, wValues := make([]float64, len(p.a)), make([]float64, len(p.w))
+	for i, h := range p.a {
+		aValues[i] = f16ToFloat64(h)
+	}
+	for i, h := range p.w {
+		wValues[i] = f16ToFloat64(h)
+	}
+	for i := int64(0); i < p.m; i++ {
+		for j := int64(0); j < p.n; j++ {
+			var sum, abs float64
+			aRow, wRow := aValues[i*p.k:(i+1)*p.k], wValues[j*p.k:(j+1)*p.k]
+			for l, x := range aRow {
+				sum += x * wRow[l]
+				abs += math.Abs(x * wRow[l])
+			}
+			ab[i*p.n+j], absAB[i*p.n+j] = sum, abs
+		}
+	}
+	// check compares the device's D with the CPU's, with the matmul vectors' tolerance
+	// (tests/vectors/README.md, "Tolerances"; tests/vectors/ops/matmul.py): rtol 2^-10, and an atol
+	// of 1e-5 plus the largest error bound of f32 accumulation over K, the pre-activation rounded
+	// to f16 before GELU_TANH, and the product rounded before C and the bias are added.
+	check := func(what string, beta float64, got, want []uint16) {
+		t.Helper()
+		const slope, unit, accUnit, rtol = 1.13, 0x1p-11, 0x1p-24, 0x1p-10
+		bound := 0.0
+		for i := range ab {
+			cTerm := beta * f16ToFloat64(p.c[i])
+			biasValue := f16ToFloat64(p.bias[int64(i)%p.n])
+			pre := ab[i] + cTerm + biasValue
+			magnitude := absAB[i] + math.Abs(cTerm) + math.Abs(biasValue)
+			bound = math.Max(bound, slope*(float64(p.k+2)*accUnit*magnitude+unit*math.Abs(pre)+
+				unit*(math.Abs(ab[i])+math.Abs(cTerm))))
+		}
+		atol := 1e-5 + bound
+		bad, first := 0, -1
+		for i := range want {
+			g, w := f16ToFloat64(got[i]), f16ToFloat64(want[i])
+			if !(math.Abs(g-w) <= atol+rtol*math.Abs(w)) {
+				if bad++; first < 0 {
+					first = i
+				}
+			}
+		}
+		if bad > 0 {
+			t.Errorf("%s: %d of %d elements off (rtol %g, atol %.3g); the first, [%d, %d], is %g, the CPU's %g",
+				what, bad, len(want), rtol, atol, int64(first)/p.n, int64(first)%p.n,
+				f16ToFloat64(got[first]), f16ToFloat64(want[first]))
+		}
+	}
+	checkTuning := func(what string, tuning llmk.MatmulTuning) {
+		t.Helper()
+		t.Logf("%s: %+v", what, tuning)
+		if tuning.Candidates < 1 || tuning.Chosen < 0 || tuning.Chosen >= 8 || !(tuning.FirstUs > 0) ||
+			!(tuning.ChosenUs > 0) || tuning.ChosenUs > tuning.FirstUs {
+			t.Errorf("%s: %+v; want at least 1 candidate, 0 <= Chosen < 8, 0 < ChosenUs <= FirstUs", what, tuning)
+		}
+		if tuning.Chosen == 0 && tuning.ChosenUs != tuning.FirstUs {
+			t.Errorf("%s: the heuristic's first is pinned, but ChosenUs %g != FirstUs %g", what, tuning.ChosenUs,
+				tuning.FirstUs)
+		}
+	}
+	readD := func(buf *llmk.DeviceBuffer) []uint16 {
+		t.Helper()
+		if err := ctx.Synchronize(nil); err != nil {
+			t.Fatal(err)
+		}
+		out := make([]uint16, p.m*p.n)
+		if err := llmk.CopyToHost(out, buf); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+
+	want := make([]uint16, p.m*p.n)
+	if err := llmk.Matmul(cpu, config, hostA, hostB, nil, &hostBias, f16View(t, want, mn, nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	tuning, err := llmk.MatmulTune(ctx, config, a, b, nil, &bias, d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTuning("MatmulTune", tuning)
+	check("MatmulTune", 0, readD(dBuf), want)
+
+	// The tuned plan serves Matmul: no new plan, no heuristic query, and the same D.
+	tuned, err := ctx.MatmulCacheStats()
+	if err != nil || tuned.Plans < 1 || tuned.HeuristicQueries < 1 {
+		t.Fatalf("MatmulCacheStats() after MatmulTune = %+v, %v; want a plan and its query", tuned, err)
+	}
+	if err := llmk.CopyToDevice(dBuf, filled(int(p.m*p.n), uint16(f16NaN))); err != nil {
+		t.Fatal(err)
+	}
+	if err := llmk.Matmul(ctx, config, a, b, nil, &bias, d, nil); err != nil {
+		t.Fatal(err)
+	}
+	if stats, err := ctx.MatmulCacheStats(); err != nil || stats != tuned {
+		t.Errorf("MatmulCacheStats() after a Matmul of the tuned arguments = %+v, %v; want %+v as after the tuning",
+			stats, err, tuned)
+	}
+	check("Matmul after MatmulTune", 0, readD(dBuf), want)
+
+	// Where the call takes the GEMV there is nothing to tune: all 0, and D as Matmul computes it.
+	const rows = 4
+	gemv := config
+	gemv.Path = llmk.MatmulPathGEMV
+	aRows, err := llmk.TensorFromPointer(a.Data(), llmk.F16, []int64{rows, p.k}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dRows, err := dBuf.Tensor(llmk.F16, []int64{rows, p.n}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := llmk.CopyToDevice(dBuf, filled(int(p.m*p.n), uint16(f16NaN))); err != nil {
+		t.Fatal(err)
+	}
+	tuning, err = llmk.MatmulTune(ctx, gemv, aRows, b, nil, &bias, dRows, nil)
+	if err != nil || tuning != (llmk.MatmulTuning{}) {
+		t.Errorf("MatmulTune on the GEMV: %+v, %v; want all 0", tuning, err)
+	}
+	check("MatmulTune on the GEMV", 0, readD(dBuf)[:rows*p.n], want[:rows*p.n])
+
+	// In place: D = gelu_tanh(A B + D + bias), with the candidates timed into scratch memory.
+	config.Beta = 1
+	want = append([]uint16(nil), p.c...)
+	wantD := f16View(t, want, mn, nil)
+	if err := llmk.Matmul(cpu, config, hostA, hostB, &wantD, &hostBias, wantD, nil); err != nil {
+		t.Fatal(err)
+	}
+	cdBuf := onDevice(p.c)
+	cd, err := cdBuf.Tensor(llmk.F16, mn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tuning, err = llmk.MatmulTune(ctx, config, a, b, &cd, &bias, cd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTuning("MatmulTune in place", tuning)
+	check("MatmulTune in place", 1, readD(cdBuf), want)
 }
 
 // vLLM's fused gate_up weight: two views of one slice give what two separate slices give, which
