@@ -11,7 +11,9 @@
 //!   - KV caches: [`kv_cache_write`], [`paged_kv_cache_write`];
 //!   - the optimizer step [`adamw_step`], configured by an [`AdamWConfig`];
 //!   - matrix multiplication [`matmul`] (`D = a(alpha * A B + beta * C + bias)`), configured by
-//!     a [`MatmulConfig`] ([`MatmulPath`]), with [`matmul_path_for`] and [`matmul_cache_stats`];
+//!     a [`MatmulConfig`] ([`MatmulPath`]), with [`matmul_path_for`] and [`matmul_cache_stats`],
+//!     and [`matmul_tune`], which times cuBLASLt's candidate algorithms for a call and pins the
+//!     fastest ([`MatmulTuning`]);
 //!   - feed-forward blocks [`ffn`] and [`gated_mlp`] (SwiGLU, GeGLU), configured by an
 //!     [`MlpConfig`], with their scratch memory in a [`Workspace`] of [`ffn_workspace_size`] or
 //!     [`gated_mlp_workspace_size`] bytes;
@@ -62,12 +64,12 @@ pub use error::{Error, Result, Status};
 pub use llmk_sys as sys;
 pub use ops::{
     Activation, AdamWConfig, AttentionConfig, AttentionKernel, MatmulCacheStats, MatmulConfig,
-    MatmulPath, MlpConfig, RopeConfig, RopeStyle, adamw_step, add_rms_norm, add_rms_norm_in_place,
-    attention, attention_varlen, bias_activation, bias_activation_in_place, embedding, ffn,
-    ffn_workspace_size, gated_activation, gated_activation_in_place, gated_mlp,
+    MatmulPath, MatmulTuning, MlpConfig, RopeConfig, RopeStyle, adamw_step, add_rms_norm,
+    add_rms_norm_in_place, attention, attention_varlen, bias_activation, bias_activation_in_place,
+    embedding, ffn, ffn_workspace_size, gated_activation, gated_activation_in_place, gated_mlp,
     gated_mlp_workspace_size, kv_cache_write, layer_norm, layer_norm_in_place, matmul,
-    matmul_cache_stats, matmul_in_place, matmul_path_for, paged_kv_cache_write, rms_norm,
-    rms_norm_in_place, rope,
+    matmul_cache_stats, matmul_in_place, matmul_path_for, matmul_tune, matmul_tune_in_place,
+    paged_kv_cache_write, rms_norm, rms_norm_in_place, rope,
 };
 pub use tensor::{TensorMut, TensorRef};
 pub use workspace::Workspace;

@@ -1,8 +1,8 @@
-//! Refused calls of the activation, RoPE, embedding, KV-cache, AdamW, matmul, MLP and attention
-//! ops, on the CPU context: for each op a NULL data pointer, a dtype mismatch, a shape mismatch
-//! and a negative stride, an index out of range where the op takes indices (and attention's
-//! sequence offsets), bad config values, layouts matmul and attention cannot take, and workspaces
-//! too small, misaligned or missing. Each refusal must carry
+//! Refused calls of the activation, RoPE, embedding, KV-cache, AdamW, matmul (and matmul_tune),
+//! MLP and attention ops, on the CPU context: for each op a NULL data pointer, a dtype mismatch, a
+//! shape mismatch and a negative stride, an index out of range where the op takes indices (and
+//! attention's sequence offsets), bad config values, layouts matmul and attention cannot take, and
+//! workspaces too small, misaligned or missing. Each refusal must carry
 //! the right status and a message that starts with the op's name and names the argument at
 //! fault, and must leave every tensor the op writes untouched.
 //!
@@ -15,8 +15,8 @@ use std::ptr;
 
 use llmk::{
     Activation, AdamWConfig, AttentionConfig, AttentionKernel, Bf16, Context, DType, DeviceBuffer,
-    Element, MatmulCacheStats, MatmulConfig, MatmulPath, MlpConfig, RopeConfig, RopeStyle, Status,
-    Stream, TensorMut, TensorRef, Workspace,
+    Element, MatmulCacheStats, MatmulConfig, MatmulPath, MatmulTuning, MlpConfig, RopeConfig,
+    RopeStyle, Status, Stream, TensorMut, TensorRef, Workspace,
 };
 
 const S: Stream = Stream::DEFAULT;
@@ -641,6 +641,88 @@ fn matmul_path_for_checks_as_matmul_does() {
             .expect_err(&format!("matmul_path_for with {fault:?} {arg}"));
         assert_eq!(error.status(), status, "{fault:?} {arg}: {error}");
         assert!(names(error.message(), arg), "{error} does not name {arg}");
+    }
+}
+
+/// [`matmul_call`] through `matmul_tune`, which tunes nothing on the CPU.
+fn matmul_tune_call(ctx: &Context, config: &MatmulConfig, faulty: (&str, Fault)) -> Called {
+    let (a, b, c, bias) = (values(2 * 3), values(3 * 4), values(2 * 4), values(4));
+    let mut d = sentinels(2 * 4);
+    let result = llmk::matmul_tune(
+        ctx,
+        config,
+        &input(&a, &[2, 3], "a", faulty),
+        &input(&b, &[3, 4], "b", faulty),
+        Some(&input(&c, &[2, 4], "c", faulty)),
+        Some(&input(&bias, &[4], "bias", faulty)),
+        &mut output(&mut d, &[2, 4], "d", faulty),
+        S,
+    );
+    Called {
+        result: result.map(|tuning| assert_eq!(tuning, MatmulTuning::default())),
+        untouched: untouched(&[&d]),
+    }
+}
+
+/// matmul_tune takes matmul's arguments and the library checks them as matmul's: each fault is
+/// refused with matmul's very error (a message of "matmul: "), D untouched.
+#[test]
+fn matmul_tune_checks_as_matmul_does() {
+    let ctx = cpu();
+    let mut config = MatmulConfig::default();
+    config.beta = 0.5;
+    config.activation = Activation::Silu;
+    check_faults("matmul", &matmul_faults(), |faulty| {
+        matmul_tune_call(&ctx, &config, faulty)
+    });
+    for (arg, fault, _) in matmul_faults() {
+        let tuned = matmul_tune_call(&ctx, &config, (arg, fault)).result;
+        let plain = matmul_call(&ctx, &config, (arg, fault)).result;
+        assert_eq!(tuned, plain, "{fault:?} {arg}");
+    }
+}
+
+/// The in-place form too: a bias of the wrong length, and a bias with a column-major D (which
+/// cuBLASLt cannot take), refused as matmul_in_place refuses them.
+#[test]
+fn matmul_tune_in_place_checks_as_matmul_in_place_does() {
+    let ctx = cpu();
+    let mut config = MatmulConfig::default();
+    config.beta = 1.0;
+    let (a, b, bias) = (values(2 * 3), values(3 * 4), values(4));
+    let a = TensorRef::contiguous(&a, &[2, 3]).unwrap();
+    let b = TensorRef::contiguous(&b, &[3, 4]).unwrap();
+    for (bias_len, d_strides, status) in [
+        (3, [4, 1], Status::ShapeMismatch),
+        (4, [1, 2], Status::Unsupported),
+    ] {
+        let bias = TensorRef::contiguous(&bias[..bias_len], &[bias_len]).unwrap();
+        let mut d = sentinels(2 * 4);
+        let plain = llmk::matmul_in_place(
+            &ctx,
+            &config,
+            &a,
+            &b,
+            Some(&bias),
+            &mut TensorMut::new(&mut d, &[2, 4], &d_strides).unwrap(),
+            S,
+        );
+        let tuned = llmk::matmul_tune_in_place(
+            &ctx,
+            &config,
+            &a,
+            &b,
+            Some(&bias),
+            &mut TensorMut::new(&mut d, &[2, 4], &d_strides).unwrap(),
+            S,
+        )
+        .map(|tuning| assert_eq!(tuning, MatmulTuning::default()));
+        assert_eq!(tuned, plain, "bias of {bias_len}, d strides {d_strides:?}");
+        let called = Called {
+            result: tuned,
+            untouched: untouched(&[&d]),
+        };
+        assert_refused("matmul", called, status, "bias");
     }
 }
 

@@ -1,5 +1,6 @@
 //! Matrix multiplication: [`matmul`] (`D = a(alpha * A B + beta * C + bias)`), configured by a
-//! [`MatmulConfig`]; [`matmul_path_for`] and [`matmul_cache_stats`] say how the library runs it.
+//! [`MatmulConfig`]; [`matmul_path_for`] and [`matmul_cache_stats`] say how the library runs it,
+//! and [`matmul_tune`] times cuBLASLt's candidate algorithms for a call and pins the fastest.
 
 use std::mem::MaybeUninit;
 
@@ -155,9 +156,10 @@ fn matmul_init_raw() -> sys::llmk_matmul_config {
 /// On a CUDA context the engine is cuBLASLt, or for decode-sized `M` (a few rows) llmk's own
 /// GEMV; [`MatmulConfig::path`] picks one ([`MatmulPath`]), [`matmul_path_for`] says which a call
 /// takes, and `include/llmk.h` says where the GEMV can run. The context caches cuBLASLt's plans
-/// per shape ([`matmul_cache_stats`]) and sets aside 32 MiB of cuBLASLt workspace per stream on
-/// the first cuBLASLt matmul on that stream: before capturing a stream into a CUDA graph, run one
-/// matmul on it (a capture that would need to set it aside is refused with
+/// per shape ([`matmul_cache_stats`]): the heuristic's answer or, once [`matmul_tune`] has timed
+/// the candidates for a shape, the fastest. It sets aside 32 MiB of cuBLASLt workspace per stream
+/// on the first cuBLASLt matmul on that stream: before capturing a stream into a CUDA graph, run
+/// one matmul on it (a capture that would need to set it aside is refused with
 /// [`Status::Unsupported`]).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
@@ -234,6 +236,145 @@ pub fn matmul_in_place(
             stream.as_raw(),
         )
     })
+}
+
+/// What [`matmul_tune`] measured (`llmk_matmul_tuning`): all 0 where there was nothing to tune
+/// (a CPU context, a call that takes the GEMV, an empty product).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct MatmulTuning {
+    /// cuBLASLt algorithms timed (up to 8); 0 where there was nothing to tune.
+    pub candidates: u32,
+    /// The pinned algorithm's rank in the heuristic's order; 0 is its first choice.
+    pub chosen: u32,
+    /// The median time of one GEMM with the heuristic's first algorithm, in microseconds.
+    pub first_us: f32,
+    /// The same with the pinned algorithm; `first_us` when `chosen` is 0.
+    pub chosen_us: f32,
+}
+
+impl MatmulTuning {
+    /// The `llmk_matmul_tuning` to pass: `struct_size` set to its size, so that the library
+    /// writes every field, and the fields 0.
+    fn out_raw() -> sys::llmk_matmul_tuning {
+        sys::llmk_matmul_tuning {
+            struct_size: std::mem::size_of::<sys::llmk_matmul_tuning>(),
+            candidates: 0,
+            chosen: 0,
+            first_us: 0.0,
+            chosen_us: 0.0,
+        }
+    }
+
+    fn from_raw(raw: &sys::llmk_matmul_tuning) -> Self {
+        // Never negative from the library: a count and a rank.
+        Self {
+            candidates: raw.candidates as u32,
+            chosen: raw.chosen as u32,
+            first_us: raw.first_us,
+            chosen_us: raw.chosen_us,
+        }
+    }
+}
+
+/// [`matmul`], with cuBLASLt's algorithm chosen by timing instead of by its heuristic. Where the
+/// call takes cuBLASLt, the library asks the heuristic for up to 8 algorithms, times each on
+/// `stream`, and pins the fastest in the context's plan cache for this call's shape, layouts,
+/// dtype, epilogue and alignments (of the data pointers): every later [`matmul`] with the same
+/// key runs it, with no further heuristic query ([`matmul_cache_stats`]). The heuristic's first
+/// choice stays unless another is at least 1% faster. Then it computes `D` as [`matmul`] does,
+/// and returns what it measured ([`MatmulTuning`]).
+///
+/// The arguments are [`matmul`]'s, checked as it checks them (for `D` = `C` use
+/// [`matmul_tune_in_place`]); the candidates write into `d`.
+///
+/// A start-up call, not a hot-path one: it synchronizes `stream` and allocates, and a stream
+/// being captured into a CUDA graph is refused with [`Status::Unsupported`]. Tuning a key again
+/// re-times it. The times are of the GEMM alone (with GELU or SiLU, not the activation pass after
+/// it). On a CPU context, and where the call takes the GEMV, there is nothing to tune: it is
+/// [`matmul`], and returns [`MatmulTuning::default`] (0 candidates, 0 times).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_tune(
+    ctx: &Context,
+    config: &MatmulConfig,
+    a: &TensorRef<'_>,
+    b: &TensorRef<'_>,
+    c: Option<&TensorRef<'_>>,
+    bias: Option<&TensorRef<'_>>,
+    d: &mut TensorMut<'_>,
+    stream: Stream,
+) -> Result<MatmulTuning> {
+    check_memory(
+        ctx,
+        "matmul_tune",
+        &[
+            ("a", a.memory()),
+            ("b", b.memory()),
+            ("c", memory_of(c)),
+            ("bias", memory_of(bias)),
+            ("d", d.memory()),
+        ],
+    )?;
+    let config = config.to_raw();
+    let mut tuning = MatmulTuning::out_raw();
+    // SAFETY: as in matmul; `tuning` is a valid out-pointer whose struct_size is its size.
+    check(unsafe {
+        sys::llmk_matmul_tune(
+            ctx.as_raw(),
+            &config,
+            a.as_raw(),
+            b.as_raw(),
+            raw_or_null(c),
+            raw_or_null(bias),
+            d.as_raw(),
+            stream.as_raw(),
+            &mut tuning,
+        )
+    })?;
+    Ok(MatmulTuning::from_raw(&tuning))
+}
+
+/// [`matmul_tune`] with `C` = `D`, as [`matmul_in_place`]: `d = a(alpha * A B + beta * d + bias)`
+/// in place, with the algorithm chosen by timing. `d` is read only when `beta` is not 0, and then
+/// once, as by [`matmul_in_place`]: the candidates write into scratch memory the size of `D` that
+/// the call allocates and frees (with `beta` 0, into `d`).
+pub fn matmul_tune_in_place(
+    ctx: &Context,
+    config: &MatmulConfig,
+    a: &TensorRef<'_>,
+    b: &TensorRef<'_>,
+    bias: Option<&TensorRef<'_>>,
+    d: &mut TensorMut<'_>,
+    stream: Stream,
+) -> Result<MatmulTuning> {
+    check_memory(
+        ctx,
+        "matmul_tune",
+        &[
+            ("a", a.memory()),
+            ("b", b.memory()),
+            ("bias", memory_of(bias)),
+            ("d", d.memory()),
+        ],
+    )?;
+    let config = config.to_raw();
+    let mut tuning = MatmulTuning::out_raw();
+    // SAFETY: as in matmul_in_place; `tuning` is a valid out-pointer whose struct_size is its
+    // size.
+    check(unsafe {
+        sys::llmk_matmul_tune(
+            ctx.as_raw(),
+            &config,
+            a.as_raw(),
+            b.as_raw(),
+            d.as_raw(),
+            raw_or_null(bias),
+            d.as_raw(),
+            stream.as_raw(),
+            &mut tuning,
+        )
+    })?;
+    Ok(MatmulTuning::from_raw(&tuning))
 }
 
 /// The engine [`matmul`] would take for these arguments on a CUDA context:
@@ -354,6 +495,81 @@ mod tests {
             Some(Activation::Silu)
         );
         assert_eq!(Activation::from_raw(sys::llmk_activation(5)), None);
+    }
+
+    #[test]
+    fn tuning_comes_from_a_whole_c_struct() {
+        let raw = MatmulTuning::out_raw();
+        assert_eq!(
+            raw.struct_size,
+            std::mem::size_of::<sys::llmk_matmul_tuning>()
+        );
+        assert_eq!(MatmulTuning::from_raw(&raw), MatmulTuning::default());
+        let measured = sys::llmk_matmul_tuning {
+            candidates: 8,
+            chosen: 3,
+            first_us: 12.5,
+            chosen_us: 10.25,
+            ..raw
+        };
+        assert_eq!(
+            MatmulTuning::from_raw(&measured),
+            MatmulTuning {
+                candidates: 8,
+                chosen: 3,
+                first_us: 12.5,
+                chosen_us: 10.25,
+            }
+        );
+    }
+
+    #[test]
+    fn a_cpu_context_tunes_nothing() {
+        let ctx = Context::cpu().unwrap();
+        let (a, b) = ([1.0f32, 2.0], [3.0f32, 4.0]);
+        let mut d = [0.0f32; 1];
+        let a = TensorRef::contiguous(&a, &[1, 2]).unwrap();
+        let b = TensorRef::contiguous(&b, &[2, 1]).unwrap();
+        let config = MatmulConfig::default();
+        let tuning = matmul_tune(
+            &ctx,
+            &config,
+            &a,
+            &b,
+            None,
+            None,
+            &mut TensorMut::contiguous(&mut d, &[1, 1]).unwrap(),
+            Stream::DEFAULT,
+        )
+        .unwrap();
+        assert_eq!((tuning, d[0]), (MatmulTuning::default(), 11.0));
+
+        // The C API takes a NULL tuning, and refuses a struct_size too small for `candidates`.
+        let raw_config = config.to_raw();
+        let d = TensorMut::contiguous(&mut d, &[1, 1]).unwrap();
+        let call = |tuning: *mut sys::llmk_matmul_tuning| {
+            // SAFETY: a live context, a config from llmk_matmul_config_init, valid host views on
+            // a CPU context, and a NULL or valid tuning.
+            check(unsafe {
+                sys::llmk_matmul_tune(
+                    ctx.as_raw(),
+                    &raw_config,
+                    a.as_raw(),
+                    b.as_raw(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    d.as_raw(),
+                    Stream::DEFAULT.as_raw(),
+                    tuning,
+                )
+            })
+        };
+        call(std::ptr::null_mut()).unwrap();
+        let mut short = MatmulTuning::out_raw();
+        short.struct_size = std::mem::size_of::<usize>();
+        let error = call(&mut short).unwrap_err();
+        assert_eq!(error.status(), Status::InvalidValue, "{error}");
+        assert!(error.message().contains("tuning->struct_size"), "{error}");
     }
 
     #[test]

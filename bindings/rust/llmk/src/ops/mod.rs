@@ -26,8 +26,8 @@ pub use attention::{AttentionConfig, AttentionKernel, attention, attention_varle
 pub use embedding::embedding;
 pub use kv_cache::{kv_cache_write, paged_kv_cache_write};
 pub use matmul::{
-    MatmulCacheStats, MatmulConfig, MatmulPath, matmul, matmul_cache_stats, matmul_in_place,
-    matmul_path_for,
+    MatmulCacheStats, MatmulConfig, MatmulPath, MatmulTuning, matmul, matmul_cache_stats,
+    matmul_in_place, matmul_path_for, matmul_tune, matmul_tune_in_place,
 };
 pub use mlp::{MlpConfig, ffn, ffn_workspace_size, gated_mlp, gated_mlp_workspace_size};
 pub use norm::{
