@@ -12,9 +12,10 @@ the one this binding was written for.
 
 The ops, each under its C name without llmk_: rms_norm, add_rms_norm, layer_norm;
 bias_activation, gated_activation (Activation); rope (RopeConfig, RopeStyle); embedding;
-kv_cache_write, paged_kv_cache_write; matmul, matmul_path_for, matmul_cache_stats (MatmulConfig,
-MatmulPath, MatmulCacheStats); ffn, gated_mlp and their *_workspace_size (MlpConfig);
-attention, attention_varlen (AttentionConfig, AttentionKernel); adamw_step (AdamWConfig).
+kv_cache_write, paged_kv_cache_write; matmul, matmul_path_for, matmul_tune, matmul_cache_stats
+(MatmulConfig, MatmulPath, MatmulTuning, MatmulCacheStats); ffn, gated_mlp and their
+*_workspace_size (MlpConfig); attention, attention_varlen (AttentionConfig, AttentionKernel);
+adamw_step (AdamWConfig).
 
 Failed calls raise LlmkError with .status (a Status) and .message (llmk's detail, which names
 the argument at fault). Shapes and strides are counted in elements throughout.
@@ -27,8 +28,8 @@ from ._embedding import embedding
 from ._errors import LlmkError, Status
 from ._kv_cache import kv_cache_write, paged_kv_cache_write
 from ._library import LibraryLoadError, abi_version, library_path, version
-from ._matmul import (MatmulCacheStats, MatmulConfig, MatmulPath, matmul, matmul_cache_stats,
-                      matmul_path_for)
+from ._matmul import (MatmulCacheStats, MatmulConfig, MatmulPath, MatmulTuning, matmul,
+                      matmul_cache_stats, matmul_path_for, matmul_tune)
 from ._mlp import MlpConfig, ffn, ffn_workspace_size, gated_mlp, gated_mlp_workspace_size
 from ._norm import add_rms_norm, layer_norm, rms_norm
 from ._rope import RopeConfig, RopeStyle, rope
@@ -37,11 +38,11 @@ from ._tensor import DType, Tensor, as_tensor
 __all__ = [
     "Activation", "AdamWConfig", "AttentionConfig", "AttentionKernel", "Backend", "Context",
     "DeviceBuffer", "DType", "LibraryLoadError", "LlmkError", "MatmulCacheStats", "MatmulConfig",
-    "MatmulPath", "MlpConfig", "RopeConfig", "RopeStyle", "Status", "Tensor",
+    "MatmulPath", "MatmulTuning", "MlpConfig", "RopeConfig", "RopeStyle", "Status", "Tensor",
     "abi_version", "adamw_step", "add_rms_norm", "as_tensor", "attention", "attention_varlen",
     "bias_activation",
     "cuda_device_count", "embedding", "ffn", "ffn_workspace_size", "gated_activation",
     "gated_mlp", "gated_mlp_workspace_size", "kv_cache_write", "layer_norm", "library_path",
-    "matmul", "matmul_cache_stats", "matmul_path_for", "paged_kv_cache_write", "rms_norm",
-    "rope", "version",
+    "matmul", "matmul_cache_stats", "matmul_path_for", "matmul_tune", "paged_kv_cache_write",
+    "rms_norm", "rope", "version",
 ]

@@ -76,6 +76,18 @@ class MatmulConfigStruct(ctypes.Structure):
     ]
 
 
+class MatmulTuningStruct(ctypes.Structure):
+    """llmk_matmul_tuning, field for field: what llmk_matmul_tune writes back."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("candidates", ctypes.c_int32),
+        ("chosen", ctypes.c_int32),
+        ("first_us", ctypes.c_float),
+        ("chosen_us", ctypes.c_float),
+    ]
+
+
 class MlpConfigStruct(ctypes.Structure):
     """llmk_mlp_config, field for field."""
 
@@ -111,6 +123,7 @@ _tensor = ctypes.POINTER(TensorStruct)
 _rope_config = ctypes.POINTER(RopeConfigStruct)
 _adamw_config = ctypes.POINTER(AdamWConfigStruct)
 _matmul_config = ctypes.POINTER(MatmulConfigStruct)
+_matmul_tuning = ctypes.POINTER(MatmulTuningStruct)
 _mlp_config = ctypes.POINTER(MlpConfigStruct)
 _attention_config = ctypes.POINTER(AttentionConfigStruct)
 _int64_out = ctypes.POINTER(ctypes.c_int64)
@@ -151,6 +164,9 @@ _PROTOTYPES = {
     "llmk_matmul_path_for": (
         _enum, [_opaque, _matmul_config, _tensor, _tensor, _tensor, _tensor, _tensor,
                 ctypes.POINTER(ctypes.c_int32)]),
+    "llmk_matmul_tune": (
+        _enum, [_opaque, _matmul_config, _tensor, _tensor, _tensor, _tensor, _tensor, _opaque,
+                _matmul_tuning]),
     "llmk_matmul_cache_stats": (_enum, [_opaque, _int64_out, _int64_out, _int64_out]),
     "llmk_mlp_config_init": (None, [_mlp_config]),
     "llmk_ffn_workspace_size": (

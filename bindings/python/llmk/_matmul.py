@@ -9,7 +9,8 @@ llmk.Tensor(ptr, dtype, (K, N), (1, K)).
 
 llmk's messages call `out` by its C name, "d". Engines on CUDA: cuBLASLt, or llmk's GEMV for a
 few rows (MatmulPath, matmul_path_for). Nothing is allocated per call: the context keeps the
-cuBLASLt plans and a workspace per stream (matmul_cache_stats).
+cuBLASLt plans and a workspace per stream (matmul_cache_stats). matmul_tune, once per shape at
+start-up, times cuBLASLt's candidate algorithms and pins the fastest in those plans.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ._activation import Activation
 from ._args import config_struct, optional_tensor_arg, tensor_arg, written_tensor_arg
 from ._context import Context, stream_handle
 from ._errors import check
-from ._library import MatmulConfigStruct, lib
+from ._library import MatmulConfigStruct, MatmulTuningStruct, lib
 
 
 class MatmulPath(enum.IntEnum):
@@ -64,6 +65,16 @@ class MatmulCacheStats(NamedTuple):
     workspaces: int         # cuBLASLt workspaces set aside: one per stream
 
 
+class MatmulTuning(NamedTuple):
+    """What matmul_tune measured: all 0 where there was nothing to tune (a CPU context, or a call
+    that takes the GEMV)."""
+
+    candidates: int   # cuBLASLt algorithms timed
+    chosen: int       # the pinned algorithm's rank in the heuristic's order; 0 is its first
+    first_us: float   # median time of one GEMM with the heuristic's first algorithm
+    chosen_us: float  # the same with the pinned one; first_us when chosen is 0
+
+
 def _config_ref(config: Optional[MatmulConfig]):
     return ctypes.byref((config if config is not None else MatmulConfig())._struct())
 
@@ -86,6 +97,30 @@ def matmul(ctx: Context, config: Optional[MatmulConfig], a: Any, b: Any, c: Opti
                           optional_tensor_arg(c), optional_tensor_arg(bias),
                           written_tensor_arg(out, "out"), stream_handle(stream)))
     return out
+
+
+def matmul_tune(ctx: Context, config: Optional[MatmulConfig], a: Any, b: Any, c: Optional[Any],
+                bias: Optional[Any], out: Any, stream: Optional[int] = None) -> MatmulTuning:
+    """matmul, with cuBLASLt's algorithm chosen by timing instead of by its heuristic; the
+    arguments are matmul's, and out is computed as matmul computes it.
+
+    Where the call takes cuBLASLt, up to 8 of the heuristic's algorithms are timed on `stream`
+    and the fastest is pinned in ctx's plan cache for this shape, layouts, dtype, epilogue and
+    alignments: every later matmul with the same key runs it, with no heuristic query. The
+    heuristic's first choice stays unless another is at least 1% faster. The candidates write
+    into out, or, when out is c with beta != 0, into scratch memory the call allocates.
+
+    A start-up call, not a hot-path one: it synchronizes the stream and allocates; a stream being
+    captured is refused with Status.UNSUPPORTED. Tuning a key again re-times it. The times are of
+    the GEMM alone (with GELU or SILU, not the activation pass after it). On a CPU context, and
+    where the call takes the GEMV, it is matmul and returns all zeros. Returns a MatmulTuning.
+    """
+    tuning = MatmulTuningStruct(struct_size=ctypes.sizeof(MatmulTuningStruct))
+    check(lib.llmk_matmul_tune(ctx.handle, _config_ref(config), tensor_arg(a), tensor_arg(b),
+                               optional_tensor_arg(c), optional_tensor_arg(bias),
+                               written_tensor_arg(out, "out"), stream_handle(stream),
+                               ctypes.byref(tuning)))
+    return MatmulTuning(tuning.candidates, tuning.chosen, tuning.first_us, tuning.chosen_us)
 
 
 def matmul_path_for(ctx: Context, config: Optional[MatmulConfig], a: Any, b: Any,

@@ -7,8 +7,8 @@ import pytest
 
 import llmk
 from llmk._library import (_PROTOTYPES, ABI_VERSION, MAX_DIMS, AdamWConfigStruct,
-                           AttentionConfigStruct, MatmulConfigStruct, MlpConfigStruct,
-                           RopeConfigStruct, TensorStruct, lib)
+                           AttentionConfigStruct, MatmulConfigStruct, MatmulTuningStruct,
+                           MlpConfigStruct, RopeConfigStruct, TensorStruct, lib)
 from vector_cases import VECTORS_DIR
 
 HEADER = VECTORS_DIR.parents[1] / "include" / "llmk.h"
@@ -64,6 +64,13 @@ C_TYPES = {"size_t": ctypes.c_size_t, "int32_t": ctypes.c_int32, "int64_t": ctyp
            "double": ctypes.c_double}
 
 
+def struct_fields(header, c_name):
+    """The (name, ctypes type) fields of `typedef struct c_name {...}`, in order."""
+    body = re.search(rf"typedef struct {c_name} \{{(.*?)\}}", header, re.S).group(1)
+    # \s+: clang-format may break a long declaration after its type.
+    return [(name, C_TYPES[c_type]) for c_type, name in re.findall(r"(\w+)\s+(\w+);", body)]
+
+
 @pytest.mark.parametrize("c_name, struct, init, config", [
     ("llmk_rope_config", RopeConfigStruct, lib.llmk_rope_config_init, llmk.RopeConfig),
     ("llmk_adamw_config", AdamWConfigStruct, lib.llmk_adamw_config_init, llmk.AdamWConfig),
@@ -73,12 +80,21 @@ C_TYPES = {"size_t": ctypes.c_size_t, "int32_t": ctypes.c_int32, "int64_t": ctyp
      llmk.AttentionConfig),
 ])
 def test_config_structs(header, c_name, struct, init, config):
-    body = re.search(rf"typedef struct {c_name} \{{(.*?)\}}", header, re.S).group(1)
-    # \s+: clang-format may break a long declaration after its type.
-    fields = [(name, C_TYPES[c_type]) for c_type, name in re.findall(r"(\w+)\s+(\w+);", body)]
+    fields = struct_fields(header, c_name)
     assert struct._fields_ == fields
     # The Python config has every field but struct_size, under the C names.
     assert [field.name for field in dataclasses.fields(config)] == [name for name, _ in fields[1:]]
     filled = struct()
     init(ctypes.byref(filled))
     assert filled.struct_size == ctypes.sizeof(struct)
+
+
+@pytest.mark.parametrize("c_name, struct, result", [
+    ("llmk_matmul_tuning", MatmulTuningStruct, llmk.MatmulTuning),
+])
+def test_result_structs(header, c_name, struct, result):
+    """Structs llmk writes back (struct_size set by the caller): the Python result has every
+    field but struct_size, under the C names, in the C order."""
+    fields = struct_fields(header, c_name)
+    assert struct._fields_ == fields and fields[0] == ("struct_size", ctypes.c_size_t)
+    assert list(result._fields) == [name for name, _ in fields[1:]]

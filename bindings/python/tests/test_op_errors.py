@@ -481,6 +481,76 @@ def test_matmul_config_fields_the_binding_refuses(cpu):
         llmk.matmul(cpu, llmk.MatmulConfig(alpha="one"), a, b, None, bias, d)
 
 
+# Calls matmul refuses, as (status, argument named, the arguments after ctx) of mm_inputs().
+MATMUL_REFUSALS = {
+    "b_dtype": lambda a, b, bias, d: (
+        llmk.Status.DTYPE_MISMATCH, "b", (None, a, b.astype(np.float16), None, bias, d)),
+    "bias_dtype": lambda a, b, bias, d: (
+        llmk.Status.DTYPE_MISMATCH, "bias", (None, a, b, None, bias.astype(np.float16), d)),
+    "beta_without_c": lambda a, b, bias, d: (
+        llmk.Status.NULL_POINTER, "c", (llmk.MatmulConfig(beta=0.5), a, b, None, None, d)),
+    "bias_shape": lambda a, b, bias, d: (
+        llmk.Status.SHAPE_MISMATCH, "bias", (None, a, b, None, normal(NN - 1), d)),
+    "activation": lambda a, b, bias, d: (
+        llmk.Status.INVALID_VALUE, "activation",
+        (llmk.MatmulConfig(activation=99), a, b, None, bias, d)),
+    "overlap": lambda a, b, bias, d: (
+        llmk.Status.OVERLAP, "d", (None, a, b, None, None, a[:, :NN])),
+}
+
+
+@pytest.mark.parametrize("case", MATMUL_REFUSALS)
+def test_matmul_tune_refuses_what_matmul_refuses(cpu, case):
+    status, argument, args = MATMUL_REFUSALS[case](*mm_inputs())
+    out = args[-1]
+    before = out.copy()
+    messages = [llmk_error(status, argument, lambda: op(cpu, *args)).message
+                for op in (llmk.matmul, llmk.matmul_tune)]
+    # The same detail, give or take the op's name in front of it.
+    assert len({re.sub(r"^matmul(_tune)?: ", "", message) for message in messages}) == 1, messages
+    np.testing.assert_array_equal(out, before)
+
+
+def test_matmul_tune_refuses_what_the_binding_refuses(cpu):
+    a, b, bias, d = mm_inputs()
+    with pytest.raises(ValueError, match="out is read-only"):
+        llmk.matmul_tune(cpu, None, a, b, None, bias, read_only(d))
+    with pytest.raises(OverflowError, match="allow_tf32"):
+        llmk.matmul_tune(cpu, llmk.MatmulConfig(allow_tf32=1 << 31), a, b, None, bias, d)
+    with pytest.raises(TypeError):
+        llmk.matmul_tune(cpu, llmk.MatmulConfig(path="gemv"), a, b, None, bias, d)
+
+
+def test_matmul_tune_tuning_struct_at_the_c_level(cpu):
+    """The C call takes a NULL tuning, refuses a struct_size too small for any llmk_matmul_tuning,
+    and writes back only the fields that fit in struct_size."""
+    from llmk._args import tensor_arg
+    from llmk._errors import check
+    from llmk._library import MatmulTuningStruct, lib
+
+    a, b, bias, d = mm_inputs()
+    expected = llmk.matmul(cpu, None, a, b, None, bias, d.copy())
+
+    def tune(tuning):
+        check(lib.llmk_matmul_tune(cpu.handle, ctypes.byref(llmk.MatmulConfig()._struct()),
+                                   tensor_arg(a), tensor_arg(b), None, tensor_arg(bias),
+                                   tensor_arg(d), None, tuning))
+
+    tune(None)
+    np.testing.assert_array_equal(d, expected)
+    d[:] = 7
+    unset = MatmulTuningStruct()  # struct_size 0
+    llmk_error(llmk.Status.INVALID_VALUE, "struct_size", lambda: tune(ctypes.byref(unset)))
+    np.testing.assert_array_equal(d, 7)
+    # A caller whose header ended after candidates: chosen is not written.
+    older = MatmulTuningStruct(struct_size=MatmulTuningStruct.chosen.offset, candidates=-1,
+                               chosen=-1)
+    tune(ctypes.byref(older))
+    np.testing.assert_array_equal(d, expected)
+    assert (older.struct_size, older.candidates, older.chosen) == (
+        MatmulTuningStruct.chosen.offset, 0, -1)
+
+
 # --- ffn and gated_mlp -------------------------------------------------------------------------
 
 TOKENS_MLP, D_MODEL, D_FF = 3, 8, 16
@@ -945,6 +1015,8 @@ VALID_HOST_CALLS = {
     "adamw_step": (("param", "grad", "exp_avg", "exp_avg_sq"), lambda ctx: llmk.adamw_step(
         ctx, None, *adamw_state())),
     "matmul": (("a", "b", "bias", "d"), lambda ctx: llmk.matmul(
+        ctx, None, *mm_inputs()[:2], None, *mm_inputs()[2:])),
+    "matmul_tune": (("a", "b", "bias", "d"), lambda ctx: llmk.matmul_tune(
         ctx, None, *mm_inputs()[:2], None, *mm_inputs()[2:])),
     # The workspace is host memory too; ample, so that no size query is needed on CUDA.
     "ffn": (("x", "w1", "b1", "w2", "b2", "y", "workspace"), lambda ctx: llmk.ffn(

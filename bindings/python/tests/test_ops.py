@@ -1,6 +1,7 @@
 """The activation, RoPE, embedding, KV-cache, matmul, MLP, attention and AdamW ops through the Python API: enums and
 configs, numpy arrays on the CPU context against float64 references, and (where torch with CUDA
 is importable) torch tensors on the CUDA context against torch."""
+import contextlib
 import ctypes
 import math
 
@@ -331,6 +332,32 @@ def test_matmul_cache_stats_on_the_cpu(cpu):
     llmk.matmul(cpu, None, normal(2, 3), normal(3, 4), None, None, np.empty((2, 4), np.float32))
     stats = llmk.matmul_cache_stats(cpu)
     assert stats == (0, 0, 0) and stats.plans == 0 and isinstance(stats, llmk.MatmulCacheStats)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("activation", list(llmk.Activation), ids=lambda a: a.name)
+def test_matmul_tune_on_the_cpu_is_matmul(cpu, activation, dtype):
+    """Nothing to tune on a CPU context: out bit for bit as matmul's, and all zeros measured."""
+    x, w = normal(5, 24, dtype=dtype), normal(40, 24, dtype=dtype, seed=1)
+    bias, c = normal(40, dtype=dtype, seed=2), normal(5, 40, dtype=dtype, seed=3)
+    config = llmk.MatmulConfig(alpha=0.5, beta=-1.0, activation=activation)
+    expected = llmk.matmul(cpu, config, x, w.T, c, bias, np.full((5, 40), np.nan, dtype))
+    out = np.full((5, 40), np.nan, dtype)
+    tuning = llmk.matmul_tune(cpu, config, x, w.T, c, bias, out)
+    np.testing.assert_array_equal(out, expected)
+    assert isinstance(tuning, llmk.MatmulTuning) and tuning == (0, 0, 0.0, 0.0)
+    assert tuning.candidates == 0 and tuning.chosen_us == 0.0
+    # In place (out is exactly c), as matmul: c read once, not accumulated into.
+    tuning = llmk.matmul_tune(cpu, config, x, w.T, c, bias, c)
+    np.testing.assert_array_equal(c, expected)
+    assert tuning == (0, 0, 0.0, 0.0)
+    # Defaults (config None), no c or bias; the CPU context caches no plans.
+    a, b = normal(3, 7, dtype=dtype), normal(7, 4, dtype=dtype, seed=1)
+    out = np.empty((3, 4), dtype)
+    assert llmk.matmul_tune(cpu, None, a, b, None, None, out) == (0, 0, 0.0, 0.0)
+    np.testing.assert_array_equal(out, llmk.matmul(cpu, None, a, b, None, None,
+                                                   np.empty_like(out)))
+    assert llmk.matmul_cache_stats(cpu) == (0, 0, 0)
 
 
 # --- ffn and gated_mlp -------------------------------------------------------------------------
@@ -847,6 +874,108 @@ def test_matmul_plans_are_cached_on_cuda(cuda, torch):
     run(96)  # a new shape: one more plan, on the same stream's workspace
     stats = llmk.matmul_cache_stats(cuda)
     assert (stats.plans, stats.heuristic_queries, stats.workspaces) == (2, 2, 1)
+
+
+# --- matmul_tune on CUDA, against the CPU context ----------------------------------------------
+# DeviceBuffers and numpy only: these run wherever there is a GPU, with torch or without.
+
+TUNE_ACTIVATIONS = [llmk.Activation.GELU_TANH,  # fused into cuBLASLt's epilogue
+                    llmk.Activation.GELU]       # one more pass over out after the tuned GEMM
+
+
+def f16_on_device(ctx, buffers, array, shape=None, strides=None):
+    """A copy of the f16 `array` in a DeviceBuffer of ctx, closed with `buffers` (an ExitStack):
+    the buffer, and its view of `shape` and `strides` (by default the array's, C order)."""
+    buffer = buffers.enter_context(llmk.DeviceBuffer(ctx, array.nbytes))
+    buffer.copy_from_host(array)
+    return buffer, buffer.tensor(llmk.DType.F16, array.shape if shape is None else shape, strides)
+
+
+def linear_f16(ctx, buffers, m, k, n):
+    """nn.Linear in f16, with O(1) outputs: x [m, k], b = w^T (the column-major [k, n] view of the
+    weight w [n, k]) and bias [n], as numpy arrays and as views of their copies on ctx's device."""
+    x = normal(m, k, dtype=np.float16, seed=20)
+    w = (normal(n, k, seed=21) / k ** 0.5).astype(np.float16)
+    bias = normal(n, dtype=np.float16, seed=22)
+    views = (f16_on_device(ctx, buffers, x)[1], f16_on_device(ctx, buffers, w, (k, n), (1, k))[1],
+             f16_on_device(ctx, buffers, bias)[1])
+    return (x, w.T, bias), views
+
+
+def assert_as_close_as_the_cpu(got, cpu_result, reference, what):
+    """assert_as_close_as_torch's rule for f16, with the CPU context's result (each element
+    rounded once from a float64 sum) in place of torch's."""
+    error = np.abs(got.astype(F64) - reference).max()
+    cpu_error = np.abs(cpu_result.astype(F64) - reference).max()
+    assert error <= 2 * cpu_error + ERROR_FLOOR["float16"], (
+        f"{what}: llmk's error on CUDA {error:.3g}, on the CPU {cpu_error:.3g}")
+
+
+@pytest.mark.parametrize("activation", TUNE_ACTIVATIONS, ids=lambda a: a.name)
+def test_matmul_tune_on_cuda(cpu, cuda, activation):
+    m, k, n = 256, 512, 768
+    config = llmk.MatmulConfig(activation=activation)
+    with contextlib.ExitStack() as buffers:
+        (x, b, bias), (x_d, b_d, bias_d) = linear_f16(cuda, buffers, m, k, n)
+        expected = llmk.matmul(cpu, config, x, b, None, bias, np.empty((m, n), np.float16))
+        reference = activate(activation, x.astype(F64) @ b.astype(F64) + bias)
+        out_buffer, out = f16_on_device(cuda, buffers, np.full((m, n), np.nan, np.float16))
+        assert llmk.matmul_path_for(cuda, config, x_d, b_d, None, bias_d,
+                                    out) is llmk.MatmulPath.CUBLASLT
+
+        tuning = llmk.matmul_tune(cuda, config, x_d, b_d, None, bias_d, out)
+        assert isinstance(tuning, llmk.MatmulTuning)
+        assert_as_close_as_the_cpu(out_buffer.copy_to_host(np.empty((m, n), np.float16)),
+                                   expected, reference, f"tuned, {activation.name}")
+        assert 1 <= tuning.candidates <= 8 and 0 <= tuning.chosen < 8, tuning
+        # The heuristic's first stays unless another is faster.
+        assert 0 < tuning.chosen_us <= tuning.first_us, tuning
+        if tuning.chosen == 0:
+            assert tuning.chosen_us == tuning.first_us, tuning
+        tuned = llmk.matmul_cache_stats(cuda)
+        assert tuned.plans == 1, tuned
+
+        # matmul with the same arguments runs the pinned algorithm: no new plan or query.
+        out_buffer.copy_from_host(np.full((m, n), np.nan, np.float16))
+        llmk.matmul(cuda, config, x_d, b_d, None, bias_d, out)
+        assert llmk.matmul_cache_stats(cuda) == tuned
+        assert_as_close_as_the_cpu(out_buffer.copy_to_host(np.empty((m, n), np.float16)),
+                                   expected, reference, f"matmul after tuning, {activation.name}")
+
+
+@pytest.mark.parametrize("activation", TUNE_ACTIVATIONS, ids=lambda a: a.name)
+def test_matmul_tune_in_place_on_cuda(cpu, cuda, activation):
+    """out is c, with beta 1: the timed calls must not accumulate into out, which ends up as
+    one matmul's."""
+    m, k, n = 256, 512, 768
+    config = llmk.MatmulConfig(beta=1.0, activation=activation)
+    with contextlib.ExitStack() as buffers:
+        (x, b, bias), (x_d, b_d, bias_d) = linear_f16(cuda, buffers, m, k, n)
+        c = normal(m, n, dtype=np.float16, seed=23)
+        expected = llmk.matmul(cpu, config, x, b, c, bias, np.empty((m, n), np.float16))
+        reference = activate(activation, x.astype(F64) @ b.astype(F64) + c + bias)
+        c_buffer, c_d = f16_on_device(cuda, buffers, c)
+        tuning = llmk.matmul_tune(cuda, config, x_d, b_d, c_d, bias_d, c_d)
+        assert tuning.candidates >= 1 and 0 < tuning.chosen_us <= tuning.first_us, tuning
+        assert_as_close_as_the_cpu(c_buffer.copy_to_host(np.empty((m, n), np.float16)),
+                                   expected, reference, f"tuned in place, {activation.name}")
+
+
+def test_matmul_tune_on_the_gemv_on_cuda(cpu, cuda):
+    """Where the call takes llmk's GEMV there is nothing to tune: it is matmul, and reports 0."""
+    m, k, n = 4, 512, 768
+    config = llmk.MatmulConfig(activation=llmk.Activation.GELU_TANH, path=llmk.MatmulPath.GEMV)
+    with contextlib.ExitStack() as buffers:
+        (x, b, bias), (x_d, b_d, bias_d) = linear_f16(cuda, buffers, m, k, n)
+        expected = llmk.matmul(cpu, config, x, b, None, bias, np.empty((m, n), np.float16))
+        reference = activate(config.activation, x.astype(F64) @ b.astype(F64) + bias)
+        out_buffer, out = f16_on_device(cuda, buffers, np.full((m, n), np.nan, np.float16))
+        assert llmk.matmul_path_for(cuda, config, x_d, b_d, None, bias_d,
+                                    out) is llmk.MatmulPath.GEMV
+        assert llmk.matmul_tune(cuda, config, x_d, b_d, None, bias_d, out) == (0, 0, 0.0, 0.0)
+        assert llmk.matmul_cache_stats(cuda) == (0, 0, 0)
+        assert_as_close_as_the_cpu(out_buffer.copy_to_host(np.empty((m, n), np.float16)),
+                                   expected, reference, "GEMV")
 
 
 def torch_workspace(torch, ctx, nbytes):
