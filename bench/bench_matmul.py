@@ -12,9 +12,11 @@ between sets far larger than L2). Three parts, Llama-2-7B shapes (d_model 4096, 
           F.gelu(F.linear(x, W, b)) with the same GELU. "vs plain" is the time over llmk's plain
           GEMM of the shape, "vs F.linear" over torch's bare GEMM: 1.00 means the epilogue is
           free. Dense peak is not measured: TFLOP/s (2 M N K per product), and an 8192^3 GEMM
-          beside torch for reference. Then each again after llmk.matmul_tune: "tuned us", the
-          rank of the algorithm it pinned in the heuristic's order (0: the heuristic's own
-          choice), and the tuned time over the tuned plain GEMM's and over F.linear's.
+          beside torch for reference. Then an A/B of llmk.matmul_tune: a second context tunes
+          the call, and the two contexts are timed in turn, three rounds each (medians): "rank"
+          is the algorithm the tuning pinned in the heuristic's order (0: the heuristic's own,
+          so that row's ratio shows the A/B's noise), "tuned / heuristic" the gain, and "tuned
+          vs tuned plain" what the epilogue costs once both are tuned.
   decode  M = 1 .. 64 rows through the up projection (K 4096, N 11008) and one row through the
           down projection (K 11008, N 4096): the path AUTO takes (matmul_path_for), llmk's AUTO,
           forced GEMV (M <= 16) and forced cuBLASLt times, and torch's F.linear. GB/s counts the
@@ -39,6 +41,7 @@ Usage: bench_matmul.py [--json FILE] [--markdown FILE] [--parts fusion,decode,ml
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import traceback
@@ -58,6 +61,7 @@ FUSION_TOKENS = (2048, 8192)
 DECODE_ROWS = (1, 2, 4, 8, 16, 32, 64)
 GEMV_MAX_ROWS = 16  # llmk.h: the GEMV takes M <= 16
 MLP_TOKENS = (1, 2048)
+TUNED_ROUNDS = 3  # turns of heuristic and tuned timings per fusion row
 BIG = 8192  # the square GEMM for reference
 
 Path = llmk.MatmulPath
@@ -89,6 +93,7 @@ class Bench:
     def __init__(self, ctx, copy_gbs):
         self.ctx, self.copy_gbs, self.rows, self.failures = ctx, copy_gbs, [], []
         self.read_floor = None  # the decode part measures it
+        self.tuned_ctx = None  # a second context, whose plans llmk.matmul_tune picks
 
     def attempt(self, what, fn, *args):
         """fn(*args), or None (and a note) when it raises."""
@@ -142,9 +147,10 @@ def linear_sets(m, k, n, dtype):
             for _ in range(SETS)]
 
 
-def llmk_linear(bench, config, with_bias):
-    """run(x, w^T, b, y) views -> llmk.matmul; the views are built outside the timing."""
-    ctx, s = bench.ctx, stream()
+def llmk_linear(bench, config, with_bias, ctx=None):
+    """run(x, w^T, b, y) views -> llmk.matmul on ctx (default: the bench's); the views are built
+    outside the timing."""
+    ctx, s = ctx or bench.ctx, stream()
 
     def run(x, wt, b, y):
         llmk.matmul(ctx, config, x, wt, None, b if with_bias else None, y, stream=s)
@@ -189,21 +195,31 @@ def fusion_case(bench, m, k, n, dtype, variants):
             "peers": {name: {"us": t, "tflops": tflops(flops, t)} for name, t in torch_us.items()
                       if name in (peer, bare)},
         })
-    # Then each variant again once llmk.matmul_tune has pinned the fastest of the heuristic's
-    # candidates (after every untuned timing: tuning changes the plan the shape runs).
+    # Then each variant tuned: llmk.matmul_tune pins the fastest of the heuristic's candidates in
+    # a second context, and the two contexts are timed in turn, a few rounds each, so that the
+    # GPU's drifting clock (power, heat) weighs on both alike.
     tuned_plain_us = None
     for variant, row in zip(variants, rows):
         activation, has_bias, _ = FUSED[variant]
         config = llmk.MatmulConfig(activation=activation, path=Path.CUBLASLT)
         what = f"fusion {label} {DTYPE_NAMES[dtype]} llmk {variant} tuned"
         x, wt, b, y = views[0]
-        tuning = bench.attempt(what + " (tuning)", llmk.matmul_tune, bench.ctx, config, x, wt,
-                               None, b if has_bias else None, y, stream())
-        us = bench.time(what, llmk_linear(bench, config, has_bias), views)
+        tuning = bench.attempt(what + " (tuning)", llmk.matmul_tune, bench.tuned_ctx, config, x,
+                               wt, None, b if has_bias else None, y, stream())
+        runs = {"heuristic": llmk_linear(bench, config, has_bias),
+                "tuned": llmk_linear(bench, config, has_bias, bench.tuned_ctx)}
+        rounds = {name: [] for name in runs}
+        for _ in range(TUNED_ROUNDS):
+            for name, run in runs.items():
+                rounds[name].append(bench.time(f"{what} ({name})", run, views))
+        ab = {name: None if None in times else statistics.median(times)
+              for name, times in rounds.items()}
         if variant == "plain":
-            tuned_plain_us = us
-        row.update({"tuned_us": us, "tuning": None if tuning is None else tuning._asdict(),
-                    "vs_tuned_plain": ratio(us, tuned_plain_us)})
+            tuned_plain_us = ab["tuned"]
+        row.update({"tuning": None if tuning is None else tuning._asdict(), "ab_us": ab,
+                    "ab_rounds_us": rounds, "tuned_vs_heuristic": ratio(ab["tuned"],
+                                                                        ab["heuristic"]),
+                    "vs_tuned_plain": ratio(ab["tuned"], tuned_plain_us)})
     bench.rows += rows
     del sets, views, torch_sets
     torch.cuda.empty_cache()
@@ -442,14 +458,19 @@ def fusion_table(rows):
                       cell(r["tflops"], ".0f"), cell(r["vs_llmk_plain"], ".2f"),
                       cell(r["vs_torch_bare"], ".2f"), r["peer"], cell(peer_us, ".1f"),
                       cell(ratio(peer_us, r["llmk_us"]), ".2f"), cell(bare, ".1f"),
-                      cell(r["error_vs_torch"], ".1e"), cell(r.get("tuned_us"), ".1f"),
-                      "" if r.get("tuning") is None else str(r["tuning"]["chosen"]),
-                      cell(r.get("vs_tuned_plain"), ".3f"),
-                      cell(ratio(r.get("tuned_us"), r["peers"].get(bare, {}).get("us")), ".3f")])
+                      cell(r["error_vs_torch"], ".1e")] + tuned_cells(r))
     return table("Fusion: prefill GEMMs with an epilogue (M x K x N)",
                  ["op", "M x K x N", "dtype", "llmk us", "TFLOP/s", "vs plain", "vs F.linear",
-                  "torch peer", "peer us", "speedup", "F.linear us", "err vs torch", "tuned us",
-                  "rank", "tuned vs tuned plain", "tuned vs F.linear"], lines)
+                  "torch peer", "peer us", "speedup", "F.linear us", "err vs torch",
+                  "A/B heuristic us", "A/B tuned us", "rank", "tuned / heuristic",
+                  "tuned vs tuned plain"], lines)
+
+
+def tuned_cells(r):
+    ab, tuning = r.get("ab_us") or {}, r.get("tuning")
+    return [cell(ab.get("heuristic"), ".1f"), cell(ab.get("tuned"), ".1f"),
+            "" if tuning is None else f"{tuning['chosen']} of {tuning['candidates']}",
+            cell(r.get("tuned_vs_heuristic"), ".3f"), cell(r.get("vs_tuned_plain"), ".3f")]
 
 
 def decode_table(rows):
@@ -541,10 +562,12 @@ def main():
     ctx = llmk.Context.cuda(0)
     copy_gbs, copy_us = copy_ceiling()
     bench = Bench(ctx, copy_gbs)
+    bench.tuned_ctx = llmk.Context.cuda(0)
     runners = {"fusion": part_fusion, "decode": part_decode, "mlp": part_mlp}
     for part in parts:
         bench.attempt(f"part {part}", runners[part], bench)
     report(args, bench, copy_gbs, copy_us)
+    bench.tuned_ctx.close()
     ctx.close()
     if bench.failures:
         sys.exit(1)
