@@ -10,9 +10,9 @@
 // few, timed on the caller's stream. The candidates are timed round-robin, a few calls per trial,
 // so that a clock or temperature drift during the tuning weighs on all of them alike.
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <optional>
-#include <vector>
 
 #include "core/cuda_util.hpp"
 #include "core/numeric.hpp"
@@ -133,11 +133,6 @@ class ScratchBuffer {
  private:
   void* data_ = nullptr;
 };
-
-float median(std::vector<float> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
 
 }  // namespace
 
@@ -337,38 +332,44 @@ void Cublaslt::tune(const char* op, const Problem& problem, cudaStream_t stream,
   if (problem.d_is_read) d = scratch.emplace(problem.d_span_bytes).data();
 
   // The candidates that run, in the heuristic's order; the first call of each is its warm-up.
-  std::vector<int> ranks;
+  // (Fixed arrays: libstdc++'s std:: templates would be exported from libllmk once instantiated.)
+  std::array<int, kTuningCandidates> ranks;
+  int count = 0;
   for (int rank = 0; rank < found; ++rank) {
     if (results[rank].state != CUBLAS_STATUS_SUCCESS) continue;
     if (run(problem, results[rank].algo, d, workspace, stream) == CUBLAS_STATUS_SUCCESS) {
-      ranks.push_back(rank);
+      ranks[count++] = rank;
     }
   }
   check_cuda(cudaStreamSynchronize(stream), "matmul_tune: the candidates' first calls");
-  if (ranks.empty()) fail(LLMK_ERROR_UNSUPPORTED, "%s: no cuBLASLt algorithm ran", op);
+  if (count == 0) fail(LLMK_ERROR_UNSUPPORTED, "%s: no cuBLASLt algorithm ran", op);
 
   StreamTimer timer(op, stream);
-  std::vector<std::vector<float>> trial_us(ranks.size());
+  std::array<std::array<float, kTrials>, kTuningCandidates> trial_us;
   for (int trial = 0; trial < kTrials; ++trial) {
-    for (size_t i = 0; i < ranks.size(); ++i) {
+    for (int i = 0; i < count; ++i) {
       timer.start();
       for (int call = 0; call < kCallsPerTrial; ++call) {
         const cublasStatus_t status = run(problem, results[ranks[i]].algo, d, workspace, stream);
         if (status != CUBLAS_STATUS_SUCCESS) fail_cublas(op, "cublasLtMatmul", status);
       }
-      trial_us[i].push_back(timer.stop_ms() * 1000.0f / kCallsPerTrial);
+      trial_us[i][trial] = timer.stop_ms() * 1000.0f / kCallsPerTrial;
     }
   }
-  std::vector<float> us(ranks.size());
-  for (size_t i = 0; i < ranks.size(); ++i) us[i] = median(trial_us[i]);
-  size_t best = std::min_element(us.begin(), us.end()) - us.begin();
+  std::array<float, kTuningCandidates> us;
+  int best = 0;
+  for (int i = 0; i < count; ++i) {
+    std::sort(trial_us[i].begin(), trial_us[i].end());
+    us[i] = trial_us[i][kTrials / 2];
+    if (us[i] < us[best]) best = i;
+  }
   if (us[best] > us[0] * (1.0f - kMinGain)) best = 0;
 
   {
     std::lock_guard<std::mutex> lock(mutex_);
     plans_.insert_or_assign(problem.key, results[ranks[best]].algo);
   }
-  tuning->candidates = static_cast<int32_t>(ranks.size());
+  tuning->candidates = count;
   tuning->chosen = ranks[best];
   tuning->first_us = us[0];
   tuning->chosen_us = us[best];
