@@ -13,7 +13,8 @@ between sets far larger than L2). Three parts, Llama-2-7B shapes (d_model 4096, 
           GEMM of the shape, "vs F.linear" over torch's bare GEMM: 1.00 means the epilogue is
           free. Dense peak is not measured: TFLOP/s (2 M N K per product), and an 8192^3 GEMM
           beside torch for reference. Then an A/B of llmk.matmul_tune: a second context tunes
-          the call, and the two contexts are timed in turn, three rounds each (medians): "rank"
+          the call, and the two contexts are timed in turn (ABBA, each timing after a 0.1 s
+          rest), four rounds each (medians): "rank"
           is the algorithm the tuning pinned in the heuristic's order (0: the heuristic's own,
           so that row's ratio shows the A/B's noise), "tuned / heuristic" the gain, and "tuned
           vs tuned plain" what the epilogue costs once both are tuned.
@@ -44,6 +45,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 import traceback
 
 import torch
@@ -61,7 +63,8 @@ FUSION_TOKENS = (2048, 8192)
 DECODE_ROWS = (1, 2, 4, 8, 16, 32, 64)
 GEMV_MAX_ROWS = 16  # llmk.h: the GEMV takes M <= 16
 MLP_TOKENS = (1, 2048)
-TUNED_ROUNDS = 3  # turns of heuristic and tuned timings per fusion row
+TUNED_ROUNDS = 4  # turns of heuristic and tuned timings per fusion row (ABBA: even)
+REST_S = 0.1  # idle time before each of those timings
 BIG = 8192  # the square GEMM for reference
 
 Path = llmk.MatmulPath
@@ -209,9 +212,13 @@ def fusion_case(bench, m, k, n, dtype, variants):
         runs = {"heuristic": llmk_linear(bench, config, has_bias),
                 "tuned": llmk_linear(bench, config, has_bias, bench.tuned_ctx)}
         rounds = {name: [] for name in runs}
-        for _ in range(TUNED_ROUNDS):
-            for name, run in runs.items():
-                rounds[name].append(bench.time(f"{what} ({name})", run, views))
+        for turn in range(TUNED_ROUNDS):
+            # ABBA order, each timing after a rest: neither side always follows the tuning's
+            # burst of calls or the other side's heat.
+            for name in (("heuristic", "tuned") if turn % 2 == 0 else ("tuned", "heuristic")):
+                torch.cuda.synchronize()
+                time.sleep(REST_S)
+                rounds[name].append(bench.time(f"{what} ({name})", runs[name], views))
         ab = {name: None if None in times else statistics.median(times)
               for name, times in rounds.items()}
         if variant == "plain":

@@ -306,7 +306,7 @@ void Cublaslt::tune(const char* op, const Problem& problem, cudaStream_t stream,
   constexpr int kCallsPerTrial = 5, kTrials = 5;
   // Another algorithm replaces the heuristic's first only when this much faster. On the H200,
   // tunings of one shape disagree by 1-2% where no candidate is clearly better (the clock drifts
-  // with power and heat), and the wins that held in an A/B were 3-12% (bench/NOTES.md).
+  // with power and heat), and the wins that held in an A/B were 2.5-7% (bench/NOTES.md).
   constexpr float kMinGain = 0.02f;
 
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
