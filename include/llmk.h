@@ -22,8 +22,8 @@
  *    launched asynchronously on the stream argument; nothing synchronizes, allocates device memory
  *    or changes the caller's current device behind the caller's back, so every op can be captured
  *    into a CUDA graph (llmk_matmul_tune, a start-up call that synchronizes and allocates, is the
- *    one exception, and says so). On a CPU context tensors live in host memory, ops run to completion on the
- *    calling thread and the stream argument is ignored (pass NULL).
+ *    one exception, and says so). On a CPU context tensors live in host memory, ops run to
+ *    completion on the calling thread and the stream argument is ignored (pass NULL).
  *
  *  - Threads. A context may be used from several threads at once, each with its own stream.
  *
