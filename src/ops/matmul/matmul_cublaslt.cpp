@@ -87,6 +87,12 @@ void init_layout(const char* op, cublasLtMatrixLayoutOpaque_t* layout, cudaDataT
                "cublasLtMatrixLayoutSetAttribute(STRIDED_BATCH_OFFSET)");
 }
 
+bool is_capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  check_cuda(cudaStreamIsCapturing(stream, &capture), "matmul: cudaStreamIsCapturing");
+  return capture != cudaStreamCaptureStatusNone;
+}
+
 // A CUDA event pair timing calls on one stream, destroyed with the object.
 class StreamTimer {
  public:
@@ -231,9 +237,7 @@ Cublaslt::Stats Cublaslt::stats() {
 void* Cublaslt::workspace_locked(const char* op, cudaStream_t stream) {
   auto found = workspaces_.find(stream);
   if (found == workspaces_.end()) {
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    check_cuda(cudaStreamIsCapturing(stream, &capture), "matmul: cudaStreamIsCapturing");
-    if (capture != cudaStreamCaptureStatusNone) {
+    if (is_capturing(stream)) {
       fail(LLMK_ERROR_UNSUPPORTED,
            "%s: stream %p is being captured and has no matmul workspace yet; run one matmul on "
            "it before capturing",
@@ -309,9 +313,7 @@ void Cublaslt::tune(const char* op, const Problem& problem, cudaStream_t stream,
   // with power and heat), and the wins that held in an A/B were 2.5-7% (bench/NOTES.md).
   constexpr float kMinGain = 0.02f;
 
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  check_cuda(cudaStreamIsCapturing(stream, &capture), "matmul_tune: cudaStreamIsCapturing");
-  if (capture != cudaStreamCaptureStatusNone) {
+  if (is_capturing(stream)) {
     fail(LLMK_ERROR_UNSUPPORTED,
          "%s: stream %p is being captured; tuning times calls and synchronizes the stream, so "
          "tune before capturing",
