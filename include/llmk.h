@@ -503,7 +503,7 @@ typedef struct llmk_matmul_tuning {
  * call takes cuBLASLt, it asks the heuristic for up to 8 algorithms, times each on `stream`, and
  * pins the fastest in the plan cache for this call's shape, layouts, dtype, epilogue and
  * alignments: every later matmul with the same key runs it, with no further query. The
- * heuristic's first choice stays unless another is at least 1% faster. Then it computes D as
+ * heuristic's first choice stays unless another is at least 2% faster. Then it computes D as
  * llmk_matmul does. The candidates write into D, or, when D is C with beta != 0, into scratch
  * memory the size of D that the call allocates and frees.
  *

@@ -216,7 +216,7 @@ type MatmulTuning struct {
 // stream, and pins the fastest in the context's plan cache for this call's shape, layouts, dtype,
 // epilogue and alignments: every later Matmul with the same key runs it, with no further
 // heuristic query (Context.MatmulCacheStats). The heuristic's first choice stays unless another is
-// at least 1% faster. Then it computes D as Matmul does. The candidates write into D, or, when D
+// at least 2% faster. Then it computes D as Matmul does. The candidates write into D, or, when D
 // is C with Beta != 0, into scratch memory the size of D that the call allocates and frees; D
 // ends as one Matmul would leave it.
 //

@@ -107,7 +107,7 @@ def matmul_tune(ctx: Context, config: Optional[MatmulConfig], a: Any, b: Any, c:
     Where the call takes cuBLASLt, up to 8 of the heuristic's algorithms are timed on `stream`
     and the fastest is pinned in ctx's plan cache for this shape, layouts, dtype, epilogue and
     alignments: every later matmul with the same key runs it, with no heuristic query. The
-    heuristic's first choice stays unless another is at least 1% faster. The candidates write
+    heuristic's first choice stays unless another is at least 2% faster. The candidates write
     into out, or, when out is c with beta != 0, into scratch memory the call allocates.
 
     A start-up call, not a hot-path one: it synchronizes the stream and allocates; a stream being

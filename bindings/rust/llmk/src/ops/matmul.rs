@@ -282,7 +282,7 @@ impl MatmulTuning {
 /// `stream`, and pins the fastest in the context's plan cache for this call's shape, layouts,
 /// dtype, epilogue and alignments (of the data pointers): every later [`matmul`] with the same
 /// key runs it, with no further heuristic query ([`matmul_cache_stats`]). The heuristic's first
-/// choice stays unless another is at least 1% faster. Then it computes `D` as [`matmul`] does,
+/// choice stays unless another is at least 2% faster. Then it computes `D` as [`matmul`] does,
 /// and returns what it measured ([`MatmulTuning`]).
 ///
 /// The arguments are [`matmul`]'s, checked as it checks them (for `D` = `C` use
