@@ -31,7 +31,9 @@ between sets far larger than L2). Three parts, Llama-2-7B shapes (d_model 4096, 
           [22016, 4096] gate_up weight passed as two views) beside torch eager
           F.linear(F.silu(x Wg^T) * (x Wu^T), Wd), eager over the fused weight (vLLM's layout),
           and the three bare torch GEMMs alone; llmk's ffn (GELU and GELU_TANH, with biases,
-          d_ff 11008) beside torch eager F.linear(F.gelu(F.linear(x, W1, b1)), W2, b2).
+          d_ff 11008) beside torch eager F.linear(F.gelu(F.linear(x, W1, b1)), W2, b2). At 2048
+          tokens, an A/B of MlpConfig(tune=True) as in the fusion part: the block tuned once in
+          the second context, then both contexts timed in ABBA order.
 
 Every llmk row also carries its relative error against torch's float32 computation of the same
 thing (a sanity figure). A call llmk refuses (an engine not built yet, say) leaves its cell empty
@@ -209,18 +211,8 @@ def fusion_case(bench, m, k, n, dtype, variants):
         x, wt, b, y = views[0]
         tuning = bench.attempt(what + " (tuning)", llmk.matmul_tune, bench.tuned_ctx, config, x,
                                wt, None, b if has_bias else None, y, stream())
-        runs = {"heuristic": llmk_linear(bench, config, has_bias),
-                "tuned": llmk_linear(bench, config, has_bias, bench.tuned_ctx)}
-        rounds = {name: [] for name in runs}
-        for turn in range(TUNED_ROUNDS):
-            # ABBA order, each timing after a rest: neither side always follows the tuning's
-            # burst of calls or the other side's heat.
-            for name in (("heuristic", "tuned") if turn % 2 == 0 else ("tuned", "heuristic")):
-                torch.cuda.synchronize()
-                time.sleep(REST_S)
-                rounds[name].append(bench.time(f"{what} ({name})", runs[name], views))
-        ab = {name: None if None in times else statistics.median(times)
-              for name, times in rounds.items()}
+        ab, rounds = time_ab(bench, what, llmk_linear(bench, config, has_bias),
+                             llmk_linear(bench, config, has_bias, bench.tuned_ctx), views)
         if variant == "plain":
             tuned_plain_us = ab["tuned"]
         row.update({"tuning": None if tuning is None else tuning._asdict(), "ab_us": ab,
@@ -230,6 +222,22 @@ def fusion_case(bench, m, k, n, dtype, variants):
     bench.rows += rows
     del sets, views, torch_sets
     torch.cuda.empty_cache()
+
+
+def time_ab(bench, what, heuristic, tuned, sets):
+    """Medians of TUNED_ROUNDS timings of each of two runs (the heuristic's context and the
+    tuned one), in ABBA order, each timing after a rest: neither side always follows the tuning's
+    burst of calls or the other side's heat. Returns the medians and every round's time."""
+    runs = {"heuristic": heuristic, "tuned": tuned}
+    rounds = {name: [] for name in runs}
+    for turn in range(TUNED_ROUNDS):
+        for name in (("heuristic", "tuned") if turn % 2 == 0 else ("tuned", "heuristic")):
+            torch.cuda.synchronize()
+            time.sleep(REST_S)
+            rounds[name].append(bench.time(f"{what} ({name})", runs[name], sets))
+    ab = {name: None if None in times else statistics.median(times)
+          for name, times in rounds.items()}
+    return ab, rounds
 
 
 def part_fusion(bench):
@@ -346,8 +354,9 @@ GATED_PEERS = {"torch eager": eager_gated, "eager, fused gate_up": eager_gated_f
                "3 bare GEMMs": bare_gemms}
 
 
-def mlp_row(bench, op, tokens, dtype, flops, bytes_moved, us, error, peers):
+def mlp_row(bench, op, tokens, dtype, flops, bytes_moved, us, error, peers, tuned=None):
     gbs = None if us is None else bytes_moved / us / 1e3
+    ab, rounds = tuned if tuned is not None else ({}, None)
     bench.rows.append({
         "part": "mlp", "op": op, "shape": f"{tokens}x{D_MODEL}, d_ff {D_FF}",
         "tokens": tokens, "dtype": DTYPE_NAMES[dtype], "bytes": bytes_moved, "llmk_us": us,
@@ -357,7 +366,22 @@ def mlp_row(bench, op, tokens, dtype, flops, bytes_moved, us, error, peers):
         "peers": {name: {"us": t, "tflops": tflops(flops, t),
                          "gbs": None if t is None else bytes_moved / t / 1e3}
                   for name, t in peers.items()},
+        "ab_us": ab, "ab_rounds_us": rounds,
+        "tuned_vs_heuristic": ratio(ab.get("tuned"), ab.get("heuristic")),
     })
+
+
+def mlp_tuned_ab(bench, what, tokens, run, views):
+    """Where the block runs cuBLASLt (more tokens than the GEMV takes): the block tuned once in
+    bench.tuned_ctx (MlpConfig(tune=True) on the first set), then time_ab of the two contexts.
+    run(ctx, config, *view) is one call."""
+    if tokens <= GEMV_MAX_ROWS:
+        return None
+    if bench.attempt(what + " (tuning)", run, bench.tuned_ctx, llmk.MlpConfig(tune=True),
+                     *views[0]) is None:  # the call returns y; None is a recorded failure
+        return None
+    return time_ab(bench, what, lambda *v: run(bench.ctx, None, *v),
+                   lambda *v: run(bench.tuned_ctx, None, *v), views)
 
 
 def gated_mlp_case(bench, tokens, dtype):
@@ -375,8 +399,12 @@ def gated_mlp_case(bench, tokens, dtype):
                       as_llmk(w_down), workspace(nbytes or 0), as_llmk(y)))
     ctx, s = bench.ctx, stream()
 
-    def run(x, w_gate, w_up, w_down, work, y):
-        llmk.gated_mlp(ctx, None, x, w_gate, w_up, w_down, Act.SILU, work, y, stream=s)
+    def run_on(context, config, x, w_gate, w_up, w_down, work, y):
+        return llmk.gated_mlp(context, config, x, w_gate, w_up, w_down, Act.SILU, work, y,
+                              stream=s)
+
+    def run(*view):
+        run_on(ctx, None, *view)
 
     y0.fill_(float("nan"))
     bench.attempt(name + " llmk (first call)", run, *views[0])
@@ -391,7 +419,8 @@ def gated_mlp_case(bench, tokens, dtype):
                   for x, gate_up, w_down, _ in sets]
     peers = {peer: bench.time(f"{name} {peer}", fn, torch_sets)
              for peer, fn in GATED_PEERS.items()}
-    mlp_row(bench, "gated_mlp silu", tokens, dtype, flops, bytes_moved, us, error, peers)
+    tuned = mlp_tuned_ab(bench, name + " tuned", tokens, run_on, views)
+    mlp_row(bench, "gated_mlp silu", tokens, dtype, flops, bytes_moved, us, error, peers, tuned)
     del sets, views, torch_sets
     torch.cuda.empty_cache()
 
@@ -414,8 +443,11 @@ def ffn_case(bench, tokens, dtype, activation):
              for s in sets]
     ctx, s = bench.ctx, stream()
 
-    def run(x, w1, b1, w2, b2, work, y):
-        llmk.ffn(ctx, None, x, w1, b1, w2, b2, activation, work, y, stream=s)
+    def run_on(context, config, x, w1, b1, w2, b2, work, y):
+        return llmk.ffn(context, config, x, w1, b1, w2, b2, activation, work, y, stream=s)
+
+    def run(*view):
+        run_on(ctx, None, *view)
 
     approximate = "tanh" if activation == Act.GELU_TANH else "none"
 
@@ -431,7 +463,8 @@ def ffn_case(bench, tokens, dtype, activation):
     del want
     us = bench.time(name + " llmk", run, views)
     peers = {"torch eager": bench.time(name + " torch eager", eager, sets)}
-    mlp_row(bench, f"ffn {act_name}", tokens, dtype, flops, bytes_moved, us, error, peers)
+    tuned = mlp_tuned_ab(bench, name + " tuned", tokens, run_on, views)
+    mlp_row(bench, f"ffn {act_name}", tokens, dtype, flops, bytes_moved, us, error, peers, tuned)
     del sets, views
     torch.cuda.empty_cache()
 
@@ -512,11 +545,13 @@ def mlp_table(rows):
                            else 100 * r["fraction_of_copy"], ".1f"),
                       cell(eager, ".1f"), cell(ratio(eager, r["llmk_us"]), ".2f"),
                       cell(fused, ".1f"), cell(bare, ".1f"), cell(ratio(r["llmk_us"], bare), ".2f"),
-                      cell(r["error_vs_torch"], ".1e")])
+                      cell(r["error_vs_torch"], ".1e"), cell(r["ab_us"].get("heuristic"), ".1f"),
+                      cell(r["ab_us"].get("tuned"), ".1f"), cell(r["tuned_vs_heuristic"], ".3f")])
     return table(f"MLP blocks, a Llama-2-7B layer (d_model {D_MODEL}, d_ff {D_FF})",
                  ["op", "tokens", "dtype", "llmk us", "TFLOP/s", "GB/s", "% of copy",
                   "eager us", "speedup", "eager fused us", "bare GEMMs us", "vs bare GEMMs",
-                  "err vs torch"], lines)
+                  "err vs torch", "A/B heuristic us", "A/B tuned us", "tuned / heuristic"],
+                 lines)
 
 
 def report(args, bench, copy_gbs, copy_us):

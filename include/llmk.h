@@ -547,6 +547,12 @@ typedef struct llmk_mlp_config {
   size_t struct_size; /* sizeof(llmk_mlp_config), set by llmk_mlp_config_init */
   int32_t allow_tf32; /* as in llmk_matmul_config; default 0 */
   int32_t path;       /* an llmk_matmul_path for every GEMM; default LLMK_MATMUL_PATH_AUTO */
+  /* Nonzero runs every cuBLASLt GEMM of the block as llmk_matmul_tune runs it: its candidate
+   * algorithms are timed and the fastest pinned in the plan cache, so later calls with the same
+   * shapes, dtype and pointer alignments (the same x, y and workspace, typically) run it with no
+   * query. Such a call is a start-up call, as llmk_matmul_tune is: it synchronizes and allocates,
+   * and a stream being captured is refused with LLMK_ERROR_UNSUPPORTED. Default 0. */
+  int32_t tune;
 } llmk_mlp_config;
 
 /* Fills `config` with the defaults above (and its struct_size). */

@@ -891,3 +891,169 @@ func TestEnumNames(t *testing.T) {
 		t.Errorf("ActivationReLU = %d, RopeGPTJ = %d; llmk.h has 4 and 1", llmk.ActivationReLU, llmk.RopeGPTJ)
 	}
 }
+
+// mlpTuneBlock is an f16 MLP block as bit patterns: x [tokens, dModel], the input weights
+// [dFF, dModel] (w1, or wGate and wUp) and the output weight [dModel, dFF], all row-major.
+type mlpTuneBlock struct {
+	tokens, dModel, dFF int64
+	x, wIn, wUp, wOut   []uint16
+}
+
+func newMLPTuneBlock(tokens, dModel, dFF int64) mlpTuneBlock {
+	rng := rand.New(rand.NewSource(tokens*dModel*dFF + 3))
+	return mlpTuneBlock{tokens: tokens, dModel: dModel, dFF: dFF, x: f16Random(rng, tokens*dModel, -3, 0),
+		wIn: f16Random(rng, dFF*dModel, -7, -4), wUp: f16Random(rng, dFF*dModel, -7, -4),
+		wOut: f16Random(rng, dModel*dFF, -7, -4)}
+}
+
+// run calls FFN (GELU_TANH, no biases) or GatedMLP (SiLU, separate weights) on views that view
+// makes of the block's data, and a workspace of the size the op asks for on ctx.
+func (b mlpTuneBlock) run(t *testing.T, ctx *llmk.Context, config llmk.MLPConfig, gated bool,
+	view func(data []uint16, shape []int64) llmk.Tensor, workspace func(bytes int) llmk.Workspace,
+	y llmk.Tensor) {
+	t.Helper()
+	x, wIn := view(b.x, []int64{b.tokens, b.dModel}), view(b.wIn, []int64{b.dFF, b.dModel})
+	wOut := view(b.wOut, []int64{b.dModel, b.dFF})
+	size := llmk.FFNWorkspaceSize
+	if gated {
+		size = llmk.GatedMLPWorkspaceSize
+	}
+	bytes, err := size(ctx, x, wIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gated {
+		err = llmk.GatedMLP(ctx, config, x, wIn, view(b.wUp, []int64{b.dFF, b.dModel}), wOut,
+			llmk.ActivationSiLU, workspace(bytes), y, nil)
+	} else {
+		err = llmk.FFN(ctx, config, x, wIn, nil, wOut, nil, llmk.ActivationGELUTanh, workspace(bytes), y, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// onCPU is the block's y on ctx, a CPU context.
+func (b mlpTuneBlock) onCPU(t *testing.T, ctx *llmk.Context, config llmk.MLPConfig, gated bool) []uint16 {
+	t.Helper()
+	y := filled(int(b.tokens*b.dModel), uint16(f16NaN))
+	b.run(t, ctx, config, gated, func(data []uint16, shape []int64) llmk.Tensor {
+		return f16View(t, data, shape, nil)
+	}, func(bytes int) llmk.Workspace {
+		aligned, _ := alignedBytes(bytes)
+		return llmk.WorkspaceFromBytes(aligned)
+	}, f16View(t, y, []int64{b.tokens, b.dModel}, nil))
+	return y
+}
+
+// On a CPU context MLPConfig.Tune changes nothing: the untuned call's bits.
+func TestMLPTuneOnCPU(t *testing.T) {
+	ctx := newCPUContext(t)
+	block := newMLPTuneBlock(5, 32, 48)
+	tune := llmk.DefaultMLPConfig()
+	tune.Tune = true
+	for _, gated := range []bool{false, true} {
+		sameBits(t, fmt.Sprintf("tuned, gated %v", gated), block.onCPU(t, ctx, tune, gated),
+			block.onCPU(t, ctx, llmk.DefaultMLPConfig(), gated))
+	}
+}
+
+// On a CUDA device a tuned FFN makes one plan per GEMM (two; GatedMLP with separate gate and up
+// weights three), untuned calls afterwards make none and give the tuned call's bits, and y is near
+// the CPU's: |gpu - cpu| <= 2^-6 (1 + |cpu|), a sanity bound (the engines round the intermediate
+// to f16 at other points than the CPU's reference, 2^-11 each); the exact rule is the C++ suite's
+// (tests/ops/mlp_gpu_test.cu), which runs the same tuned calls.
+func TestMLPTuneOnCUDA(t *testing.T) {
+	newCUDAContext(t) // skips where there is no device
+	cpu := newCPUContext(t)
+	block := newMLPTuneBlock(96, 256, 384)
+	for _, gated := range []bool{false, true} {
+		ctx := newCUDAContext(t) // its own, so that the plan counts are this block's
+		var buffers []*llmk.DeviceBuffer
+		alloc := func(bytes int) *llmk.DeviceBuffer {
+			buf, err := llmk.NewDeviceBuffer(ctx, bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buffers = append(buffers, buf)
+			return buf
+		}
+		// Each operand is copied to the device once: every call runs on the same pointers.
+		views := map[*uint16]llmk.Tensor{}
+		view := func(data []uint16, shape []int64) llmk.Tensor {
+			if x, ok := views[&data[0]]; ok {
+				return x
+			}
+			buf := alloc(2 * len(data))
+			if err := llmk.CopyToDevice(buf, data); err != nil {
+				t.Fatal(err)
+			}
+			x, err := buf.Tensor(llmk.F16, shape, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			views[&data[0]] = x
+			return x
+		}
+		var workspaceBuffer *llmk.DeviceBuffer
+		workspace := func(bytes int) llmk.Workspace {
+			if workspaceBuffer == nil {
+				workspaceBuffer = alloc(bytes)
+			}
+			return workspaceBuffer.Workspace()
+		}
+		yBuf := alloc(int(2 * block.tokens * block.dModel))
+		y, err := yBuf.Tensor(llmk.F16, []int64{block.tokens, block.dModel}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func(config llmk.MLPConfig) []uint16 {
+			t.Helper()
+			out := filled(int(block.tokens*block.dModel), uint16(f16NaN))
+			if err := llmk.CopyToDevice(yBuf, out); err != nil {
+				t.Fatal(err)
+			}
+			block.run(t, ctx, config, gated, view, workspace, y)
+			if err := ctx.Synchronize(nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := llmk.CopyToHost(out, yBuf); err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+
+		tune := llmk.DefaultMLPConfig()
+		tune.Tune = true
+		tuned := run(tune)
+		stats, err := ctx.MatmulCacheStats()
+		gemms := int64(2)
+		if gated {
+			gemms = 3
+		}
+		if err != nil || stats.Plans != gemms || stats.HeuristicQueries != gemms {
+			t.Fatalf("gated %v: MatmulCacheStats() after the tuned call = %+v, %v; want %d plans and queries",
+				gated, stats, err, gemms)
+		}
+		for repeat := 0; repeat < 2; repeat++ {
+			sameBits(t, fmt.Sprintf("gated %v, untuned after the tuning", gated),
+				run(llmk.DefaultMLPConfig()), tuned)
+		}
+		if after, err := ctx.MatmulCacheStats(); err != nil || after != stats {
+			t.Errorf("gated %v: MatmulCacheStats() after untuned calls = %+v, %v; want %+v", gated, after,
+				err, stats)
+		}
+		want := block.onCPU(t, cpu, llmk.DefaultMLPConfig(), gated)
+		for i := range want {
+			g, w := f16ToFloat64(tuned[i]), f16ToFloat64(want[i])
+			if !(math.Abs(g-w) <= 0x1p-6*(1+math.Abs(w))) {
+				t.Fatalf("gated %v: y[%d] = %g, the CPU's %g", gated, i, g, w)
+			}
+		}
+		for _, buf := range buffers {
+			if err := buf.Free(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -72,12 +72,18 @@ type MLPConfig struct {
 	AllowTF32 bool
 	// Path is the engine of every GEMM on a CUDA context. Default MatmulPathAuto.
 	Path MatmulPath
+	// Tune runs every cuBLASLt GEMM of the block as MatmulTune runs it: its algorithms are timed
+	// and the fastest pinned in the context's plan cache, so later calls with the same shapes,
+	// dtype and pointer alignments (the same x, y and workspace, typically) run it with no further
+	// query. Such a call is a start-up call: it synchronizes and allocates, and a stream being
+	// captured is refused with StatusUnsupported. Default false.
+	Tune bool
 }
 
 // DefaultMLPConfig is the library's default configuration (llmk_mlp_config_init).
 func DefaultMLPConfig() MLPConfig {
 	c := C.llmkgo_mlp_config_defaults()
-	return MLPConfig{AllowTF32: c.allow_tf32 != 0, Path: MatmulPath(c.path)}
+	return MLPConfig{AllowTF32: c.allow_tf32 != 0, Path: MatmulPath(c.path), Tune: c.tune != 0}
 }
 
 // toC is the llmk_mlp_config of c. It sets every field of the header the package is built
@@ -87,6 +93,7 @@ func (c MLPConfig) toC() C.llmk_mlp_config {
 		struct_size: C.sizeof_llmk_mlp_config,
 		allow_tf32:  boolToC(c.AllowTF32),
 		path:        C.int32_t(c.Path),
+		tune:        boolToC(c.Tune),
 	}
 }
 

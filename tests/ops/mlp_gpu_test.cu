@@ -2,8 +2,9 @@
 // (d_model 256, d_ff 688), 1, 3, 17 and 300 tokens, every dtype, the cuBLASLt path, the GEMV
 // where it can run (a few tokens) and auto; biases on and off, every activation; gated_mlp with
 // vLLM's fused gate_up weight (w_up a view into w_gate's buffer) and with separate weights; padded
-// row strides; f32 with TF32; a forced GEMV that cannot run refused before anything is written;
-// and a captured, replayed block.
+// row strides; f32 with TF32; config->tune on half the sweep's cases; a forced GEMV that cannot
+// run refused before anything is written; a captured, replayed block; tuning pins every GEMM's
+// plan, and is refused while the stream is captured.
 //
 // The comparison rule (tests/vectors/README.md, "matmul, ffn and gated_mlp"): y from the GPU
 // against y from the CPU (f64 sums, each GEMM's output rounded to the dtype as the header says),
@@ -54,6 +55,7 @@ struct MlpSpec {
   bool fused = true;            // gated_mlp: w_up continues w_gate's buffer
   int64_t x_pad = 8, y_pad = 3, w_pad = 8, up_pad = 16, w2_pad = 8;
   bool tf32 = false;
+  bool tune = false;
 
   std::string describe() const {
     std::string s = std::string(gated ? "gated_mlp " : "ffn ") + llmk::dtype_name(dtype) + " t" +
@@ -63,6 +65,7 @@ struct MlpSpec {
     if (b1) s += " b1";
     if (b2) s += " b2";
     if (tf32) s += " tf32";
+    if (tune) s += " tune";
     return s;
   }
 };
@@ -124,6 +127,7 @@ llmk_status call(llmk_context* ctx, const MlpSpec& s, const MlpViews& v, int32_t
   llmk_mlp_config_init(&config);
   config.allow_tf32 = s.tf32 ? 1 : 0;
   config.path = path;
+  config.tune = s.tune ? 1 : 0;
   if (s.gated) {
     return llmk_gated_mlp(ctx, &config, &v.x, &v.w_gate, &v.w_up, &v.w2, s.activation, workspace,
                           bytes, &v.y, stream);
@@ -265,6 +269,7 @@ TEST(MlpSweep, FfnAgainstTheCpu) {
         s.activation = kActivations[turn++ % 5];
         s.b1 = variant == 1 || tokens == 3;
         s.b2 = variant == 1;
+        s.tune = variant == 1;
         run_block(s, paths_for(s));
         if (HasFatalFailure()) return;
       }
@@ -284,6 +289,7 @@ TEST(MlpSweep, GatedMlpAgainstTheCpu) {
         s.fused = fused;
         // SwiGLU (Llama, Mistral) on every other case; the others take turns.
         s.activation = turn % 2 == 0 ? LLMK_ACTIVATION_SILU : kActivations[(turn / 2) % 5];
+        s.tune = (turn / 2) % 2 == 1;
         ++turn;
         run_block(s, paths_for(s));
         if (HasFatalFailure()) return;
@@ -431,6 +437,140 @@ TEST(MlpGpu, CapturedBlocksReplayTheSameResult) {
     ASSERT_CUDA(cudaGraphDestroy(graph));
     ASSERT_CUDA(cudaStreamDestroy(stream));
     ASSERT_LLMK(llmk_free(cuda_context(), workspace));
+  }
+}
+
+struct CacheStats {
+  int64_t plans = 0, queries = 0;
+  bool operator==(const CacheStats& o) const { return plans == o.plans && queries == o.queries; }
+};
+
+CacheStats cache_stats() {
+  CacheStats s;
+  EXPECT_EQ(llmk_matmul_cache_stats(cuda_context(), &s.plans, &s.queries, nullptr), LLMK_SUCCESS);
+  return s;
+}
+
+// One block on the GPU with the spec's buffers, over and over: the tests below call it tuned
+// and untuned, and compare bits and the plan cache between the calls.
+class DeviceBlock {
+ public:
+  explicit DeviceBlock(const MlpSpec& s)
+      : spec_(s), rng_(static_cast<uint64_t>(s.tokens)), host_(make_host(s, rng_)) {
+    x_.emplace(host_.x);
+    w_in_.emplace(host_.w_in);
+    w2_.emplace(host_.w2);
+    y_.emplace(host_.y);
+    if (!host_.w_up.bytes.empty()) w_up_.emplace(host_.w_up);
+    if (s.b1) b1_.emplace(host_.b1);
+    if (s.b2) b2_.emplace(host_.b2);
+    views_ = views(s, host_, x_->ptr, w_in_->ptr, w_up_ ? w_up_->ptr : nullptr,
+                   b1_ ? b1_->ptr : nullptr, w2_->ptr, b2_ ? b2_->ptr : nullptr, y_->ptr);
+    bytes_ = workspace_size(cuda_context(), s, views_);
+    EXPECT_EQ(llmk_malloc(cuda_context(), bytes_, &workspace_), LLMK_SUCCESS);
+  }
+  ~DeviceBlock() { EXPECT_EQ(llmk_free(cuda_context(), workspace_), LLMK_SUCCESS); }
+
+  llmk_status run(bool tune, void* stream = nullptr) {
+    MlpSpec s = spec_;
+    s.tune = tune;
+    return call(cuda_context(), s, views_, LLMK_MATMUL_PATH_AUTO, workspace_, bytes_, stream);
+  }
+  std::vector<uint8_t> y() {
+    EXPECT_EQ(llmk_synchronize(cuda_context(), nullptr), LLMK_SUCCESS);
+    return y_->read(host_.y.bytes.size());
+  }
+  const std::vector<uint8_t>& poisoned_y() const { return host_.y.bytes; }
+
+ private:
+  MlpSpec spec_;
+  std::mt19937_64 rng_;
+  MlpHost host_;
+  std::optional<DeviceCopy> x_, w_in_, w_up_, b1_, w2_, b2_, y_;
+  MlpViews views_{};
+  void* workspace_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+TEST(MlpTune, PinsThePlanOfEveryGemm) {
+  // Shapes no other test uses, so that each GEMM of the block is a new key. The tuned call asks
+  // the heuristic once per GEMM and makes its plan; untuned calls afterwards ask nothing, make
+  // nothing, and give the tuned call's bits (the pinned algorithms). ffn with biases and
+  // GELU-tanh (two GEMMs), gated_mlp with separate weights and exact GELU (three GEMMs and the
+  // activation passes).
+  for (bool gated : {false, true}) {
+    MlpSpec s;
+    s.gated = gated;
+    s.fused = false;
+    s.tokens = 200;
+    s.d_model = 320;
+    s.d_ff = 864;
+    s.b1 = s.b2 = !gated;
+    s.activation = gated ? LLMK_ACTIVATION_GELU : LLMK_ACTIVATION_GELU_TANH;
+    SCOPED_TRACE(s.describe());
+    DeviceBlock block(s);
+    const int gemms = gated ? 3 : 2;
+    const CacheStats before = cache_stats();
+    ASSERT_LLMK(block.run(true));
+    const std::vector<uint8_t> tuned = block.y();
+    const CacheStats after = cache_stats();
+    EXPECT_EQ(after.plans, before.plans + gemms);
+    EXPECT_EQ(after.queries, before.queries + gemms);
+    for (int repeat = 0; repeat < 2; ++repeat) {
+      ASSERT_LLMK(block.run(false));
+      EXPECT_EQ(block.y(), tuned) << "an untuned call after the tuning ran another algorithm";
+    }
+    EXPECT_EQ(cache_stats(), after) << "an untuned call after the tuning changed the cache";
+    // Tuning again re-times the same plans: one query per GEMM, no new plan.
+    ASSERT_LLMK(block.run(true));
+    EXPECT_EQ(cache_stats().plans, after.plans);
+    EXPECT_EQ(cache_stats().queries, after.queries + gemms);
+  }
+}
+
+TEST(MlpTune, OneTokenOnTheGemvTunesTheCublasltGemmsOnly) {
+  // gated_mlp at one token: the fused gate/up GEMV (nothing to tune) and the down projection's
+  // GEMV under AUTO. Tuning changes nothing: no query, no plan, the untuned call's bits.
+  MlpSpec s;
+  s.gated = true;
+  s.dtype = LLMK_DTYPE_F16;
+  s.tokens = 1;
+  DeviceBlock block(s);
+  ASSERT_LLMK(block.run(false));
+  const std::vector<uint8_t> plain = block.y();
+  const CacheStats before = cache_stats();
+  ASSERT_LLMK(block.run(true));
+  EXPECT_EQ(block.y(), plain);
+  EXPECT_EQ(cache_stats(), before);
+}
+
+TEST(MlpTune, RefusedWhileCapturing) {
+  // Tuning times calls and synchronizes: a block asked to tune on a stream being captured is
+  // refused before it launches anything, so the capture stays valid and empty, and y keeps its
+  // bits.
+  for (bool gated : {false, true}) {
+    MlpSpec s;
+    s.gated = gated;
+    s.tokens = 64;
+    SCOPED_TRACE(s.describe());
+    DeviceBlock block(s);
+    cudaStream_t stream;
+    ASSERT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    cudaGraph_t graph;
+    ASSERT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    const llmk_status status = block.run(true, stream);
+    const std::string message = llmk_last_error_message();
+    ASSERT_CUDA(cudaStreamEndCapture(stream, &graph));
+    EXPECT_EQ(status, LLMK_ERROR_UNSUPPORTED) << message;
+    EXPECT_EQ(message.rfind(gated ? "gated_mlp: " : "ffn: ", 0), 0u) << message;
+    EXPECT_NE(message.find("captured"), std::string::npos) << message;
+    size_t nodes = 99;
+    ASSERT_CUDA(cudaGraphGetNodes(graph, nullptr, &nodes));
+    EXPECT_EQ(nodes, 0u);
+    ASSERT_CUDA(cudaGraphDestroy(graph));
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+    EXPECT_EQ(block.y(), block.poisoned_y()) << "y written by a refused call";
+    ASSERT_CUDA(cudaStreamDestroy(stream));
   }
 }
 

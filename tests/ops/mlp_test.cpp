@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -186,7 +187,19 @@ TEST_F(MlpBadInput, ConfigDefaults) {
   EXPECT_EQ(config.struct_size, sizeof(llmk_mlp_config));
   EXPECT_EQ(config.allow_tf32, 0);
   EXPECT_EQ(config.path, LLMK_MATMUL_PATH_AUTO);
+  EXPECT_EQ(config.tune, 0);
   llmk_mlp_config_init(nullptr);
+}
+
+TEST_F(MlpBadInput, ConfigOfAnOlderHeader) {
+  // The first llmk_mlp_config ended at path: a caller built against it passes that struct_size,
+  // and the fields it did not have (tune) take their defaults, whatever the bytes after it hold.
+  config_.tune = 0x5EED;
+  config_.struct_size = offsetof(llmk_mlp_config, tune) - 1;
+  expect_both_rejected(LLMK_ERROR_INVALID_VALUE, "config->struct_size is 15");
+  config_.struct_size = offsetof(llmk_mlp_config, tune);
+  EXPECT_EQ(ffn(), LLMK_SUCCESS) << llmk_last_error_message();
+  EXPECT_EQ(gated_mlp(), LLMK_SUCCESS) << llmk_last_error_message();
 }
 
 TEST_F(MlpBadInput, NullTensors) {
@@ -480,6 +493,17 @@ TEST_P(MlpCpu, FfnIsTwoMatmulsWithHRoundedToTheDtype) {
                 LLMK_SUCCESS)
           << llmk_last_error_message();
       EXPECT_EQ(fused.bytes, separate.bytes) << "biases " << biases;
+
+      // On the CPU there is nothing to tune: the same call, the same bits.
+      llmk_mlp_config tuned = config_;
+      tuned.tune = 1;
+      Tensor after_tuning = output({kTokens, kModel}, {kModel + 2, 1});
+      ASSERT_EQ(llmk_ffn(ctx_, &tuned, &x_.view, &w_gate_, biases ? &b1_.view : nullptr, &w2_.view,
+                         biases ? &b2_.view : nullptr, activation, aligned16(scratch), bytes,
+                         &after_tuning.view, nullptr),
+                LLMK_SUCCESS)
+          << llmk_last_error_message();
+      EXPECT_EQ(after_tuning.bytes, separate.bytes) << "tuned, biases " << biases;
     }
   }
 }
@@ -510,6 +534,14 @@ TEST_P(MlpCpu, GatedMlpIsMatmulsAndGatedActivation) {
               LLMK_SUCCESS)
         << llmk_last_error_message();
     EXPECT_EQ(fused.bytes, separate.bytes) << "fused weight";
+    llmk_mlp_config tuned = config_;
+    tuned.tune = 1;
+    Tensor after_tuning = output({kTokens, kModel}, {kModel + 2, 1});
+    ASSERT_EQ(llmk_gated_mlp(ctx_, &tuned, &x_.view, &w_gate_, &w_up_, &w2_.view, activation,
+                             aligned16(scratch), bytes, &after_tuning.view, nullptr),
+              LLMK_SUCCESS)
+        << llmk_last_error_message();
+    EXPECT_EQ(after_tuning.bytes, separate.bytes) << "fused weight, tuned";
 
     // w_up in a buffer of its own, with another row stride.
     Tensor own_up = output({kFf, kModel}, {kModel + 5, 1});

@@ -95,6 +95,7 @@ class MlpConfigStruct(ctypes.Structure):
         ("struct_size", ctypes.c_size_t),
         ("allow_tf32", ctypes.c_int32),
         ("path", ctypes.c_int32),
+        ("tune", ctypes.c_int32),
     ]
 
 

@@ -36,10 +36,16 @@ class MlpConfig:
 
     allow_tf32: as in MatmulConfig (default False).
     path: a MatmulPath for every GEMM of the block (default AUTO); ignored on a CPU context.
+    tune: True runs every cuBLASLt GEMM of the block as matmul_tune does: its algorithms are
+        timed and the fastest pinned, so later calls with the same shapes, dtype and pointer
+        alignments (the same x, out and workspace, typically) run it with no further query. A
+        start-up call: it synchronizes and allocates, and a stream being captured is refused
+        with Status.UNSUPPORTED. Default False.
     """
 
     allow_tf32: Optional[bool] = None
     path: Optional[MatmulPath] = None
+    tune: Optional[bool] = None
 
     def _struct(self) -> MlpConfigStruct:
         return config_struct(self, MlpConfigStruct, lib.llmk_mlp_config_init)

@@ -646,6 +646,8 @@ def test_ffn_bad_activation_and_path(cpu):
         cpu, None, x, w1, b1, w2, b2, 99, workspace, y))
     llmk_error(llmk.Status.INVALID_VALUE, "path", lambda: llmk.ffn(
         cpu, llmk.MlpConfig(path=5), x, w1, b1, w2, b2, GELU, workspace, y))
+    with pytest.raises(OverflowError, match="tune"):
+        llmk.ffn(cpu, llmk.MlpConfig(tune=1 << 31), x, w1, b1, w2, b2, GELU, workspace, y)
     assert (y == 7).all(), "a refused call wrote y"
 
 

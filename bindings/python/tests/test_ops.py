@@ -48,8 +48,8 @@ def test_configs_set_only_what_is_given():
     matmul = llmk.MatmulConfig(beta=0.5, allow_tf32=True, path=llmk.MatmulPath.GEMV)._struct()
     assert (matmul.alpha, matmul.beta, matmul.activation, matmul.allow_tf32, matmul.path) == (
         1.0, 0.5, llmk.Activation.IDENTITY, 1, 2)
-    mlp = llmk.MlpConfig(path=llmk.MatmulPath.CUBLASLT)._struct()
-    assert (mlp.allow_tf32, mlp.path) == (0, 1)
+    mlp = llmk.MlpConfig(path=llmk.MatmulPath.CUBLASLT, tune=True)._struct()
+    assert (mlp.allow_tf32, mlp.path, mlp.tune) == (0, 1, 1)
 
 
 def test_matmul_configs_take_the_librarys_defaults():
@@ -57,7 +57,7 @@ def test_matmul_configs_take_the_librarys_defaults():
     assert (matmul.alpha, matmul.beta, matmul.activation, matmul.allow_tf32, matmul.path) == (
         1.0, 0.0, llmk.Activation.IDENTITY, 0, llmk.MatmulPath.AUTO)
     mlp = llmk.MlpConfig()._struct()
-    assert (mlp.allow_tf32, mlp.path) == (0, llmk.MatmulPath.AUTO)
+    assert (mlp.allow_tf32, mlp.path, mlp.tune) == (0, llmk.MatmulPath.AUTO, 0)
 
 
 def test_attention_config_takes_the_librarys_defaults():
@@ -433,6 +433,25 @@ def test_gated_mlp_on_a_fused_gate_up_weight(cpu, activation, tokens):
                           out) is out
     np.testing.assert_allclose(out, gated_mlp_reference(x, w_gate, w_up, w_down, activation),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_mlp_tune_on_the_cpu_changes_nothing(cpu):
+    """There is nothing to tune on a CPU context: tune=True gives the untuned call's bits."""
+    tokens, d_model, d_ff = 5, 32, 48
+    x, w1, w2 = normal(tokens, d_model), normal(d_ff, d_model, seed=1), normal(d_model, d_ff, seed=2)
+    w_up = normal(d_ff, d_model, seed=3)
+    for run, workspace_size in (
+            (lambda config, out: llmk.ffn(cpu, config, x, w1, None, w2, None,
+                                          llmk.Activation.GELU, workspace, out),
+             llmk.ffn_workspace_size),
+            (lambda config, out: llmk.gated_mlp(cpu, config, x, w1, w_up, w2,
+                                                llmk.Activation.SILU, workspace, out),
+             llmk.gated_mlp_workspace_size)):
+        workspace = aligned_bytes(workspace_size(cpu, x, w1))
+        plain, tuned = (np.full((tokens, d_model), np.nan, np.float32) for _ in range(2))
+        run(llmk.MlpConfig(), plain)
+        run(llmk.MlpConfig(tune=True), tuned)
+        np.testing.assert_array_equal(tuned, plain)
 
 
 def test_gated_mlp_f16_rounds_the_intermediate(cpu):
@@ -976,6 +995,52 @@ def test_matmul_tune_on_the_gemv_on_cuda(cpu, cuda):
         assert llmk.matmul_cache_stats(cuda) == (0, 0, 0)
         assert_as_close_as_the_cpu(out_buffer.copy_to_host(np.empty((m, n), np.float16)),
                                    expected, reference, "GEMV")
+
+
+@pytest.mark.parametrize("gated", [False, True], ids=["ffn", "gated_mlp"])
+def test_mlp_tune_on_cuda(cpu, cuda, gated):
+    """tune=True pins each cuBLASLt GEMM of the block: the tuned call makes one plan per GEMM (ffn
+    two; gated_mlp with separate gate and up weights three), and untuned calls afterwards add
+    none and give the tuned call's bits."""
+    tokens, d_model, d_ff = 96, 256, 384
+    activation = llmk.Activation.SILU if gated else llmk.Activation.GELU_TANH
+    x = normal(tokens, d_model, dtype=np.float16, seed=30)
+    w_in, w_up = ((normal(d_ff, d_model, seed=s) / d_model ** 0.5).astype(np.float16)
+                  for s in (31, 32))
+    w_out = (normal(d_model, d_ff, seed=33) / d_ff ** 0.5).astype(np.float16)
+    with contextlib.ExitStack() as buffers:
+        x_d, w_in_d, w_up_d, w_out_d = (f16_on_device(cuda, buffers, a)[1]
+                                        for a in (x, w_in, w_up, w_out))
+        out_buffer, out = f16_on_device(cuda, buffers,
+                                        np.full((tokens, d_model), np.nan, np.float16))
+        workspace_size = llmk.gated_mlp_workspace_size if gated else llmk.ffn_workspace_size
+        workspace = buffers.enter_context(
+            llmk.DeviceBuffer(cuda, workspace_size(cuda, x_d, w_in_d)))
+
+        def run(ctx, config, *tensors):
+            if gated:
+                return llmk.gated_mlp(ctx, config, *tensors[:4], activation, *tensors[4:])
+            return llmk.ffn(ctx, config, tensors[0], tensors[1], None, tensors[3], None,
+                            activation, *tensors[4:])
+
+        def result():
+            return out_buffer.copy_to_host(np.empty((tokens, d_model), np.float16))
+
+        run(cuda, llmk.MlpConfig(tune=True), x_d, w_in_d, w_up_d, w_out_d, workspace, out)
+        tuned, stats = result(), llmk.matmul_cache_stats(cuda)
+        assert (stats.plans, stats.heuristic_queries) == ((3, 3) if gated else (2, 2)), stats
+        for _ in range(2):
+            out_buffer.copy_from_host(np.full((tokens, d_model), np.nan, np.float16))
+            run(cuda, llmk.MlpConfig(), x_d, w_in_d, w_up_d, w_out_d, workspace, out)
+            np.testing.assert_array_equal(result(), tuned)
+        assert llmk.matmul_cache_stats(cuda) == stats
+
+        cpu_workspace = aligned_bytes(workspace_size(cpu, x, w_in))
+        expected = run(cpu, None, x, w_in, w_up, w_out, cpu_workspace,
+                       np.empty((tokens, d_model), np.float16))
+        reference = (gated_mlp_reference(x, w_in, w_up, w_out, activation, np.float16) if gated
+                     else ffn_reference(x, w_in, None, w_out, None, activation, np.float16))
+        assert_as_close_as_the_cpu(tuned, expected, reference, "tuned block")
 
 
 def torch_workspace(torch, ctx, nbytes):

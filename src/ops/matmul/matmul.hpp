@@ -33,6 +33,10 @@ struct MatmulTuning {
   float first_us = 0.0f, chosen_us = 0.0f;
 };
 
+// Fails with LLMK_ERROR_UNSUPPORTED when `stream` is being captured: tuning times calls and
+// synchronizes the stream, which a capture cannot take.
+void refuse_tuning_while_capturing(const char* op, void* stream);
+
 // Fails with LLMK_ERROR_INVALID_VALUE, naming `name`, unless `path` is an llmk_matmul_path.
 void check_path(const char* op, const char* name, int32_t path);
 

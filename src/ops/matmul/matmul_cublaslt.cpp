@@ -142,6 +142,15 @@ class ScratchBuffer {
 
 }  // namespace
 
+void refuse_tuning_while_capturing(const char* op, void* stream) {
+  if (is_capturing(static_cast<cudaStream_t>(stream))) {
+    fail(LLMK_ERROR_UNSUPPORTED,
+         "%s: stream %p is being captured; tuning times calls and synchronizes the stream, so "
+         "tune before capturing",
+         op, stream);
+  }
+}
+
 struct Cublaslt::Problem {
   Problem(const char* op, const MatmulParams& p);
   Problem(const Problem&) = delete;  // the layouts point into the object
@@ -313,12 +322,7 @@ void Cublaslt::tune(const char* op, const Problem& problem, cudaStream_t stream,
   // with power and heat), and the wins that held in an A/B were 2.5-7% (bench/NOTES.md).
   constexpr float kMinGain = 0.02f;
 
-  if (is_capturing(stream)) {
-    fail(LLMK_ERROR_UNSUPPORTED,
-         "%s: stream %p is being captured; tuning times calls and synchronizes the stream, so "
-         "tune before capturing",
-         op, static_cast<void*>(stream));
-  }
+  refuse_tuning_while_capturing(op, stream);
 
   cublasLtMatmulHeuristicResult_t results[kTuningCandidates];
   int found = 0;

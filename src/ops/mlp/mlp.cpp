@@ -7,6 +7,7 @@
 //               both weights once; otherwise [g | u] = x [Wg; Wu]^T in one GEMM (two when Wg and
 //               Wu are not one buffer), then h = a(g) * u in place over g
 //               y = h Wd^T                              one GEMM
+#include <cstddef>
 #include <optional>
 #include <tuple>
 
@@ -105,8 +106,9 @@ Block check_block(const char* op, const llmk_context& ctx, const llmk_mlp_config
                   std::initializer_list<Arg> biases, llmk_activation activation, void* workspace,
                   size_t workspace_given, Arg y, void* stream) {
   Block block{};
-  block.config =
-      read_config(op, "config", config_given, sizeof(llmk_mlp_config), llmk_mlp_config_init);
+  // The first llmk_mlp_config ended at path.
+  block.config = read_config(op, "config", config_given, offsetof(llmk_mlp_config, tune),
+                             llmk_mlp_config_init);
   check_path(op, "config->path", block.config.path);
   check_activation(op, "activation", activation);
 
@@ -191,6 +193,7 @@ Block check_block(const char* op, const llmk_context& ctx, const llmk_mlp_config
     }
     if (needed > 0) check_memory(ctx, op, work);
     check_stream(ctx, op, stream);
+    if (block.config.tune != 0) refuse_tuning_while_capturing(op, stream);
   }
   block.dtype = static_cast<llmk_dtype>(x.tensor->dtype);
   block.tokens = x.tensor->shape[0];
@@ -221,6 +224,8 @@ void run_ffn(llmk_context* ctx_handle, const llmk_mlp_config* config, Arg x, Arg
   if (block.tokens == 0) return;
   const bool tf32 = block.config.allow_tf32 != 0;
   const auto path = static_cast<llmk_matmul_path>(block.config.path);
+  MatmulTuning tuning;
+  MatmulTuning* const tune = block.config.tune != 0 ? &tuning : nullptr;
   const MatmulParams up = linear(block.dtype, x.tensor->data, row_stride(*x.tensor), *w1.tensor,
                                  b1.tensor ? b1.tensor->data : nullptr, activation, workspace,
                                  block.d_ff, block.tokens, tf32);
@@ -231,8 +236,8 @@ void run_ffn(llmk_context* ctx_handle, const llmk_mlp_config* config, Arg x, Arg
     choose_matmul_path(op, up, path);
     choose_matmul_path(op, down, path);
   }
-  run_matmul(op, ctx, up, path, stream);
-  run_matmul(op, ctx, down, path, stream);
+  run_matmul(op, ctx, up, path, stream, tune);
+  run_matmul(op, ctx, down, path, stream, tune);
 }
 
 void run_gated_mlp(llmk_context* ctx_handle, const llmk_mlp_config* config, Arg x, Arg w_gate,
@@ -247,6 +252,8 @@ void run_gated_mlp(llmk_context* ctx_handle, const llmk_mlp_config* config, Arg 
   if (block.tokens == 0) return;
   const bool tf32 = block.config.allow_tf32 != 0;
   const auto path = static_cast<llmk_matmul_path>(block.config.path);
+  MatmulTuning tuning;
+  MatmulTuning* const tune = block.config.tune != 0 ? &tuning : nullptr;
   const int64_t ff = block.d_ff;
   const size_t element = dtype_bits(block.dtype) / 8;
   const void* x_data = x.tensor->data;
@@ -269,7 +276,7 @@ void run_gated_mlp(llmk_context* ctx_handle, const llmk_mlp_config* config, Arg 
 
   if (fused_gemv) {
     gated_gemv(gate, up.b, ctx, stream);
-    return run_matmul(op, ctx, down, path, stream);
+    return run_matmul(op, ctx, down, path, stream, tune);
   }
 
   // [g | u]: one GEMM over the fused weight when w_up continues w_gate's buffer with its row
@@ -296,8 +303,8 @@ void run_gated_mlp(llmk_context* ctx_handle, const llmk_mlp_config* config, Arg 
     if (is_cuda(ctx)) choose_matmul_path(op, second_half, path);
   }
   if (is_cuda(ctx)) choose_matmul_path(op, first_half, path);
-  run_matmul(op, ctx, first_half, path, stream);
-  if (!fused_weight) run_matmul(op, ctx, second_half, path, stream);
+  run_matmul(op, ctx, first_half, path, stream, tune);
+  if (!fused_weight) run_matmul(op, ctx, second_half, path, stream, tune);
 
   ActivationParams combine{};
   combine.form = ActivationForm::gated;
@@ -316,7 +323,7 @@ void run_gated_mlp(llmk_context* ctx_handle, const llmk_mlp_config* config, Arg 
   } else {
     activation_cpu(combine);
   }
-  run_matmul(op, ctx, down, path, stream);
+  run_matmul(op, ctx, down, path, stream, tune);
 }
 
 }  // namespace
@@ -332,6 +339,7 @@ LLMK_API void llmk_mlp_config_init(llmk_mlp_config* config) {
   config->struct_size = sizeof(llmk_mlp_config);
   config->allow_tf32 = 0;
   config->path = LLMK_MATMUL_PATH_AUTO;
+  config->tune = 0;
 }
 
 LLMK_API llmk_status llmk_ffn_workspace_size(llmk_context* ctx, const llmk_tensor* x,

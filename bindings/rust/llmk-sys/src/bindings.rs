@@ -884,12 +884,13 @@ pub struct llmk_mlp_config {
     pub struct_size: usize,
     pub allow_tf32: i32,
     pub path: i32,
+    pub tune: i32,
 }
 #[test]
 fn bindgen_test_layout_llmk_mlp_config() {
     assert_eq!(
         ::std::mem::size_of::<llmk_mlp_config>(),
-        16usize,
+        24usize,
         concat!("Size of: ", stringify!(llmk_mlp_config))
     );
     assert_eq!(
@@ -948,6 +949,23 @@ fn bindgen_test_layout_llmk_mlp_config() {
         );
     }
     test_field_path();
+    fn test_field_tune() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<llmk_mlp_config>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).tune) as usize - ptr as usize
+            },
+            16usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(llmk_mlp_config),
+                "::",
+                stringify!(tune)
+            )
+        );
+    }
+    test_field_tune();
 }
 extern "C" {
     pub fn llmk_mlp_config_init(config: *mut llmk_mlp_config);

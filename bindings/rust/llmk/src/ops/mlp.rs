@@ -26,6 +26,13 @@ pub struct MlpConfig {
     pub allow_tf32: bool,
     /// The engine of every GEMM on a CUDA context. Default [`MatmulPath::Auto`].
     pub path: MatmulPath,
+    /// `true` runs every cuBLASLt GEMM of the block as [`matmul_tune`](crate::matmul_tune) runs
+    /// it: its algorithms are timed and the fastest pinned in the context's plan cache, so later
+    /// calls with the same shapes, dtype and pointer alignments (the same `x`, `y` and
+    /// `workspace`, typically) run it with no further query. A start-up call: it synchronizes
+    /// and allocates, and a stream being captured is refused with
+    /// [`Status::Unsupported`](crate::Status::Unsupported). Default `false`.
+    pub tune: bool,
 }
 
 impl Default for MlpConfig {
@@ -37,6 +44,7 @@ impl Default for MlpConfig {
             // A library of this crate's ABI (checked when a context is created) sets a path this
             // crate knows.
             path: MatmulPath::from_field(raw.path).expect("llmk_mlp_config_init sets a known path"),
+            tune: raw.tune != 0,
         }
     }
 }
@@ -48,6 +56,7 @@ impl MlpConfig {
         sys::llmk_mlp_config {
             allow_tf32: i32::from(self.allow_tf32),
             path: self.path.to_field(),
+            tune: i32::from(self.tune),
             ..init_raw()
         }
     }
@@ -216,14 +225,18 @@ mod tests {
     #[test]
     fn defaults_come_from_the_library() {
         let config = MlpConfig::default();
-        assert_eq!((config.allow_tf32, config.path), (false, MatmulPath::Auto));
+        assert_eq!(
+            (config.allow_tf32, config.path, config.tune),
+            (false, MatmulPath::Auto, false)
+        );
         let raw = config.to_raw();
         assert_eq!(raw.struct_size, std::mem::size_of::<sys::llmk_mlp_config>());
         let raw = MlpConfig {
             allow_tf32: true,
             path: MatmulPath::CublasLt,
+            tune: true,
         }
         .to_raw();
-        assert_eq!((raw.allow_tf32, raw.path), (1, 1));
+        assert_eq!((raw.allow_tf32, raw.path, raw.tune), (1, 1, 1));
     }
 }
