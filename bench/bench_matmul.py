@@ -26,7 +26,9 @@ between sets far larger than L2). Three parts, Llama-2-7B shapes (d_model 4096, 
           (bench/read_floor.cu, run by this script): the time no kernel that streams the weight
           once can beat, and "of floor" the floor's time over AUTO's. A note under the table
           splits the floor into its fixed part (an empty kernel's cost among it) and the
-          streaming rate.
+          streaming rate. A second table times AUTO, cuBLASLt, F.linear and the read floor back
+          to back (common.back_to_back_us: 16 calls between two events, per call), as a CUDA
+          graph or a decode loop runs them, without each event pair's fixed cost.
   mlp     One Llama-2-7B MLP at 1 and 2048 tokens: llmk's gated_mlp (SwiGLU, vLLM's fused
           [22016, 4096] gate_up weight passed as two views) beside torch eager
           F.linear(F.silu(x Wg^T) * (x Wu^T), Wd), eager over the fused weight (vLLM's layout),
@@ -262,7 +264,7 @@ def decode_case(bench, m, k, n, dtype):
     x0, wt0, _, y0 = views[0]
     chosen = bench.attempt(name + " path_for", llmk.matmul_path_for, bench.ctx,
                            llmk.MatmulConfig(), x0, wt0, None, None, y0)
-    times, errors = {}, {}
+    times, errors, back_to_back = {}, {}, {}
     x, w, _, y = sets[0]
     want = F.linear(x.float(), w.float())
     for path in (Path.AUTO, Path.GEMV, Path.CUBLASLT):
@@ -275,7 +277,13 @@ def decode_case(bench, m, k, n, dtype):
         torch.cuda.synchronize()
         errors[key] = bench.attempt(f"{name} llmk {key} check", rel_error, y, want)
         times[key] = bench.time(f"{name} llmk {key}", run, views)
+        if path != Path.GEMV:
+            back_to_back[key] = bench.attempt(f"{name} llmk {key} back to back",
+                                              common.back_to_back_us, run, views)
     torch_us = bench.time(name + " F.linear", TORCH_FUSED["F.linear(x, W)"], torch_sets)
+    back_to_back["F.linear"] = bench.attempt(f"{name} F.linear back to back",
+                                             common.back_to_back_us,
+                                             TORCH_FUSED["F.linear(x, W)"], torch_sets)
     auto_us = times.get("auto")
     gbs = None if auto_us is None else bytes_moved / auto_us / 1e3
     bench.rows.append({
@@ -285,6 +293,8 @@ def decode_case(bench, m, k, n, dtype):
         "fraction_of_copy": None if gbs is None else gbs / bench.copy_gbs,
         "read_floor_us": bench.read_floor and bench.read_floor["us"],
         "paths_us": times, "error_vs_torch": errors.get("auto"), "errors_by_path": errors,
+        "back_to_back_us": back_to_back,
+        "read_floor_back_to_back_us": bench.read_floor and bench.read_floor["back_to_back_us"],
         "peers": {"F.linear(x, W)": {"us": torch_us, "gbs": None if torch_us is None
                                      else bytes_moved / torch_us / 1e3}},
     })
@@ -296,16 +306,21 @@ def read_floor(nbytes):
     """What the fastest pure read of nbytes costs (bench_read_floor, built beside libllmk.so in
     bench/, or LLMK_BENCH_READ_FLOOR): {"us": its time, "empty_us": an empty kernel timed the same
     way, "fixed_us" and "stream_gbs": that time split by a second read of 8 x nbytes into a fixed
-    part and the streaming rate}."""
+    part and the streaming rate, "back_to_back_us" and "empty_back_to_back_us": the read and the
+    empty kernel timed back to back (common.back_to_back_us)}."""
     tool = os.environ.get("LLMK_BENCH_READ_FLOOR") or os.path.join(
         os.path.dirname(os.environ.get("LLMK_LIBRARY", "build/libllmk.so")), "bench",
         "bench_read_floor")
     out = subprocess.run([tool, str(nbytes), str(8 * nbytes)], check=True, capture_output=True,
                          text=True).stdout
     one, eight = (float(us) for us in re.findall(r"bytes: ([0-9.]+) us", out))
+    one_back_to_back = float(re.search(r"bytes back-to-back: ([0-9.]+) us", out).group(1))
     stream_gbs = 7 * nbytes / (eight - one) / 1e3
     return {"us": one, "empty_us": float(re.search(r"empty kernel: ([0-9.]+) us", out).group(1)),
-            "fixed_us": one - nbytes / stream_gbs / 1e3, "stream_gbs": stream_gbs}
+            "fixed_us": one - nbytes / stream_gbs / 1e3, "stream_gbs": stream_gbs,
+            "back_to_back_us": one_back_to_back,
+            "empty_back_to_back_us": float(
+                re.search(r"empty kernel back-to-back: ([0-9.]+) us", out).group(1))}
 
 
 def part_decode(bench):
@@ -533,6 +548,22 @@ def decode_table(rows):
                   "speedup", "err vs torch"], lines)
 
 
+def back_to_back_table(rows):
+    lines = []
+    for r in rows:
+        times, floor = r["back_to_back_us"], r["read_floor_back_to_back_us"]
+        auto, cublaslt = times.get("auto"), times.get("cublaslt")
+        lines.append([r["shape"], r["dtype"], r["auto_path"] or "", cell(auto, ".1f"),
+                      cell(cublaslt, ".1f"), cell(times.get("F.linear"), ".1f"),
+                      cell(floor, ".1f"),
+                      cell(None if floor is None or auto is None else 100 * floor / auto, ".1f"),
+                      cell(ratio(cublaslt, auto), ".2f"),
+                      cell(ratio(times.get("F.linear"), auto), ".2f")])
+    return table(f"Decode back to back: {common.BACK_TO_BACK} calls between two events, per call",
+                 ["M x K x N", "dtype", "AUTO takes", "auto us", "cublaslt us", "F.linear us",
+                  "read floor us", "% of floor", "vs cublaslt", "vs F.linear"], lines)
+
+
 def mlp_table(rows):
     lines = []
     for r in rows:
@@ -569,6 +600,9 @@ def report(args, bench, copy_gbs, copy_us):
                       f"plus the weight streamed at {floor['stream_gbs']:.0f} GB/s (from a read "
                       f"of 8x the bytes); an empty kernel timed the same way takes "
                       f"{floor['empty_us']:.1f} us.", ""]
+            lines += back_to_back_table(rows)
+            lines += [f"Back to back, the read floor is {floor['back_to_back_us']:.1f} us and an "
+                      f"empty kernel takes {floor['empty_back_to_back_us']:.1f} us.", ""]
     stats = bench.attempt("matmul_cache_stats", llmk.matmul_cache_stats, bench.ctx)
     if stats is not None:
         lines.append(f"llmk's matmul plan cache after the run: {stats.plans} plans, "

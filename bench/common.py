@@ -4,7 +4,8 @@ table and JSON every bench script writes.
 Timing: the median of per-iteration CUDA-event timings after warm-up. Inputs rotate between SETS
 sets of buffers, each far larger than L2, so no iteration finds its data in cache. A sleep kernel
 queued ahead of each timed loop keeps the GPU behind the host, so the events time the kernels and
-not Python's call overhead. Bytes count each tensor read once and each written once; the copy's
+not Python's call overhead. back_to_back_us times many calls between two events instead, for
+the decode rows, where an event pair's fixed cost is a tenth of a call. Bytes count each tensor read once and each written once; the copy's
 bandwidth (bytes read + written, measured in the same process) is the ceiling every row is a
 fraction of.
 
@@ -25,6 +26,7 @@ import llmk
 WARMUP = 10
 ITERATIONS = 60
 SETS = 2
+BACK_TO_BACK = 16  # calls per timing of back_to_back_us (bench/read_floor.cu's kBackToBack)
 
 TORCH_TO_LLMK = {
     torch.float32: llmk.DType.F32,
@@ -60,6 +62,26 @@ def median_us(fn, sets):
         ends[i].record()
     torch.cuda.synchronize()
     return statistics.median(s.elapsed_time(e) * 1000.0 for s, e in zip(starts, ends))
+
+
+def back_to_back_us(fn, sets, calls=BACK_TO_BACK, timings=20):
+    """Median time of one call when `calls` calls run back to back between two events, the sets
+    rotating: a call's cost inside a CUDA graph or a decode loop, where no event separates it from
+    the next kernel. median_us's event pair around each call adds a fixed cost (an empty kernel
+    timed so takes ~3.5 us on the H200) that matters next to a call of tens of microseconds."""
+    for i in range(WARMUP):
+        fn(*sets[i % len(sets)])
+    events = [torch.cuda.Event(enable_timing=True) for _ in range(timings + 1)]
+    torch.cuda.synchronize()
+    torch.cuda._sleep(20_000_000)  # the backlog covers the host queueing every call
+    events[0].record()
+    for t in range(timings):
+        for i in range(calls):
+            fn(*sets[(t * calls + i) % len(sets)])
+        events[t + 1].record()
+    torch.cuda.synchronize()
+    return statistics.median(a.elapsed_time(b) * 1000.0 / calls
+                             for a, b in zip(events, events[1:]))
 
 
 def copy_ceiling():

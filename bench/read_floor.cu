@@ -13,10 +13,13 @@
 // cost that no kernel avoids (the launch and the events), so the tool also times an empty kernel
 // the same way. Reads of two sizes then split the floor into that fixed part and the streaming
 // rate: on the H200 the 90 MB read's ~24 us is ~4.4 us fixed (an empty kernel alone: ~3.5 us)
-// plus ~19.7 us streaming at ~4.58 TB/s (bench/NOTES.md, issue 4, seventh pass).
+// plus ~19.7 us streaming at ~4.58 TB/s (bench/NOTES.md, issue 4, seventh pass). The fastest
+// shape, and the empty kernel, are also timed back to back: kBackToBack launches between two
+// events, as a CUDA graph or a decode loop runs kernels, with no event pair around each.
 //
-// Usage: bench_read_floor BYTES [BYTES...]   prints one line per size: bytes, us, GB/s, shape;
-// then "empty kernel: US us".
+// Usage: bench_read_floor BYTES [BYTES...]   prints two lines per size, "BYTES bytes: US us, GB/s
+// (shape)" and "BYTES bytes back-to-back: US us"; then "empty kernel: US us" and "empty kernel
+// back-to-back: US us".
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -67,27 +70,35 @@ __global__ void read_stream(const uint4* data, int64_t n, unsigned* sink) {
   if (acc == 0x9e3779b9u) *sink = acc;
 }
 
+// Launches per timing in the back-to-back mode; bench/common.py's back_to_back_us uses as many.
+constexpr int kBackToBack = 16;
+
+// The median time of one launch, in microseconds: each timing spans `batch` launches between two
+// events (1: the launch alone, as bench/common.py's median_us times), divided by batch.
 template <class Launch>
-float median_us(Launch launch) {
-  constexpr int kWarmup = 5, kReps = 80;
-  std::vector<cudaEvent_t> events(kReps + 1);
+float median_us(Launch launch, int batch = 1) {
+  constexpr int kWarmup = 5;
+  // 80 timings alone, 20 back to back: few enough launches that the spin's backlog covers the
+  // host queueing them all.
+  const int reps = batch == 1 ? 80 : 20;
+  std::vector<cudaEvent_t> events(reps + 1);
   for (auto& event : events) check(cudaEventCreate(&event), "cudaEventCreate");
   for (int i = 0; i < kWarmup; ++i) launch(i);
   spin_kernel<<<1, 1>>>(20'000'000);  // ~10 ms at the H200's clock
   check(cudaEventRecord(events[0]), "cudaEventRecord");
-  for (int i = 0; i < kReps; ++i) {
-    launch(i);
+  for (int i = 0; i < reps; ++i) {
+    for (int j = 0; j < batch; ++j) launch(i * batch + j);
     check(cudaEventRecord(events[i + 1]), "cudaEventRecord");
   }
-  check(cudaEventSynchronize(events[kReps]), "cudaEventSynchronize");
+  check(cudaEventSynchronize(events[reps]), "cudaEventSynchronize");
   check(cudaGetLastError(), "read_stream");
-  std::vector<float> ms(kReps);
-  for (int i = 0; i < kReps; ++i) {
+  std::vector<float> ms(reps);
+  for (int i = 0; i < reps; ++i) {
     check(cudaEventElapsedTime(&ms[i], events[i], events[i + 1]), "cudaEventElapsedTime");
   }
   for (auto event : events) cudaEventDestroy(event);
   std::sort(ms.begin(), ms.end());
-  return ms[kReps / 2] * 1000.0f;
+  return ms[reps / 2] * 1000.0f / batch;
 }
 
 }  // namespace
@@ -120,26 +131,32 @@ int main(int argc, char** argv) {
     };
     const Shape shapes[] = {{4, 512, 4},  {8, 256, 4}, {2, 1024, 4},
                             {16, 128, 8}, {4, 512, 8}, {8, 256, 8}};
-    float best = 1e30f;
-    Shape best_shape{};
-    for (const Shape& s : shapes) {
-      const int64_t n = bytes / 16;
-      const float us = median_us([&](int i) {
+    auto read = [&](const Shape& s) {
+      return [&, s](int i) {
         const uint4* d = data[i % buffers];
+        const int64_t n = bytes / 16;
         if (s.loads == 4) {
           read_stream<4><<<sms * s.blocks_per_sm, s.threads>>>(d, n, sink);
         } else {
           read_stream<8><<<sms * s.blocks_per_sm, s.threads>>>(d, n, sink);
         }
-      });
+      };
+    };
+    float best = 1e30f;
+    Shape best_shape{};
+    for (const Shape& s : shapes) {
+      const float us = median_us(read(s));
       if (us < best) best = us, best_shape = s;
     }
     std::printf("%lld bytes: %.2f us, %.0f GB/s (%d blocks/SM x %d threads, %d loads each)\n",
                 static_cast<long long>(bytes), best, bytes / best / 1e3, best_shape.blocks_per_sm,
                 best_shape.threads, best_shape.loads);
+    std::printf("%lld bytes back-to-back: %.2f us\n", static_cast<long long>(bytes),
+                median_us(read(best_shape), kBackToBack));
     for (auto d : data) cudaFree(d);
   }
-  const float empty_us = median_us([](int) { empty_kernel<<<1, 32>>>(); });
-  std::printf("empty kernel: %.2f us\n", empty_us);
+  const auto empty = [](int) { empty_kernel<<<1, 32>>>(); };
+  std::printf("empty kernel: %.2f us\n", median_us(empty));
+  std::printf("empty kernel back-to-back: %.2f us\n", median_us(empty, kBackToBack));
   return 0;
 }
