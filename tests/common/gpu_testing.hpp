@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -24,6 +25,26 @@ namespace llmk_test {
 
 #define ASSERT_LLMK(call) ASSERT_EQ((call), LLMK_SUCCESS) << llmk_last_error_message()
 #define ASSERT_CUDA(call) ASSERT_EQ((call), cudaSuccess)
+
+// Makes `call` on `stream` while the stream is captured (global mode), for calls that must refuse a
+// capture: the call fails with LLMK_ERROR_UNSUPPORTED and a message that starts with "op: " and
+// says "captured", before it touches the stream, so the capture ends valid and empty.
+inline void expect_refused_while_capturing(const char* op, cudaStream_t stream,
+                                           const std::function<llmk_status()>& call) {
+  cudaGraph_t graph;
+  ASSERT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  const llmk_status status = call();
+  const std::string message = llmk_last_error_message();
+  ASSERT_CUDA(cudaStreamEndCapture(stream, &graph));
+  EXPECT_EQ(status, LLMK_ERROR_UNSUPPORTED) << message;
+  EXPECT_EQ(message.rfind(std::string(op) + ": ", 0), 0u) << message;
+  EXPECT_NE(message.find("captured"), std::string::npos) << message;
+  size_t nodes = 99;
+  ASSERT_CUDA(cudaGraphGetNodes(graph, nullptr, &nodes));
+  EXPECT_EQ(nodes, 0u) << "the refused call left work in the capture";
+  ASSERT_CUDA(cudaGraphDestroy(graph));
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+}
 
 inline llmk_context* cuda_context() {
   static llmk_context* ctx = [] {

@@ -662,25 +662,14 @@ TEST(MatmulCache, CaptureOnAStreamWithoutWorkspaceIsRefusedCleanly) {
   ASSERT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   DeviceCopy d(p.host.d);
   const Stats before = stats();
-  cudaGraph_t graph;
-  ASSERT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-  const llmk_status status = p.run(d, stream);
-  const std::string message = llmk_last_error_message();
-  ASSERT_CUDA(cudaStreamEndCapture(stream, &graph));
-  EXPECT_EQ(status, LLMK_ERROR_UNSUPPORTED) << message;
-  EXPECT_NE(message.find("matmul: "), std::string::npos) << message;
-  EXPECT_NE(message.find("captured"), std::string::npos) << message;
-  size_t nodes = 99;
-  ASSERT_CUDA(cudaGraphGetNodes(graph, nullptr, &nodes));
-  EXPECT_EQ(nodes, 0u);
-  ASSERT_CUDA(cudaGraphDestroy(graph));
-  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  expect_refused_while_capturing("matmul", stream, [&] { return p.run(d, stream); });
   EXPECT_EQ(stats().workspaces, before.workspaces);
   const std::vector<uint8_t> untouched = d.read(p.host.d.bytes.size());
   EXPECT_EQ(untouched, p.host.d.bytes) << "d written by a refused call";
 
   const std::vector<uint8_t> direct = p.run_and_read(stream);
   EXPECT_EQ(stats().workspaces, before.workspaces + 1);
+  cudaGraph_t graph;
   ASSERT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
   const llmk_status second = p.run(d, stream);
   ASSERT_CUDA(cudaStreamEndCapture(stream, &graph));
@@ -802,19 +791,7 @@ TEST(MatmulTune, RefusedWhileCapturing) {
   ASSERT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   p.run_and_read(stream);  // the stream's workspace
   DeviceCopy d(p.host.d);
-  cudaGraph_t graph;
-  ASSERT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-  const llmk_status status = p.tune(d, stream, nullptr);
-  const std::string message = llmk_last_error_message();
-  ASSERT_CUDA(cudaStreamEndCapture(stream, &graph));
-  EXPECT_EQ(status, LLMK_ERROR_UNSUPPORTED) << message;
-  EXPECT_NE(message.find("matmul_tune: "), std::string::npos) << message;
-  EXPECT_NE(message.find("captured"), std::string::npos) << message;
-  size_t nodes = 99;
-  ASSERT_CUDA(cudaGraphGetNodes(graph, nullptr, &nodes));
-  EXPECT_EQ(nodes, 0u);
-  ASSERT_CUDA(cudaGraphDestroy(graph));
-  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  expect_refused_while_capturing("matmul_tune", stream, [&] { return p.tune(d, stream, nullptr); });
   EXPECT_EQ(d.read(p.host.d.bytes.size()), p.host.d.bytes) << "d written by a refused call";
   ASSERT_CUDA(cudaStreamDestroy(stream));
 }

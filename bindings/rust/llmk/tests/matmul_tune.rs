@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::announce;
+use common::{announce, values};
 use llmk::{
     Activation, Context, DeviceBuffer, F16, MatmulCacheStats, MatmulConfig, MatmulPath,
     MatmulTuning, Stream, TensorMut, TensorRef,
@@ -24,20 +24,6 @@ const NAN: F16 = F16::from_bits(0x7e00);
 
 fn cpu() -> Context {
     Context::cpu().expect("CPU context")
-}
-
-/// `n` values in `[-scale, scale)`, rounded to f16, from a 64-bit LCG seeded with `seed`.
-fn values(n: usize, seed: u64, scale: f32) -> Vec<F16> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let unit = (state >> 40) as f32 / (1u64 << 24) as f32; // [0, 1), exact in f32
-            F16::from_f32(scale * (2.0 * unit - 1.0))
-        })
-        .collect()
 }
 
 /// `D = a(alpha A B + beta C + bias)` on nn.Linear's layout: A `[M, K]` row-major, B the
