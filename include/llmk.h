@@ -551,7 +551,8 @@ typedef struct llmk_mlp_config {
    * algorithms are timed and the fastest pinned in the plan cache, so later calls with the same
    * shapes, dtype and pointer alignments (the same x, y and workspace, typically) run it with no
    * query. Such a call is a start-up call, as llmk_matmul_tune is: it synchronizes and allocates,
-   * and a stream being captured is refused with LLMK_ERROR_UNSUPPORTED. Default 0. */
+   * and a stream being captured is refused with LLMK_ERROR_UNSUPPORTED. The GEMV engine and the
+   * CPU have nothing to tune. Default 0. */
   int32_t tune;
 } llmk_mlp_config;
 
