@@ -7,6 +7,9 @@
 //               both weights once; otherwise [g | u] = x [Wg; Wu]^T in one GEMM (two when Wg and
 //               Wu are not one buffer), then h = a(g) * u in place over g
 //               y = h Wd^T                              one GEMM
+//
+// With config->tune, each cuBLASLt GEMM runs as llmk_matmul_tune runs it. What each tuning
+// measured is dropped: what such a call leaves behind is the plans it pins.
 #include <cstddef>
 #include <optional>
 #include <tuple>
