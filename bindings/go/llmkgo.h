@@ -77,10 +77,10 @@ _Static_assert(sizeof(llmk_matmul_tuning) ==
                "llmk_matmul_tuning changed: update MatmulTuning in matmul.go");
 // llmk_mlp_config ends in 4 bytes of padding after tune, as llmk_matmul_config does after path.
 _Static_assert(offsetof(llmk_mlp_config, tune) == sizeof(size_t) + 2 * sizeof(int32_t) &&
-                   sizeof(llmk_mlp_config) ==
-                       (offsetof(llmk_mlp_config, tune) + sizeof(int32_t) +
-                        _Alignof(llmk_mlp_config) - 1) /
-                           _Alignof(llmk_mlp_config) * _Alignof(llmk_mlp_config),
+                   sizeof(llmk_mlp_config) == (offsetof(llmk_mlp_config, tune) + sizeof(int32_t) +
+                                               _Alignof(llmk_mlp_config) - 1) /
+                                                  _Alignof(llmk_mlp_config) *
+                                                  _Alignof(llmk_mlp_config),
                "llmk_mlp_config changed: update MLPConfig in mlp.go");
 // llmk_attention_config has 4 bytes of padding after dropout_offset, before the 8-byte
 // dropout_seed, and 4 more after kernel (on LP64): dropout_seed and the last field, kernel, are
