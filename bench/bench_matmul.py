@@ -387,7 +387,8 @@ def mlp_row(bench, op, tokens, dtype, flops, bytes_moved, us, error, peers, tune
 
 
 def mlp_tuned_ab(bench, what, tokens, run, views):
-    """Where the block runs cuBLASLt (more tokens than the GEMV takes): the block tuned once in
+    """At prefill sizes (more tokens than the GEMV can take, so every GEMM is cuBLASLt's; None
+    below): the block tuned once in
     bench.tuned_ctx (MlpConfig(tune=True) on the first set), then time_ab of the two contexts.
     run(ctx, config, *view) is one call."""
     if tokens <= GEMV_MAX_ROWS:
