@@ -388,9 +388,8 @@ def mlp_row(bench, op, tokens, dtype, flops, bytes_moved, us, error, peers, tune
 
 def mlp_tuned_ab(bench, what, tokens, run, views):
     """At prefill sizes (more tokens than the GEMV can take, so every GEMM is cuBLASLt's; None
-    below): the block tuned once in
-    bench.tuned_ctx (MlpConfig(tune=True) on the first set), then time_ab of the two contexts.
-    run(ctx, config, *view) is one call."""
+    below): the block tuned once in bench.tuned_ctx (MlpConfig(tune=True) on the first set),
+    then time_ab of the two contexts. run(ctx, config, *view) is one call."""
     if tokens <= GEMV_MAX_ROWS:
         return None
     if bench.attempt(what + " (tuning)", run, bench.tuned_ctx, llmk.MlpConfig(tune=True),
