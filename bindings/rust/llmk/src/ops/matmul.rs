@@ -8,7 +8,7 @@ use super::{Activation, check_memory, memory_of, raw_or_null};
 use crate::context::{Context, Stream};
 use crate::error::{Error, Result, Status, check};
 use crate::sys;
-use crate::tensor::{TensorMut, TensorRef};
+use crate::tensor::{Memory, TensorMut, TensorRef};
 
 /// The engine of a matmul on a CUDA context: the values of `llmk_matmul_path`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -172,33 +172,17 @@ pub fn matmul(
     d: &mut TensorMut<'_>,
     stream: Stream,
 ) -> Result<()> {
-    check_memory(
+    call(
         ctx,
-        "matmul",
-        &[
-            ("a", a.memory()),
-            ("b", b.memory()),
-            ("c", memory_of(c)),
-            ("bias", memory_of(bias)),
-            ("d", d.memory()),
-        ],
-    )?;
-    let config = config.to_raw();
-    // SAFETY: the views are valid for what the op does with them (their constructors' contracts),
-    // in the context's memory space (checked above), and the stream is valid by its contract; a
-    // NULL c or bias is the C API's "none". The config outlives the call.
-    check(unsafe {
-        sys::llmk_matmul(
-            ctx.as_raw(),
-            &config,
-            a.as_raw(),
-            b.as_raw(),
-            raw_or_null(c),
-            raw_or_null(bias),
-            d.as_raw(),
-            stream.as_raw(),
-        )
-    })
+        config,
+        a,
+        b,
+        Addend::Separate(c),
+        bias,
+        d,
+        stream,
+        None,
+    )
 }
 
 /// [`matmul`] with `C` = `D`: `d = a(alpha * A B + beta * d + bias)` in place (`d` is read only
@@ -212,30 +196,7 @@ pub fn matmul_in_place(
     d: &mut TensorMut<'_>,
     stream: Stream,
 ) -> Result<()> {
-    check_memory(
-        ctx,
-        "matmul",
-        &[
-            ("a", a.memory()),
-            ("b", b.memory()),
-            ("bias", memory_of(bias)),
-            ("d", d.memory()),
-        ],
-    )?;
-    let config = config.to_raw();
-    // SAFETY: as in matmul; passing one view as c and d is the in-place use the library allows.
-    check(unsafe {
-        sys::llmk_matmul(
-            ctx.as_raw(),
-            &config,
-            a.as_raw(),
-            b.as_raw(),
-            d.as_raw(),
-            raw_or_null(bias),
-            d.as_raw(),
-            stream.as_raw(),
-        )
-    })
+    call(ctx, config, a, b, Addend::D, bias, d, stream, None)
 }
 
 /// What [`matmul_tune`] measured (`llmk_matmul_tuning`): all 0 where there was nothing to tune
@@ -304,33 +265,18 @@ pub fn matmul_tune(
     d: &mut TensorMut<'_>,
     stream: Stream,
 ) -> Result<MatmulTuning> {
-    check_memory(
-        ctx,
-        "matmul_tune",
-        &[
-            ("a", a.memory()),
-            ("b", b.memory()),
-            ("c", memory_of(c)),
-            ("bias", memory_of(bias)),
-            ("d", d.memory()),
-        ],
-    )?;
-    let config = config.to_raw();
     let mut tuning = MatmulTuning::out_raw();
-    // SAFETY: as in matmul; `tuning` is a valid out-pointer whose struct_size is its size.
-    check(unsafe {
-        sys::llmk_matmul_tune(
-            ctx.as_raw(),
-            &config,
-            a.as_raw(),
-            b.as_raw(),
-            raw_or_null(c),
-            raw_or_null(bias),
-            d.as_raw(),
-            stream.as_raw(),
-            &mut tuning,
-        )
-    })?;
+    call(
+        ctx,
+        config,
+        a,
+        b,
+        Addend::Separate(c),
+        bias,
+        d,
+        stream,
+        Some(&mut tuning),
+    )?;
     Ok(MatmulTuning::from_raw(&tuning))
 }
 
@@ -347,34 +293,97 @@ pub fn matmul_tune_in_place(
     d: &mut TensorMut<'_>,
     stream: Stream,
 ) -> Result<MatmulTuning> {
+    let mut tuning = MatmulTuning::out_raw();
+    call(
+        ctx,
+        config,
+        a,
+        b,
+        Addend::D,
+        bias,
+        d,
+        stream,
+        Some(&mut tuning),
+    )?;
+    Ok(MatmulTuning::from_raw(&tuning))
+}
+
+/// Where `C` comes from in a call: a view of its own (or none), or `D` itself (in place).
+enum Addend<'a, 'b> {
+    Separate(Option<&'a TensorRef<'b>>),
+    D,
+}
+
+/// [`matmul`], [`matmul_in_place`] and, with `tuning`, the two tuning forms: the memory-space
+/// check, then `llmk_matmul` or `llmk_matmul_tune`.
+#[allow(clippy::too_many_arguments)]
+fn call(
+    ctx: &Context,
+    config: &MatmulConfig,
+    a: &TensorRef<'_>,
+    b: &TensorRef<'_>,
+    c: Addend<'_, '_>,
+    bias: Option<&TensorRef<'_>>,
+    d: &mut TensorMut<'_>,
+    stream: Stream,
+    tuning: Option<&mut sys::llmk_matmul_tuning>,
+) -> Result<()> {
+    let op = if tuning.is_some() {
+        "matmul_tune"
+    } else {
+        "matmul"
+    };
+    // In place, C is D: checked once, as d.
+    let c_memory = match c {
+        Addend::Separate(c) => memory_of(c),
+        Addend::D => Memory::Unchecked,
+    };
     check_memory(
         ctx,
-        "matmul_tune",
+        op,
         &[
             ("a", a.memory()),
             ("b", b.memory()),
+            ("c", c_memory),
             ("bias", memory_of(bias)),
             ("d", d.memory()),
         ],
     )?;
+    let c = match c {
+        Addend::Separate(c) => raw_or_null(c),
+        Addend::D => d.as_raw(),
+    };
     let config = config.to_raw();
-    let mut tuning = MatmulTuning::out_raw();
-    // SAFETY: as in matmul_in_place; `tuning` is a valid out-pointer whose struct_size is its
-    // size.
+    // SAFETY: the views are valid for what the op does with them (their constructors' contracts),
+    // in the context's memory space (checked above), and the stream is valid by its contract; a
+    // NULL c or bias is the C API's "none", and d passed as c is the in-place use the library
+    // allows. The config outlives the call; `tuning` is a valid out-pointer whose struct_size is
+    // its size (MatmulTuning::out_raw).
     check(unsafe {
-        sys::llmk_matmul_tune(
-            ctx.as_raw(),
-            &config,
-            a.as_raw(),
-            b.as_raw(),
-            d.as_raw(),
-            raw_or_null(bias),
-            d.as_raw(),
-            stream.as_raw(),
-            &mut tuning,
-        )
-    })?;
-    Ok(MatmulTuning::from_raw(&tuning))
+        match tuning {
+            None => sys::llmk_matmul(
+                ctx.as_raw(),
+                &config,
+                a.as_raw(),
+                b.as_raw(),
+                c,
+                raw_or_null(bias),
+                d.as_raw(),
+                stream.as_raw(),
+            ),
+            Some(tuning) => sys::llmk_matmul_tune(
+                ctx.as_raw(),
+                &config,
+                a.as_raw(),
+                b.as_raw(),
+                c,
+                raw_or_null(bias),
+                d.as_raw(),
+                stream.as_raw(),
+                tuning,
+            ),
+        }
+    })
 }
 
 /// The engine [`matmul`] would take for these arguments on a CUDA context:
