@@ -511,6 +511,32 @@ TEST(MatmulGemv, DecodeRowsWithALongK) {
   }
 }
 
+TEST(MatmulGemv, OneAndTwoRowsAcrossWarpShares) {
+  // The one- and two-row GEMV's warps take 2048-element groups of k in turn, and one warp per row
+  // also the elements left after the last whole group, element by element. N = 257 rows leave SMs
+  // idle at two warps per row, so up to 8 warps share a row; N = 2200 takes two. K = 5133 (2
+  // groups and 1037 elements) and 17000 (8 groups and 616) give warps of a row different numbers
+  // of groups, and the leftover to one of them. Every dtype (f32 takes the FMA tiles).
+  for (int32_t dtype : kDtypes) {
+    for (int64_t m : {1, 2}) {
+      for (int64_t n : {257, 2200}) {
+        for (int64_t k : {5133, 17000}) {
+          Spec s;
+          s.dtype = dtype;
+          s.m = m;
+          s.n = n;
+          s.k = k;
+          s.a_pad = s.b_pad = k == 5133 ? 3 : 0;  // 5136 elements: 16-byte rows in every dtype
+          s.bias = m == 1;
+          s.activation = kActivations[(k + n) % 5];
+          run_case(s, LLMK_MATMUL_PATH_GEMV);
+          if (HasFatalFailure()) return;
+        }
+      }
+    }
+  }
+}
+
 TEST(MatmulTf32, F32WithAndWithoutTf32) {
   // The same f32 problem in full f32 (atol from f32 accumulation alone) and with TF32 allowed
   // (atol adds 2^-9 sum |a b|).

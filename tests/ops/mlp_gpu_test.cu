@@ -1,7 +1,8 @@
 // ffn and gated_mlp on a CUDA context against the CPU context: Llama-like blocks made smaller
 // (d_model 256, d_ff 688), 1, 3, 17 and 300 tokens, every dtype, the cuBLASLt path, the GEMV
 // where it can run (a few tokens) and auto; biases on and off, every activation; gated_mlp with
-// vLLM's fused gate_up weight (w_up a view into w_gate's buffer) and with separate weights; padded
+// vLLM's fused gate_up weight (w_up a view into w_gate's buffer) and with separate weights, and on
+// the GEMV at 1 and 2 tokens with rows longer than a batch of loads (d_model 2344); padded
 // row strides; f32 with TF32; config->tune on half the sweep's cases; a forced GEMV that cannot
 // run refused before anything is written; a captured, replayed block; tuning pins every GEMM's
 // plan, and is refused while the stream is captured.
@@ -292,6 +293,28 @@ TEST(MlpSweep, GatedMlpAgainstTheCpu) {
         s.tune = (turn / 2) % 2 == 1;
         ++turn;
         run_block(s, paths_for(s));
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+}
+
+TEST(MlpSweep, GatedGemvWithRowsLongerThanABatch) {
+  // One and two tokens on gated_mlp's GEMV with d_model = 2344: its warps take groups of 1024
+  // elements of k in turn (512 at two tokens), and one warp per row also the 296 left after the
+  // last whole group. d_ff = 264 rows leave SMs idle at two warps per row, so more share a row
+  // (never more than it has groups); 1704 takes two.
+  for (int32_t dtype : kDtypes) {
+    for (int64_t tokens : {1, 2}) {
+      for (int64_t d_ff : {264, 1704}) {
+        MlpSpec s;
+        s.gated = true;
+        s.dtype = dtype;
+        s.tokens = tokens;
+        s.d_model = 2344;
+        s.d_ff = d_ff;
+        s.activation = LLMK_ACTIVATION_SILU;
+        run_block(s, {LLMK_MATMUL_PATH_GEMV});
         if (HasFatalFailure()) return;
       }
     }

@@ -5,6 +5,7 @@
 // compile in parallel; gemv_cuda.cu dispatches on dtype.
 #pragma once
 
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -22,6 +23,10 @@ using gemv_kernels::GemvArgs;
 using gemv_kernels::kWarps;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// matmul.cpp's AUTO rule weighs the one-row kernels' leftover k by these groups.
+static_assert(gemv_kernels::RowWarp<__half, 1, 1>::kGroup == kGemvRowGroup);
+static_assert(gemv_kernels::RowWarp<__half, 1, 2>::kGroup == kGatedGemvRowGroup);
 
 // Warps per column tile (1, 2, 4 or 8 of a block's kWarps), never more than there are groups of
 // k to share.

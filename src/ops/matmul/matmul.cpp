@@ -27,6 +27,13 @@ constexpr const char* kOp = "matmul";
 // call a crossover.
 constexpr int64_t kGemvAutoMaxRows = 1;
 
+// Whether the one-row GEMV's leftover k (see kGemvRowGroup) is small enough for AUTO to take it.
+// Measured at M = 1 over 14 weight shapes (H200, bench/NOTES.md): K = 5120 leaves a fifth of the
+// row to one warp per row and cuBLASLt was 12-22% faster; 13824 leaves 11% and it was 2-3% faster;
+// 11008 leaves 7% and the GEMV was 1.17-1.19x faster. K <= the group is one group or less; no
+// shape that small was measured against cuBLASLt.
+bool gemv_leftover_is_small(int64_t k, int64_t group) { return k <= group || k % group * 10 <= k; }
+
 // The row-major or column-major reading of the matrix in the last two dimensions of t, trying
 // row-major first when `prefer_row_major`. The stride along an extent of 1 is free: the leading
 // dimension is then the given stride where it could be one (so a padded single row keeps its
@@ -217,7 +224,8 @@ bool gemv_can_run(const MatmulParams& p) {
          (p.m == 1 || (p.a.ld * element) % 16 == 0) && (p.b.ld * element) % 16 == 0;
 }
 
-llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_matmul_path asked) {
+llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_matmul_path asked,
+                                    bool gated) {
   switch (asked) {
     case LLMK_MATMUL_PATH_CUBLASLT: return LLMK_MATMUL_PATH_CUBLASLT;
     case LLMK_MATMUL_PATH_GEMV:
@@ -230,7 +238,8 @@ llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_
       }
       return LLMK_MATMUL_PATH_GEMV;
     default:
-      return gemv_can_run(p) && p.dtype != LLMK_DTYPE_F32 && p.m <= kGemvAutoMaxRows
+      return gemv_can_run(p) && p.dtype != LLMK_DTYPE_F32 && p.m <= kGemvAutoMaxRows &&
+                     gemv_leftover_is_small(p.k, gated ? kGatedGemvRowGroup : kGemvRowGroup)
                  ? LLMK_MATMUL_PATH_GEMV
                  : LLMK_MATMUL_PATH_CUBLASLT;
   }

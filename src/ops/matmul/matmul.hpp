@@ -45,9 +45,15 @@ void check_path(const char* op, const char* name, int32_t path);
 constexpr int64_t kGemvMaxRows = 16;
 bool gemv_can_run(const MatmulParams& p);
 
+// The k that a warp of the one-row GEMV reads per round trip (gemv_kernels.cuh, RowWarp's kGroup:
+// gated_mlp's gate and up kernel reads both weights, half as much of each). The k % group
+// elements left over go to one warp per row, element by element.
+constexpr int64_t kGemvRowGroup = 2048, kGatedGemvRowGroup = 1024;
+
 // The engine for a CUDA call, resolving LLMK_MATMUL_PATH_AUTO; fails with LLMK_ERROR_UNSUPPORTED
-// when the GEMV is asked for and cannot run.
-llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_matmul_path asked);
+// when the GEMV is asked for and cannot run. `gated` asks for gated_mlp's gate and up GEMV.
+llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_matmul_path asked,
+                                    bool gated = false);
 
 // Runs a checked call on ctx's backend (the caller has made a CUDA context's device current):
 // the CPU reference, or the engine choose_matmul_path picks, with the activation pass cuBLASLt

@@ -266,9 +266,9 @@ void run_gated_mlp(llmk_context* ctx_handle, const llmk_mlp_config* config, Arg 
                                    workspace, ff, block.tokens, tf32);
   const MatmulParams up = linear(block.dtype, x_data, x_ld, *w_up.tensor, nullptr,
                                  LLMK_ACTIVATION_IDENTITY, workspace, ff, block.tokens, tf32);
-  const bool fused_gemv = is_cuda(ctx) &&
-                          choose_matmul_path(op, gate, path) == LLMK_MATMUL_PATH_GEMV &&
-                          gemv_can_run(up);
+  const bool fused_gemv =
+      is_cuda(ctx) && choose_matmul_path(op, gate, path, /*gated=*/true) == LLMK_MATMUL_PATH_GEMV &&
+      gemv_can_run(up);
   // h: [tokens, d_ff] at the start of the workspace, with row stride d_ff after the fused GEMV,
   // 2 d_ff when it is the gate half of [g | u].
   const int64_t h_ld = fused_gemv ? ff : 2 * ff;
