@@ -681,22 +681,25 @@ class MatmulPath : public testing::Test {
 // AUTO takes the GEMV only where it measured faster than cuBLASLt: on the H200, one row of f16
 // or bf16 (matmul.cpp, kGemvAutoMaxRows).
 TEST_F(MatmulPath, AutoTakesTheGemvWhereItWins) {
-  EXPECT_EQ(path_for(1), LLMK_MATMUL_PATH_GEMV) << llmk_last_error_message();
-  EXPECT_EQ(path_for(2), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
-  EXPECT_EQ(path_for(17), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
-  EXPECT_EQ(path_for(kMaxM), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
+  EXPECT_EQ(path_for(1, 4096), LLMK_MATMUL_PATH_GEMV) << llmk_last_error_message();
+  EXPECT_EQ(path_for(2, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
+  EXPECT_EQ(path_for(17, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
+  EXPECT_EQ(path_for(kMaxM, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
 }
 
-// ... except where the one-row GEMV would leave more than a tenth of k, past its last whole
-// 2048-element group, to one warp per row: K = 5120 and 13824 measured slower there than cuBLASLt,
-// 11008 (768 left, 7%) faster. Asked for, the GEMV still runs.
+// ... and only where it would leave at most a tenth of k, past its last whole 2048-element group,
+// to one warp per row: K = 5120 and 13824 measured slower there than cuBLASLt, 11008 (768 left,
+// 7%) faster; below 2048 the whole row is left over, and K = 768-1536 measured slower. Asked for,
+// the GEMV still runs.
 TEST_F(MatmulPath, AutoLeavesTheGemvWhereOneWarpWouldReadMuchOfEachRow) {
-  EXPECT_EQ(path_for(1, 4096), LLMK_MATMUL_PATH_GEMV) << llmk_last_error_message();
-  EXPECT_EQ(path_for(1, 11008), LLMK_MATMUL_PATH_GEMV) << llmk_last_error_message();
-  EXPECT_EQ(path_for(1, 5120), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
-  EXPECT_EQ(path_for(1, 13824), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
+  for (const int64_t k : {2048, 4096, 11008}) {
+    EXPECT_EQ(path_for(1, k), LLMK_MATMUL_PATH_GEMV) << "k " << k;
+  }
+  for (const int64_t k : {64, 1536, 2040, 2304, 5120, 13824}) {
+    EXPECT_EQ(path_for(1, k), LLMK_MATMUL_PATH_CUBLASLT) << "k " << k;
+  }
   config_.path = LLMK_MATMUL_PATH_GEMV;
-  EXPECT_EQ(path_for(1, 5120), LLMK_MATMUL_PATH_GEMV) << llmk_last_error_message();
+  for (const int64_t k : {64, 5120}) EXPECT_EQ(path_for(1, k), LLMK_MATMUL_PATH_GEMV) << "k " << k;
 }
 
 // Where the GEMV cannot run, asking for it is refused (and AUTO could not take it).

@@ -553,11 +553,14 @@ TEST(MlpTune, PinsThePlanOfEveryGemm) {
 
 TEST(MlpTune, OneTokenOnTheGemvTunesTheCublasltGemmsOnly) {
   // gated_mlp at one token: the fused gate/up GEMV (nothing to tune) and the down projection's
-  // GEMV under AUTO. Tuning changes nothing: no query, no plan, the untuned call's bits.
+  // GEMV under AUTO, which takes them at these widths (k a whole number of the GEMVs' groups).
+  // Tuning changes nothing: no query, no plan, the untuned call's bits.
   MlpSpec s;
   s.gated = true;
   s.dtype = LLMK_DTYPE_F16;
   s.tokens = 1;
+  s.d_model = 1024;
+  s.d_ff = 2048;
   DeviceBlock block(s);
   ASSERT_LLMK(block.run(false));
   const std::vector<uint8_t> plain = block.y();

@@ -30,10 +30,9 @@ constexpr int64_t kGemvAutoMaxRows = 1;
 // Whether the one-row GEMV's leftover k (see kGemvRowGroup) is small enough for AUTO to take it.
 // Measured at M = 1 over 14 weight shapes (H200, bench/NOTES.md): K = 5120 leaves a fifth of the
 // row to one warp per row and cuBLASLt was 12-22% faster; 13824 leaves 11% and it was 2-3% faster;
-// 11008 leaves 7% and the GEMV was 1.17-1.19x faster. Below the group the whole row is left
-// over, and cuBLASLt was faster too (K = 768-1536), but AUTO keeps the GEMV there for now: the
-// tests pin it at K = 64 (a known issue, bench/NOTES.md's eleventh pass of issue 4).
-bool gemv_leftover_is_small(int64_t k, int64_t group) { return k <= group || k % group * 10 <= k; }
+// 11008 leaves 7% and the GEMV was 1.17-1.19x faster. Below one group the whole row is left over,
+// and cuBLASLt was faster there too: 1.2-1.7x at K = 1024 and 1536, 2-4% at 768.
+bool gemv_leftover_is_small(int64_t k, int64_t group) { return k >= group && k % group * 10 <= k; }
 
 // The row-major or column-major reading of the matrix in the last two dimensions of t, trying
 // row-major first when `prefer_row_major`. The stride along an extent of 1 is free: the leading
