@@ -438,10 +438,10 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_paged_kv_cache_write(
  * major D (and C) is computed as the product D^T = B^T A^T, so it takes the GEMV on the same
  * layouts of A and B when N <= 16. LLMK_MATMUL_PATH_AUTO takes it where the benchmarks found it
  * faster than cuBLASLt (bench/results/): on the H200 with CUDA 13's cuBLASLt that is M == 1 in
- * f16 and bf16 where K >= 2048 and K % 2048 <= K / 10 (gated_mlp's gate and up: 1024 for 2048).
- * The GEMV's warps read K in groups of 2048 and leave the rest of each row to one warp; where that
- * rest is larger (K = 3072, 5120, 13824), or is the whole row (K < 2048), cuBLASLt measured
- * faster. Elsewhere AUTO takes cuBLASLt, and the GEMV runs when asked for.
+ * f16 and bf16 with K >= 256, except 2048 < K < 3072, where cuBLASLt measured faster.
+ * gated_mlp's fused gate and up GEMV reads K in groups of 1024 and leaves the rest of each row to
+ * one warp: AUTO takes it at one token where K >= 1024 and K % 1024 <= K / 10. Elsewhere AUTO
+ * takes cuBLASLt, and the GEMV runs when asked for.
  * llmk_matmul_path_for says which engine a call takes. cuBLASLt fuses bias, ReLU and GELU_TANH into
  * its epilogue; with GELU (exact) or SILU it adds the bias, and one more elementwise pass over D
  * applies the activation. The GEMV fuses all.

@@ -687,19 +687,18 @@ TEST_F(MatmulPath, AutoTakesTheGemvWhereItWins) {
   EXPECT_EQ(path_for(kMaxM, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
 }
 
-// ... and only where it would leave at most a tenth of k, past its last whole 2048-element group,
-// to one warp per row: K = 5120 and 13824 measured slower there than cuBLASLt, 11008 (768 left,
-// 7%) faster; below 2048 the whole row is left over, and K = 768-1536 measured slower. Asked for,
-// the GEMV still runs.
-TEST_F(MatmulPath, AutoLeavesTheGemvWhereOneWarpWouldReadMuchOfEachRow) {
-  for (const int64_t k : {2048, 4096, 11008}) {
+// ... at any k from one 256-element segment on but just past one 2048-element group, where the
+// one-row GEMV reads each row in three round trips, the last one short: there, and below one
+// segment, it measured slower than cuBLASLt. Asked for, the GEMV still runs.
+TEST_F(MatmulPath, AutoLeavesTheGemvWhereItMeasuredSlower) {
+  for (const int64_t k : {256, 1536, 2040, 2048, 3072, 4096, 5120, 11008, 13824}) {
     EXPECT_EQ(path_for(1, k), LLMK_MATMUL_PATH_GEMV) << "k " << k;
   }
-  for (const int64_t k : {64, 1536, 2040, 2304, 5120, 13824}) {
+  for (const int64_t k : {64, 248, 2056, 2304, 2560, 3064}) {
     EXPECT_EQ(path_for(1, k), LLMK_MATMUL_PATH_CUBLASLT) << "k " << k;
   }
   config_.path = LLMK_MATMUL_PATH_GEMV;
-  for (const int64_t k : {64, 5120}) EXPECT_EQ(path_for(1, k), LLMK_MATMUL_PATH_GEMV) << "k " << k;
+  for (const int64_t k : {64, 2304}) EXPECT_EQ(path_for(1, k), LLMK_MATMUL_PATH_GEMV) << "k " << k;
 }
 
 // Where the GEMV cannot run, asking for it is refused (and AUTO could not take it).

@@ -273,6 +273,71 @@ struct RowWarp {
   }
 };
 
+// RowWarp's tile for one row of x and one weight (matmul at m = 1), where RowWarp would leave
+// much of k to one warp: k % kGroup over a tenth of k, or all of a k under kGroup (the launcher
+// decides, gemv_launch.cuh). The loads, the diagonal mmas and the final sum are RowWarp's; what
+// changes is who reads which part of the row. Its k / kSegment whole segments are cut into `split`
+// contiguous runs of ceil(segments / split), one per warp (the last runs shorter or empty), and
+// each run is read in batches of up to kSteps segments, all of a batch's loads issued before its
+// first mma: every warp makes the same number of round trips to DRAM, whatever k % kGroup is. The
+// last warp also sums the k % kSegment elements after the last segment, element by element.
+// (RowWarp keeps its own loop: every rewrite of it that served both cases slowed the shapes
+// without a leftover by 1.5-13%, bench/NOTES.md, issue 4's eleventh pass.)
+template <class T>
+struct RunWarp {
+  static constexpr int kCols = 1;
+  static constexpr int kSegment = RowWarp<T, 1, 1>::kSegment;
+  // Batches of 4 segments at 64 registers (32 warps per SM): ptxas issues all of a batch's loads
+  // before its first mma. With RowWarp's 8 it issued 3 and waited on the first (and spilled); at 80
+  // registers (24 warps) it issued 7, and measured at most 2% faster than batches of 4 at 11
+  // weight shapes, and up to 12% slower (H200, bench/NOTES.md).
+  static constexpr int kMinBlocksPerSm = 4;
+  static constexpr int kSteps = 4;
+
+  // partial[0]: the sum of W row j0 with x over this warp's run (and the leftover for the last).
+  __device__ static void accumulate(const GemvArgs& p, int64_t j0, int slice, int split,
+                                    float* partial) {
+    const int lane = threadIdx.x % 32;
+    const int segments = static_cast<int>(p.k / kSegment);  // < 2^31: see MmaWarp
+    const int per_warp = (segments + split - 1) >> __popc(split - 1);
+    const int begin = slice * per_warp, end = min(begin + per_warp, segments);
+    const T* const w_row = static_cast<const T*>(p.w[0]) + j0 * p.ldw[0] + 8 * lane;
+    const T* const x_row = static_cast<const T*>(p.a) + 8 * lane;
+    float acc[4] = {};
+    auto step = [&](uint4 wv, uint4 xv) {
+      mma_16816<T>(acc, wv.x, wv.x, wv.y, wv.y, xv.x, xv.y);
+      mma_16816<T>(acc, wv.z, wv.z, wv.w, wv.w, xv.z, xv.w);
+    };
+
+    const T* w = w_row + int64_t{kSegment} * begin;
+    const T* x = x_row + kSegment * begin;
+    for (int left = end - begin; left > 0; left -= kSteps) {
+      uint4 wv[kSteps];
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        if (s < left) wv[s] = load_streaming<false>(w + kSegment * s);
+      }
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        if (s < left) step(wv[s], load_cached(x + kSegment * s));
+      }
+      w += kSteps * kSegment;
+      x += kSteps * kSegment;
+    }
+    const int rest = static_cast<int>(p.k % kSegment);
+    if (slice == split - 1 && rest != 0) {
+      const int64_t k0 = int64_t{kSegment} * segments;
+      step(load_partial(w_row + k0, rest - 8 * lane), load_partial(x_row + k0, rest - 8 * lane));
+    }
+
+    const int g = lane / 4, t = lane % 4;  // as RowWarp: the diagonal, summed across the warp
+    float sum = t == g / 2 ? (g % 2 == 0 ? acc[0] : acc[1]) : 0.0f;
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    if (lane == 0) partial[0] = sum;
+  }
+};
+
 // f16/bf16 on the tensor cores (see the top of the file). A warp's tile is the mma's 16 A rows,
 // 16 W rows: columns j0 .. j0 + 15 of W, or, gated, columns j0 .. j0 + 7 of Wg (A rows 0-7) and
 // of Wu (A rows 8-15), so that a thread's accumulator holds gate and up of the same outputs and
@@ -282,7 +347,7 @@ struct RowWarp {
 template <class T, int ROWS, int MATS>
 struct MmaWarp {
   static constexpr int kCols = 16 / MATS;    // per weight
-  static constexpr int kMinBlocksPerSm = 3;  // 80 registers, 24 warps, ~96 KB of W in flight
+  static constexpr int kMinBlocksPerSm = 4;  // 80 registers, 24 warps, ~96 KB of W in flight
   static constexpr int kTiles = ROWS / 8;
   static constexpr int kSteps = 4;
   static constexpr int kGroup = kSteps * 32;
@@ -500,24 +565,28 @@ struct FmaWarp {
   }
 };
 
-template <class T, int ROWS, int MATS>
+// RUNS: RunWarp in place of RowWarp, for matmul's one row where k's leftover is large.
+template <class T, int ROWS, int MATS, bool RUNS>
 using WarpTile = std::conditional_t<
     std::is_same_v<T, float>, FmaWarp<ROWS, MATS>,
-    std::conditional_t<(ROWS <= 2), RowWarp<T, ROWS, MATS>, MmaWarp<T, ROWS, MATS>>>;
+    std::conditional_t<(ROWS > 2), MmaWarp<T, ROWS, MATS>,
+                       std::conditional_t<RUNS, RunWarp<T>, RowWarp<T, ROWS, MATS>>>>;
 
 // The residency a kernel's tile plans with, as a constant __launch_bounds__ can take.
-template <class T, int ROWS, bool GATED>
-constexpr int kMinBlocksPerSm = WarpTile<T, ROWS, GATED ? 2 : 1>::kMinBlocksPerSm;
+template <class T, int ROWS, bool GATED, bool RUNS>
+constexpr int kMinBlocksPerSm = WarpTile<T, ROWS, GATED ? 2 : 1, RUNS>::kMinBlocksPerSm;
 
 // Block: kWarps warps, kWarps / split column tiles, `split` warps per tile each summing every
-// split-th group of k. Grid: one block per kWarps / split tiles. The epilogue adds the split
+// split-th group of k (RunWarp: one contiguous run of it). Grid: one block per kWarps / split
+// tiles. The epilogue adds the split
 // partial sums of each output in a fixed order (deterministic), applies alpha, beta * C, bias and
 // the activation (gated: a(gate) * up), and rounds once.
-template <class T, int ROWS, bool GATED, llmk_activation A>
-__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T, ROWS, GATED>)
+template <class T, int ROWS, bool GATED, llmk_activation A, bool RUNS>
+__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T, ROWS, GATED, RUNS>)
     gemv_kernel(const GemvArgs p, const int split_log2) {
   constexpr int MATS = GATED ? 2 : 1;
-  using Tile = WarpTile<T, ROWS, MATS>;
+  static_assert(!RUNS || (ROWS == 1 && !GATED), "RunWarp takes one row of x and one weight");
+  using Tile = WarpTile<T, ROWS, MATS, RUNS>;
   constexpr int kCols = Tile::kCols;
   constexpr int kPartials = MATS * kCols * ROWS;  // per warp: its W rows by ROWS
   __shared__ float partial[kWarps][kPartials];

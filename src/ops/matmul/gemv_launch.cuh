@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -52,12 +53,35 @@ inline int pick_split(bool row_tiles, int64_t tiles, int64_t groups, int64_t res
   return split;
 }
 
-template <class T, int ROWS, bool GATED, llmk_activation A>
+// RunWarp's warps per row: a block lasts as long as its warps' runs, one round trip per batch of
+// `steps` segments, so the fewest waves of blocks times batches per run, the fewer warps on a tie.
+// Against 1, 2, 4 and 8 warps per row forced at 11 weight shapes on the H200 (bench/NOTES.md, issue
+// 4's twelfth pass) it came within 3.5% of the best at each, and no single split did: one warp was
+// best at K = 5120, N = 5120 and 4% behind at 13824 x 5120, where four were best and eight 3-22%
+// slower elsewhere.
+inline int pick_run_split(int64_t rows, int64_t segments, int steps, int64_t resident_blocks) {
+  auto cost = [&](int split) {
+    const int64_t waves = ceil_div(ceil_div(rows * split, kWarps), resident_blocks);
+    return waves * std::max<int64_t>(1, ceil_div(ceil_div(segments, split), steps));
+  };
+  int best = 1;
+  for (int split = 2; split <= kWarps; split *= 2) {
+    if (cost(split) < cost(best)) best = split;
+  }
+  return best;
+}
+
+template <class T, int ROWS, bool GATED, llmk_activation A, bool RUNS>
 void launch_kernel(const char* op, const GemvArgs& args, int sm_count, cudaStream_t stream) {
-  using Tile = gemv_kernels::WarpTile<T, ROWS, GATED ? 2 : 1>;
+  using Tile = gemv_kernels::WarpTile<T, ROWS, GATED ? 2 : 1, RUNS>;
   const int64_t tiles = ceil_div(args.n, Tile::kCols);
   const int64_t resident = int64_t{sm_count} * Tile::kMinBlocksPerSm;
-  const int split = pick_split(Tile::kCols == 1, tiles, ceil_div(args.k, Tile::kGroup), resident);
+  int split;
+  if constexpr (RUNS) {
+    split = pick_run_split(tiles, args.k / Tile::kSegment, Tile::kSteps, resident);
+  } else {
+    split = pick_split(Tile::kCols == 1, tiles, ceil_div(args.k, Tile::kGroup), resident);
+  }
   const int64_t blocks = ceil_div(tiles * split, kWarps);
   if (blocks > INT32_MAX) {
     fail(LLMK_ERROR_UNSUPPORTED, "%s: n = %lld needs more blocks than a CUDA grid holds", op,
@@ -65,7 +89,7 @@ void launch_kernel(const char* op, const GemvArgs& args, int sm_count, cudaStrea
   }
   int split_log2 = 0;
   while ((1 << split_log2) < split) ++split_log2;
-  cuda_launch<gemv_kernels::gemv_kernel<T, ROWS, GATED, A>>(
+  cuda_launch<gemv_kernels::gemv_kernel<T, ROWS, GATED, A, RUNS>>(
       op, static_cast<unsigned>(blocks), gemv_kernels::kBlockThreads, 0, stream, args, split_log2);
 }
 
@@ -104,9 +128,18 @@ void launch_gemv(const char* op, const MatmulParams& p, const MatrixView* up, in
   const GemvArgs args = args_of(p, up);
   const llmk_activation activation = p.activation;
   const bool gated = up != nullptr;
+  // matmul's one row takes RunWarp where RowWarp would leave much of k to one warp.
+  const bool runs = !std::is_same_v<T, float> && args.m == 1 && !gated &&
+                    !gemv_leftover_is_small(args.k, kGemvRowGroup);
   auto run = [&](auto rows, auto is_gated, auto act) {
-    launch_kernel<T, decltype(rows)::value, decltype(is_gated)::value, decltype(act)::value>(
-        op, args, sm_count, stream);
+    constexpr int kRows = decltype(rows)::value;
+    constexpr bool kGated = decltype(is_gated)::value;
+    constexpr llmk_activation kActivation = decltype(act)::value;
+    if constexpr (kRows == 1 && !kGated) {
+      if (runs)
+        return launch_kernel<T, kRows, kGated, kActivation, true>(op, args, sm_count, stream);
+    }
+    launch_kernel<T, kRows, kGated, kActivation, false>(op, args, sm_count, stream);
   };
   auto with_activation = [&](auto rows, auto is_gated) {
     switch (activation) {

@@ -27,12 +27,22 @@ constexpr const char* kOp = "matmul";
 // call a crossover.
 constexpr int64_t kGemvAutoMaxRows = 1;
 
-// Whether the one-row GEMV's leftover k (see kGemvRowGroup) is small enough for AUTO to take it.
-// Measured at M = 1 over 14 weight shapes (H200, bench/NOTES.md): K = 5120 leaves a fifth of the
-// row to one warp per row and cuBLASLt was 12-22% faster; 13824 leaves 11% and it was 2-3% faster;
-// 11008 leaves 7% and the GEMV was 1.17-1.19x faster. Below one group the whole row is left over,
-// and cuBLASLt was faster there too: 1.2-1.7x at K = 1024 and 1536, 2-4% at 768.
-bool gemv_leftover_is_small(int64_t k, int64_t group) { return k >= group && k % group * 10 <= k; }
+// Whether AUTO takes the one-row GEMV at this k (gated: gated_mlp's gate and up kernel). Measured
+// over 21 weight shapes on the H200 (bench/NOTES.md, issue 4's eleventh and twelfth passes):
+// - matmul's kernel was 1.02-1.24x faster than cuBLASLt at K = 512-28672, tied at 1536 x 6144,
+//   and lost at 5120 x 5120 in bf16 only (0.97x; 1.05x in f16). It lost at K = 2176-2560 (0.87-
+//   0.96x), rows a little longer than one 2048-element group, read in three round trips with a
+//   short last one, and at K = 64 (0.94-0.98x), under one 256-element segment, all of it read
+//   element by element.
+// - the gated kernel leaves the k past its last 1024-element group to one warp per row, element
+//   by element, as matmul's did before its runs, which then lost wherever that was over a tenth
+//   of k (0.79-0.88x at K = 5120, up to 1.7x behind below K = 2048); AUTO keeps the gated kernel
+//   to the rest (d_model 4096, 5120, 8192: 1.07-1.16x).
+bool auto_takes_one_row_gemv(int64_t k, bool gated) {
+  if (gated) return gemv_leftover_is_small(k, kGatedGemvRowGroup);
+  constexpr int64_t kSegment = 256;
+  return k >= kSegment && (k <= kGemvRowGroup || k >= kGemvRowGroup * 3 / 2);
+}
 
 // The row-major or column-major reading of the matrix in the last two dimensions of t, trying
 // row-major first when `prefer_row_major`. The stride along an extent of 1 is free: the leading
@@ -239,7 +249,7 @@ llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_
       return LLMK_MATMUL_PATH_GEMV;
     default:
       return gemv_can_run(p) && p.dtype != LLMK_DTYPE_F32 && p.m <= kGemvAutoMaxRows &&
-                     gemv_leftover_is_small(p.k, gated ? kGatedGemvRowGroup : kGemvRowGroup)
+                     auto_takes_one_row_gemv(p.k, gated)
                  ? LLMK_MATMUL_PATH_GEMV
                  : LLMK_MATMUL_PATH_CUBLASLT;
   }

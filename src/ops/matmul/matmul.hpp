@@ -47,8 +47,16 @@ bool gemv_can_run(const MatmulParams& p);
 
 // The k that a warp of the one-row GEMV reads per round trip (gemv_kernels.cuh, RowWarp's kGroup:
 // gated_mlp's gate and up kernel reads both weights, half as much of each). The k % group
-// elements left over go to one warp per row, element by element.
+// elements left over go to one warp per row, element by element, unless matmul's kernel reads the
+// row in runs (below).
 constexpr int64_t kGemvRowGroup = 2048, kGatedGemvRowGroup = 1024;
+
+// Whether the one-row GEMV's leftover k (see kGemvRowGroup) is at most a tenth of k. Where it is
+// more, matmul's kernel reads each row in contiguous runs per warp instead (gemv_kernels.cuh,
+// RunWarp); gated_mlp's gate and up kernel has no such form, and there AUTO takes cuBLASLt.
+inline bool gemv_leftover_is_small(int64_t k, int64_t group) {
+  return k >= group && k % group * 10 <= k;
+}
 
 // The engine for a CUDA call, resolving LLMK_MATMUL_PATH_AUTO; fails with LLMK_ERROR_UNSUPPORTED
 // when the GEMV is asked for and cannot run. `gated` asks for gated_mlp's gate and up GEMV.
