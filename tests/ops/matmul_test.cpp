@@ -687,9 +687,9 @@ TEST_F(MatmulPath, AutoTakesTheGemvWhereItWins) {
   EXPECT_EQ(path_for(kMaxM, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
 }
 
-// ... at any k from one 256-element segment on but just past one 2048-element group, where the
-// one-row GEMV reads each row in three round trips, the last one short: there, and below one
-// segment, it measured slower than cuBLASLt. Asked for, the GEMV still runs.
+// ... at any k from one 256-element segment on, but for rows a little longer than one
+// 2048-element group (2048 < k < 3072): there, and below one segment, the one-row GEMV measured
+// slower than cuBLASLt (matmul.cpp). Asked for, the GEMV still runs.
 TEST_F(MatmulPath, AutoLeavesTheGemvWhereItMeasuredSlower) {
   for (const int64_t k : {256, 1536, 2040, 2048, 3072, 4096, 5120, 11008, 13824}) {
     EXPECT_EQ(path_for(1, k), LLMK_MATMUL_PATH_GEMV) << "k " << k;
