@@ -11,13 +11,13 @@
 
 #include "llmk.h"
 
-#define CHECK(x)                                                                          \
-  do {                                                                                    \
-    cudaError_t e_ = (x);                                                                 \
-    if (e_ != cudaSuccess) {                                                              \
+#define CHECK(x)                                                                              \
+  do {                                                                                        \
+    cudaError_t e_ = (x);                                                                     \
+    if (e_ != cudaSuccess) {                                                                  \
       std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                       \
-    }                                                                                     \
+      std::exit(1);                                                                           \
+    }                                                                                         \
   } while (0)
 #define LCHECK(x)                                                                                \
   do {                                                                                           \
@@ -65,8 +65,8 @@ float median_us(Launch launch, int batch) {
   return ms[reps / 2] * 1000.f / batch;
 }
 
-
-llmk_tensor matrix(llmk_dtype dtype, void* data, int64_t rows, int64_t cols, int64_t s0, int64_t s1) {
+llmk_tensor matrix(llmk_dtype dtype, void* data, int64_t rows, int64_t cols, int64_t s0,
+                   int64_t s1) {
   llmk_tensor t{};
   t.dtype = dtype;
   t.ndim = 2;
@@ -77,12 +77,11 @@ llmk_tensor matrix(llmk_dtype dtype, void* data, int64_t rows, int64_t cols, int
 
 template <class T>
 void sweep(llmk_context* ctx, llmk_dtype dtype, const char* name) {
-  const int64_t shapes[][2] = {{4096, 11008}, {11008, 4096}, {5120, 5120}, {5120, 13824},
-                               {13824, 5120}, {8192, 28672}, {28672, 8192}, {3072, 8192},
-                               {2560, 10240}, {1024, 4096}, {768, 3072},   {1536, 6144},
-                               {3584, 18944}, {18944, 3584}, {2304, 9216}, {9216, 2304},
-                               {2048, 8192}, {8192, 2048}, {2176, 8192}, {512, 2048},
-                               {64, 4096}};
+  const int64_t shapes[][2] = {
+      {4096, 11008}, {11008, 4096}, {5120, 5120},  {5120, 13824}, {13824, 5120}, {8192, 28672},
+      {28672, 8192}, {3072, 8192},  {2560, 10240}, {1024, 4096},  {768, 3072},   {1536, 6144},
+      {3584, 18944}, {18944, 3584}, {2304, 9216},  {9216, 2304},  {2048, 8192},  {8192, 2048},
+      {2176, 8192},  {512, 2048},   {64, 4096}};
   for (auto& shape : shapes) {
     const int64_t k = shape[0], n = shape[1];
     const int64_t bytes = k * n * int64_t{sizeof(T)};
@@ -107,8 +106,9 @@ void sweep(llmk_context* ctx, llmk_dtype dtype, const char* name) {
         const llmk_tensor wv = matrix(dtype, w[i % sets], k, n, 1, k);
         LCHECK(llmk_matmul(ctx, &cfg, &xa, &wv, nullptr, nullptr, &yd, nullptr));
       };
-      t[path == LLMK_MATMUL_PATH_GEMV ? 0 : path == LLMK_MATMUL_PATH_CUBLASLT ? 1 : 2] =
-          median_us(f, 1);
+      t[path == LLMK_MATMUL_PATH_GEMV       ? 0
+        : path == LLMK_MATMUL_PATH_CUBLASLT ? 1
+                                            : 2] = median_us(f, 1);
       if (path == LLMK_MATMUL_PATH_AUTO) {
         const llmk_tensor wv = matrix(dtype, w[0], k, n, 1, k);
         LCHECK(llmk_matmul_path_for(ctx, &cfg, &xa, &wv, nullptr, nullptr, &yd, &chosen));
@@ -128,9 +128,9 @@ void sweep(llmk_context* ctx, llmk_dtype dtype, const char* name) {
 // takes.
 template <class T>
 void splits(llmk_context* ctx, llmk_dtype dtype, const char* name) {
-  const int64_t shapes[][2] = {{5120, 5120}, {5120, 13824}, {13824, 5120}, {3072, 8192},
-                               {2560, 10240}, {1024, 4096}, {768, 3072},  {1536, 6144},
-                               {3584, 18944}, {2304, 9216},  {9216, 2304}, {4096, 1024}};
+  const int64_t shapes[][2] = {{5120, 5120},  {5120, 13824}, {13824, 5120}, {3072, 8192},
+                               {2560, 10240}, {1024, 4096},  {768, 3072},   {1536, 6144},
+                               {3584, 18944}, {2304, 9216},  {9216, 2304},  {4096, 1024}};
   for (auto& shape : shapes) {
     const int64_t k = shape[0], n = shape[1];
     const int64_t bytes = k * n * int64_t{sizeof(T)};

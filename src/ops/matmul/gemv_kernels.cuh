@@ -347,7 +347,7 @@ struct RunWarp {
 template <class T, int ROWS, int MATS>
 struct MmaWarp {
   static constexpr int kCols = 16 / MATS;    // per weight
-  static constexpr int kMinBlocksPerSm = 4;  // 80 registers, 24 warps, ~96 KB of W in flight
+  static constexpr int kMinBlocksPerSm = 3;  // 80 registers, 24 warps, ~96 KB of W in flight
   static constexpr int kTiles = ROWS / 8;
   static constexpr int kSteps = 4;
   static constexpr int kGroup = kSteps * 32;

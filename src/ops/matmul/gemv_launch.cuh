@@ -57,8 +57,8 @@ inline int pick_split(bool row_tiles, int64_t tiles, int64_t groups, int64_t res
 // `steps` segments, so the fewest waves of blocks times batches per run, the fewer warps on a tie.
 // Against 1, 2, 4 and 8 warps per row forced at 11 weight shapes on the H200 (bench/NOTES.md, issue
 // 4's twelfth pass) it came within 3.5% of the best at each, and no single split did: one warp was
-// best at K = 5120, N = 5120 and 4% behind at 13824 x 5120, where four were best and eight 3-22%
-// slower elsewhere.
+// best at K = 5120, N = 5120 and 4% behind at 13824 x 5120, where four were best; eight were 3%
+// to 2.2x slower than the best.
 inline int pick_run_split(int64_t rows, int64_t segments, int steps, int64_t resident_blocks) {
   auto cost = [&](int split) {
     const int64_t waves = ceil_div(ceil_div(rows * split, kWarps), resident_blocks);
