@@ -151,6 +151,25 @@ __device__ __forceinline__ bool owns_tail(int groups, int slice, int split) {
   return (groups & (split - 1)) == slice;
 }
 
+// RowWarp's and RunWarp's products (see RowWarp): elements 0-3 and 4-7 of a lane's 16 bytes of W
+// as A row g of two mmas (rows g + 8 repeat them), x's at the same positions as B column g, so
+// that c's diagonal gathers each lane quad's partial dot product.
+template <class T>
+__device__ __forceinline__ void diagonal_mmas(float (&c)[4], uint4 w, uint4 x) {
+  mma_16816<T>(c, w.x, w.x, w.y, w.y, x.x, x.y);
+  mma_16816<T>(c, w.z, w.z, w.w, w.w, x.z, x.w);
+}
+
+// The dot product diagonal_mmas accumulated in c: the diagonal (lane 4g + g / 2, accumulator
+// g % 2) summed across the warp; every lane gets it.
+__device__ __forceinline__ float diagonal_sum(const float (&c)[4], int lane) {
+  const int g = lane / 4, t = lane % 4;
+  float sum = t == g / 2 ? (g % 2 == 0 ? c[0] : c[1]) : 0.0f;  // selects: no local memory
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  return sum;
+}
+
 // f16/bf16 for m <= 2, where a pure read of W is the whole cost: a warp's tile is one output
 // column, W row j (gated: Wg row j and Wu row j), and each of its loads reads 512 contiguous
 // bytes of the row, the pattern of the fastest pure read of W measured (bench/NOTES.md). The
@@ -200,9 +219,7 @@ struct RowWarp {
       for (int mat = 0; mat < MATS; ++mat) {
 #pragma unroll
         for (int row = 0; row < ROWS; ++row) {
-          float(&c)[4] = acc[mat][row];
-          mma_16816<T>(c, wv[mat].x, wv[mat].x, wv[mat].y, wv[mat].y, xv[row].x, xv[row].y);
-          mma_16816<T>(c, wv[mat].z, wv[mat].z, wv[mat].w, wv[mat].w, xv[row].z, xv[row].w);
+          diagonal_mmas<T>(acc[mat][row], wv[mat], xv[row]);
         }
       }
     };
@@ -255,18 +272,11 @@ struct RowWarp {
     }
     if (!kTailFirst && owns) tail(0);
 
-    const int g = lane / 4, t = lane % 4;
-    const bool diagonal = t == g / 2;
 #pragma unroll
     for (int mat = 0; mat < MATS; ++mat) {
 #pragma unroll
       for (int row = 0; row < ROWS; ++row) {
-        const float(&c)[4] = acc[mat][row];
-        float sum = diagonal ? (g % 2 == 0 ? c[0] : c[1]) : 0.0f;  // selects: no local memory
-#pragma unroll
-        for (int offset = 16; offset > 0; offset /= 2) {
-          sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-        }
+        const float sum = diagonal_sum(acc[mat][row], lane);
         if (lane == 0) partial[mat * ROWS + row] = sum;
       }
     }
@@ -304,10 +314,7 @@ struct RunWarp {
     const T* const w_row = static_cast<const T*>(p.w[0]) + j0 * p.ldw[0] + 8 * lane;
     const T* const x_row = static_cast<const T*>(p.a) + 8 * lane;
     float acc[4] = {};
-    auto step = [&](uint4 wv, uint4 xv) {
-      mma_16816<T>(acc, wv.x, wv.x, wv.y, wv.y, xv.x, xv.y);
-      mma_16816<T>(acc, wv.z, wv.z, wv.w, wv.w, xv.z, xv.w);
-    };
+    auto step = [&](uint4 wv, uint4 xv) { diagonal_mmas<T>(acc, wv, xv); };
 
     const T* w = w_row + int64_t{kSegment} * begin;
     const T* x = x_row + kSegment * begin;
@@ -330,10 +337,7 @@ struct RunWarp {
       step(load_partial(w_row + k0, rest - 8 * lane), load_partial(x_row + k0, rest - 8 * lane));
     }
 
-    const int g = lane / 4, t = lane % 4;  // as RowWarp: the diagonal, summed across the warp
-    float sum = t == g / 2 ? (g % 2 == 0 ? acc[0] : acc[1]) : 0.0f;
-#pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    const float sum = diagonal_sum(acc, lane);
     if (lane == 0) partial[0] = sum;
   }
 };

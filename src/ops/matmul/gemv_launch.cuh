@@ -25,9 +25,10 @@ using gemv_kernels::kWarps;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// matmul.cpp's AUTO rule weighs the one-row kernels' leftover k by these groups.
+// matmul.cpp's AUTO rule weighs the one-row kernels' leftover k by these groups and segments.
 static_assert(gemv_kernels::RowWarp<__half, 1, 1>::kGroup == kGemvRowGroup);
 static_assert(gemv_kernels::RowWarp<__half, 1, 2>::kGroup == kGatedGemvRowGroup);
+static_assert(gemv_kernels::RunWarp<__half>::kSegment == kGemvRowSegment);
 
 // Warps per column tile (1, 2, 4 or 8 of a block's kWarps), never more than there are groups of
 // k to share.

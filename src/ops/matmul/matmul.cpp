@@ -40,8 +40,7 @@ constexpr int64_t kGemvAutoMaxRows = 1;
 //   to the rest (d_model 4096, 5120, 8192: 1.07-1.16x).
 bool auto_takes_one_row_gemv(int64_t k, bool gated) {
   if (gated) return gemv_leftover_is_small(k, kGatedGemvRowGroup);
-  constexpr int64_t kSegment = 256;
-  return k >= kSegment && (k <= kGemvRowGroup || k >= kGemvRowGroup * 3 / 2);
+  return k >= kGemvRowSegment && (k <= kGemvRowGroup || k >= kGemvRowGroup * 3 / 2);
 }
 
 // The row-major or column-major reading of the matrix in the last two dimensions of t, trying

@@ -50,6 +50,8 @@ bool gemv_can_run(const MatmulParams& p);
 // elements left over go to one warp per row, element by element, unless matmul's kernel reads the
 // row in runs (below).
 constexpr int64_t kGemvRowGroup = 2048, kGatedGemvRowGroup = 1024;
+// The elements of a row that one load of such a warp reads: under one, all of k is leftover.
+constexpr int64_t kGemvRowSegment = 256;
 
 // Whether the one-row GEMV's leftover k (see kGemvRowGroup) is at most a tenth of k. Where it is
 // more, matmul's kernel reads each row in contiguous runs per warp instead (gemv_kernels.cuh,
