@@ -17,7 +17,8 @@ __global__ void spin_kernel(long long cycles) {
 }
 
 template <int MODE>
-__global__ void __launch_bounds__(256, 4) read_kernel(const uint4* data, int64_t n, unsigned* sink) {
+__global__ void __launch_bounds__(256, 4)
+    read_kernel(const uint4* data, int64_t n, unsigned* sink) {
   constexpr int U = 4;
   const int lane = threadIdx.x % 32, warp_in_block = threadIdx.x / 32;
   const int64_t warps = int64_t{gridDim.x} * 8;
@@ -30,7 +31,8 @@ __global__ void __launch_bounds__(256, 4) read_kernel(const uint4* data, int64_t
   } else if (MODE == 1) {  // warp runs
     first = batches * warp / warps, last = batches * (warp + 1) / warps, step = 1;
   } else {  // block runs
-    const int64_t b0 = batches * blockIdx.x / gridDim.x, b1 = batches * (blockIdx.x + 1) / gridDim.x;
+    const int64_t b0 = batches * blockIdx.x / gridDim.x,
+                  b1 = batches * (blockIdx.x + 1) / gridDim.x;
     first = b0 + warp_in_block, last = b1, step = 8;
   }
   for (int64_t b = first; b < last; b += step) {

@@ -22,19 +22,23 @@ __global__ void spin_kernel(long long cycles) {
 __device__ __forceinline__ uint4 ldw(const void* p) {
   uint4 v;
   asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
   return v;
 }
-__device__ __forceinline__ void mma(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                    uint32_t b0, uint32_t b1) {
+__device__ __forceinline__ void mma(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                    uint32_t a3, uint32_t b0, uint32_t b1) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
       "{%8, %9}, {%0, %1, %2, %3};"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-template <int MODE>  // 0 read, 1 +x, 2 +mma, 3 full, 4 full with 4 accumulators, 5 full + block barrier epilogue, 6 = 4 + 5
-__global__ void __launch_bounds__(256, 4) parts(const __half* w, const __half* x, __half* y, int n, int k, unsigned* sink) {
+template <int MODE>  // 0 read, 1 +x, 2 +mma, 3 full, 4 full with 4 accumulators, 5 full + block
+                     // barrier epilogue, 6 = 4 + 5
+                     __global__ void __launch_bounds__(256, 4)
+                         parts(const __half* w, const __half* x, __half* y, int n, int k,
+                               unsigned* sink) {
   const int lane = threadIdx.x % 32;
   const int row = blockIdx.x * 8 + threadIdx.x / 32;
   if (MODE < 5 && row >= n) return;
@@ -48,7 +52,8 @@ __global__ void __launch_bounds__(256, 4) parts(const __half* w, const __half* x
   for (int left = segments; left > 0; left -= 4) {
     uint4 wv[4];
 #pragma unroll
-    for (int s = 0; s < 4; ++s) if (s < left) wv[s] = ldw(wp + 256 * s);
+    for (int s = 0; s < 4; ++s)
+      if (s < left) wv[s] = ldw(wp + 256 * s);
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
       if (s < left) {
@@ -89,7 +94,8 @@ __global__ void __launch_bounds__(256, 4) parts(const __half* w, const __half* x
     if (MODE >= 5) {
       if (lane == 0) partial[threadIdx.x / 32] = sum;
       __syncthreads();
-      if (threadIdx.x < 8 && blockIdx.x * 8 + threadIdx.x < n) y[blockIdx.x * 8 + threadIdx.x] = __float2half(partial[threadIdx.x]);
+      if (threadIdx.x < 8 && blockIdx.x * 8 + threadIdx.x < n)
+        y[blockIdx.x * 8 + threadIdx.x] = __float2half(partial[threadIdx.x]);
     } else if (lane == 0) {
       y[row] = __float2half(sum);
     }
@@ -97,9 +103,12 @@ __global__ void __launch_bounds__(256, 4) parts(const __half* w, const __half* x
 }
 
 __global__ void fill(__half* p, int64_t n, uint32_t seed, float scale) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
     uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
     p[i] = __float2half(scale * ((h & 0xffff) / 32768.0f - 1.0f));
   }
 }
@@ -144,9 +153,14 @@ int main() {
     const int sets = std::max<int64_t>(2, 2 * 64'000'000 / bytes + 2);
     std::vector<__half*> w(sets);
     const bool random = getenv("RANDOM_DATA") != nullptr;
-    for (auto& p : w) { cudaMalloc(&p, bytes); cudaMemset(p, 0, bytes); if (random) fill<<<1024, 256>>>(p, bytes / 2, 7, 0.05f); }
+    for (auto& p : w) {
+      cudaMalloc(&p, bytes);
+      cudaMemset(p, 0, bytes);
+      if (random) fill<<<1024, 256>>>(p, bytes / 2, 7, 0.05f);
+    }
     __half *x, *y;
-    cudaMalloc(&x, k * 2); cudaMemset(x, 0, k * 2);
+    cudaMalloc(&x, k * 2);
+    cudaMemset(x, 0, k * 2);
     if (random) fill<<<64, 256>>>(x, k, 9, 1.0f);
     cudaMalloc(&y, n * 2);
     const int blocks = (n + 7) / 8;
@@ -165,11 +179,21 @@ int main() {
       const llmk_tensor xa = matrix(x, 1, k, k, 1), yd = matrix(y, 1, n, n, 1);
       const float lib = median_us([&](int i) {
         const llmk_tensor wv = matrix(w[i % sets], k, n, 1, k);
-        if (llmk_matmul(ctx, &cfg, &xa, &wv, nullptr, nullptr, &yd, nullptr) != LLMK_SUCCESS) std::exit(3);
+        if (llmk_matmul(ctx, &cfg, &xa, &wv, nullptr, nullptr, &yd, nullptr) != LLMK_SUCCESS)
+          std::exit(3);
       });
       llmk::gemv_kernels::GemvArgs args{};
-      args.a = x; args.lda = k; args.w[0] = w[0]; args.ldw[0] = k; args.d = y; args.ldd = n;
-      args.n = n; args.k = k; args.m = 1; args.alpha = 1.0f; args.beta = 0.0f;
+      args.a = x;
+      args.lda = k;
+      args.w[0] = w[0];
+      args.ldw[0] = k;
+      args.d = y;
+      args.ldd = n;
+      args.n = n;
+      args.k = k;
+      args.m = 1;
+      args.alpha = 1.0f;
+      args.beta = 0.0f;
       float direct[2];
       for (int split_log2 = 0; split_log2 < 2; ++split_log2) {
         direct[split_log2] = median_us([&](int i) {
@@ -179,12 +203,16 @@ int main() {
               <<<(n * (1 << split_log2) + 7) / 8, 256>>>(a, split_log2);
         });
       }
-      std::printf("library GEMV %.2f us | its RunWarp direct, 1 / 2 warps per row %.2f / %.2f | ", lib, direct[0], direct[1]);
-      std::printf("K %5d N %5d (%.1f MB): read %.2f | +x %.2f | +mma %.2f | full %.2f | 4 acc %.2f | barrier %.2f | both %.2f us\n", k, n,
-                  bytes / 1e6, t[0], t[1], t[2], t[3], t[4], t[5], t[6]);
+      std::printf("library GEMV %.2f us | its RunWarp direct, 1 / 2 warps per row %.2f / %.2f | ",
+                  lib, direct[0], direct[1]);
+      std::printf(
+          "K %5d N %5d (%.1f MB): read %.2f | +x %.2f | +mma %.2f | full %.2f | 4 acc %.2f | "
+          "barrier %.2f | both %.2f us\n",
+          k, n, bytes / 1e6, t[0], t[1], t[2], t[3], t[4], t[5], t[6]);
     }
     for (auto p : w) cudaFree(p);
-    cudaFree(x); cudaFree(y);
+    cudaFree(x);
+    cudaFree(y);
   }
   std::printf("%s\n", cudaGetErrorString(cudaGetLastError()));
 }
