@@ -36,9 +36,8 @@ __device__ __forceinline__ void mma(float (&c)[4], uint32_t a0, uint32_t a1, uin
 
 template <int MODE>  // 0 read, 1 +x, 2 +mma, 3 full, 4 full with 4 accumulators, 5 full + block
                      // barrier epilogue, 6 = 4 + 5
-                     __global__ void __launch_bounds__(256, 4)
-                         parts(const __half* w, const __half* x, __half* y, int n, int k,
-                               unsigned* sink) {
+__global__ void __launch_bounds__(256, 4)
+    parts(const __half* w, const __half* x, __half* y, int n, int k, unsigned* sink) {
   const int lane = threadIdx.x % 32;
   const int row = blockIdx.x * 8 + threadIdx.x / 32;
   if (MODE < 5 && row >= n) return;
