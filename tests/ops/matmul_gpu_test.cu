@@ -540,10 +540,11 @@ TEST(MatmulGemv, OneAndTwoRowsAcrossWarpShares) {
 TEST(MatmulGemv, OneRowInContiguousRunsPerWarp) {
   // Where the one-row GEMV would leave much of k to one warp (k < 2048, or k % 2048 over a tenth
   // of k), f16 and bf16 take RunWarp: each warp of a row one contiguous run of its 256-element
-  // segments, in batches of up to 8, and the last warp the k % 256 after them. The launcher picks
+  // segments, in batches of up to 4, and the last warp the k % 256 after them. The launcher picks
   // 1 to 8 warps per row from N, k and the SM count; on 132 SMs N = 3 takes 8 (K = 8453, 33
   // segments: six runs of 5, one of 3 and an empty last run, whose warp still sums the 5 left
-  // over), and N = 2200 one warp of 3 batches at K = 5133. K = 1 and 255 are all leftover.
+  // over), and N = 2200 one warp of 5 batches at K = 5133, which finishes its row without the
+  // block. K = 1 and 255 are all leftover.
   for (int32_t dtype : {LLMK_DTYPE_F16, LLMK_DTYPE_BF16}) {
     for (int64_t n : {3, 257, 2200}) {
       for (int64_t k : {1, 255, 1000, 2304, 5133, 8453, 13829}) {

@@ -308,6 +308,11 @@ struct RunWarp {
   __device__ static void accumulate(const GemvArgs& p, int64_t j0, int slice, int split,
                                     float* partial) {
     const int lane = threadIdx.x % 32;
+    // The warp's index, broadcast from lane 0, so that ptxas knows the run's bounds are the same
+    // in every lane: from threadIdx.x it cannot, and it put a WARPSYNC before every mma. (The
+    // same broadcast for the whole kernel cost RowWarp and MmaWarp up to 8% and RunWarp at four
+    // warps per row 1.5%, their code scheduled differently: bench/NOTES.md.)
+    slice = __shfl_sync(0xffffffffu, slice, 0);
     const int segments = static_cast<int>(p.k / kSegment);  // < 2^31: see MmaWarp
     const int per_warp = (segments + split - 1) >> __popc(split - 1);
     const int begin = slice * per_warp, end = min(begin + per_warp, segments);
@@ -569,6 +574,24 @@ struct FmaWarp {
   }
 };
 
+// D[row, j] from the sums of x row `row` with W row j (gated: with Wg and Wu rows j): alpha, beta
+// * C, bias and the activation (gated: a(gate) * up), rounded once.
+template <class T, bool GATED, llmk_activation A>
+__device__ __forceinline__ void store_output(const GemvArgs& p, const float* sum, int row,
+                                             int64_t j) {
+  constexpr bool kAccurate = std::is_same_v<T, float>;
+  float out;
+  if constexpr (GATED) {
+    out = activation_kernels::activate<A, kAccurate>(sum[0]) * sum[1];
+  } else {
+    float v = p.alpha * sum[0];
+    if (p.beta != 0.0f) v += p.beta * to_float(static_cast<const T*>(p.c)[row * p.ldc + j]);
+    if (p.bias != nullptr) v += to_float(static_cast<const T*>(p.bias)[j]);
+    out = activation_kernels::activate<A, kAccurate>(v);
+  }
+  static_cast<T*>(p.d)[row * p.ldd + j] = from_float<T>(out);
+}
+
 // RUNS: RunWarp in place of RowWarp, for matmul's one row where k's leftover is large.
 template <class T, int ROWS, int MATS, bool RUNS>
 using WarpTile = std::conditional_t<
@@ -601,6 +624,15 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T, ROWS, GATED,
   const int64_t first_tile = int64_t{blockIdx.x} * tiles_per_block;
   const int64_t j0 = (first_tile + (warp >> split_log2)) * kCols;
   if (j0 < p.n) Tile::accumulate(p, j0, warp & (split - 1), split, partial[warp]);
+  if constexpr (RUNS) {
+    // One warp per row owns its output whole: lane 0 finishes it at once. Behind the block
+    // barrier and the loop below, the same sum took RunWarp 0.2-0.5 us longer (bench/NOTES.md).
+    if (split_log2 == 0) {
+      __syncwarp();
+      if (threadIdx.x % 32 == 0 && j0 < p.n) store_output<T, false, A>(p, &partial[warp][0], 0, j0);
+      return;
+    }
+  }
   __syncthreads();
 
   for (int o = threadIdx.x; o < tiles_per_block * kCols * ROWS; o += kBlockThreads) {
@@ -614,17 +646,7 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T, ROWS, GATED,
         sum[mat] += partial[tile * split + s][(mat * kCols + col) * ROWS + row];
       }
     }
-    constexpr bool kAccurate = std::is_same_v<T, float>;
-    float out;
-    if constexpr (GATED) {
-      out = activation_kernels::activate<A, kAccurate>(sum[0]) * sum[1];
-    } else {
-      float v = p.alpha * sum[0];
-      if (p.beta != 0.0f) v += p.beta * to_float(static_cast<const T*>(p.c)[row * p.ldc + j]);
-      if (p.bias != nullptr) v += to_float(static_cast<const T*>(p.bias)[j]);
-      out = activation_kernels::activate<A, kAccurate>(v);
-    }
-    static_cast<T*>(p.d)[row * p.ldd + j] = from_float<T>(out);
+    store_output<T, GATED, A>(p, sum, row, j);
   }
 }
 

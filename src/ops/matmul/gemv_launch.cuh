@@ -54,12 +54,13 @@ inline int pick_split(bool row_tiles, int64_t tiles, int64_t groups, int64_t res
   return split;
 }
 
-// RunWarp's warps per row: a block lasts as long as its warps' runs, one round trip per batch of
-// `steps` segments, so the fewest waves of blocks times batches per run, the fewer warps on a tie.
-// Against 1, 2, 4 and 8 warps per row forced at 11 weight shapes on the H200 (bench/NOTES.md, issue
-// 4's twelfth pass) it came within 3.5% of the best at each, and no single split did: one warp was
-// best at K = 5120, N = 5120 and 4% behind at 13824 x 5120, where four were best; eight were 3%
-// to 2.2x slower than the best.
+// RunWarp's warps per row. A split costs its waves of blocks times the batches of its runs (one
+// round trip per batch of `steps` segments). One warp per row is kept unless another split costs
+// under 4/5 of it: that warp finishes its row itself, with no block barrier or sum of partials,
+// worth more than the model's one round trip in ten. Against 1, 2, 4 and 8 warps per row forced
+// at 12 weight shapes on the H200 (bench/NOTES.md, issue 4's fourteenth pass) it took the best or
+// came within 1% at each (3584 x 18944: 1 against 2); one warp was 4% ahead of two at 5120 x
+// 5120, four warps 4% ahead of one at 13824 x 5120.
 inline int pick_run_split(int64_t rows, int64_t segments, int steps, int64_t resident_blocks) {
   auto cost = [&](int split) {
     const int64_t waves = ceil_div(ceil_div(rows * split, kWarps), resident_blocks);
@@ -69,7 +70,7 @@ inline int pick_run_split(int64_t rows, int64_t segments, int steps, int64_t res
   for (int split = 2; split <= kWarps; split *= 2) {
     if (cost(split) < cost(best)) best = split;
   }
-  return best;
+  return 5 * cost(best) < 4 * cost(1) ? best : 1;
 }
 
 template <class T, int ROWS, bool GATED, llmk_activation A, bool RUNS>
