@@ -4,7 +4,8 @@
 The copy bandwidth measured in the same run is the ceiling of the decode rows.
 
 Timing as bench/common.py says (median of CUDA-event timings after warm-up, inputs rotating
-between sets far larger than L2). Three parts, Llama-2-7B shapes (d_model 4096, d_ff 11008):
+between sets far larger than L2). Four parts, Llama-2-7B shapes (d_model 4096, d_ff 11008) but
+for the third:
 
   fusion  Prefill projections, M = 2048 and 8192 tokens: llmk's plain GEMM (cuBLASLt), with
           bias + GELU_TANH (fused into cuBLASLt's epilogue) and with bias + exact GELU (epilogue
@@ -29,6 +30,10 @@ between sets far larger than L2). Three parts, Llama-2-7B shapes (d_model 4096, 
           streaming rate. A second table times AUTO, cuBLASLt, F.linear and the read floor back
           to back (common.back_to_back_us: 16 calls between two events, per call), as a CUDA
           graph or a decode loop runs them, without each event pair's fixed cost.
+  shapes  One row through 21 weight shapes of other models (ONE_ROW_SHAPES), f16 and bf16: the
+          path AUTO takes, AUTO, forced GEMV and forced cuBLASLt times and F.linear, beside the
+          read floor of each weight's bytes (bench_read_floor, as in decode) and each engine's
+          share of it. Small weights rotate through enough sets to overflow L2 twice.
   mlp     One Llama-2-7B MLP at 1 and 2048 tokens: llmk's gated_mlp (SwiGLU, vLLM's fused
           [22016, 4096] gate_up weight passed as two views) beside torch eager
           F.linear(F.silu(x Wg^T) * (x Wu^T), Wd), eager over the fused weight (vLLM's layout),
@@ -60,11 +65,18 @@ import common
 from common import DTYPE_NAMES, SETS, as_llmk, copy_ceiling, parse_args
 
 DEVICE = "cuda"
-PARTS = ("fusion", "decode", "mlp")
+PARTS = ("fusion", "decode", "shapes", "mlp")
 D_MODEL, D_FF = 4096, 11008
 DTYPES = (torch.float16, torch.bfloat16)
 FUSION_TOKENS = (2048, 8192)
 DECODE_ROWS = (1, 2, 4, 8, 16, 32, 64)
+# One row through the weights of other models' projections, K x N (nn.Linear's [N, K]): Llama-2
+# 7B, 13B and 70B, Mistral's and Qwen2's FFNs, GPT-2's, and k just past a multiple of 2048 or
+# under one 256-element segment, where the GEMV is weakest.
+ONE_ROW_SHAPES = ((4096, 11008), (11008, 4096), (5120, 5120), (5120, 13824), (13824, 5120),
+                  (8192, 28672), (28672, 8192), (3072, 8192), (2560, 10240), (1024, 4096),
+                  (768, 3072), (1536, 6144), (3584, 18944), (18944, 3584), (2304, 9216),
+                  (9216, 2304), (2048, 8192), (8192, 2048), (2176, 8192), (512, 2048), (64, 4096))
 GEMV_MAX_ROWS = 16  # llmk.h: the GEMV takes M <= 16
 MLP_TOKENS = (1, 2048)
 TUNED_ROUNDS = 4  # turns of heuristic and tuned timings per fusion row (ABBA: even)
@@ -332,7 +344,61 @@ def part_decode(bench):
         decode_case(bench, 1, D_FF, D_MODEL, dtype)
 
 
-# --- part c: the MLP blocks ---------------------------------------------------------------------
+# --- part c: one row across weight shapes -----------------------------------------------------
+
+
+def shapes_case(bench, k, n, dtype):
+    """One row through a [n, k] weight: AUTO's choice, AUTO, the GEMV and cuBLASLt forced, and
+    F.linear, beside the read floor of the weight's bytes. Small weights rotate through enough
+    sets to overflow L2 twice."""
+    label = f"1x{k}x{n}"
+    element = torch.empty((), dtype=dtype).element_size()
+    weight_bytes = n * k * element
+    l2_bytes = torch.cuda.get_device_properties(0).L2_cache_size
+    sets = [(randn(1, k, dtype=dtype), randn(n, k, dtype=dtype, scale=k ** -0.5), None,
+             torch.empty(1, n, dtype=dtype, device=DEVICE))
+            for _ in range(max(SETS, -(-2 * l2_bytes // weight_bytes) + 1))]
+    views = [(as_llmk(x), as_llmk(w.t()), None, as_llmk(y)) for x, w, _, y in sets]
+    name = f"shapes {label} {DTYPE_NAMES[dtype]}"
+    x0, wt0, _, y0 = views[0]
+    chosen = bench.attempt(name + " path_for", llmk.matmul_path_for, bench.ctx,
+                           llmk.MatmulConfig(), x0, wt0, None, None, y0)
+    times = {}
+    for path in (Path.AUTO, Path.GEMV, Path.CUBLASLT):
+        key = path.name.lower()
+        times[key] = bench.time(f"{name} llmk {key}", llmk_linear(
+            bench, llmk.MatmulConfig(path=path), False), views)
+    x, w, _, y = sets[0]
+    y.fill_(float("nan"))
+    auto = llmk_linear(bench, llmk.MatmulConfig(), False)
+    bench.attempt(name + " llmk auto (checked call)", auto, *views[0])
+    torch.cuda.synchronize()
+    error = bench.attempt(name + " check", rel_error, y, F.linear(x.float(), w.float()))
+    torch_us = bench.time(name + " F.linear", TORCH_FUSED["F.linear(x, W)"],
+                          [(x, w, None) for x, w, _, _ in sets])
+    if weight_bytes not in bench.shape_floors:
+        bench.shape_floors[weight_bytes] = bench.attempt(name + " read floor", read_floor,
+                                                          weight_bytes)
+    floor = bench.shape_floors[weight_bytes]
+    bench.rows.append({
+        "part": "shapes", "op": "matmul", "shape": label, "dtype": DTYPE_NAMES[dtype],
+        "bytes": weight_bytes, "auto_path": None if chosen is None else Path(chosen).name.lower(),
+        "llmk_us": times["auto"], "paths_us": times, "error_vs_torch": error,
+        "read_floor_us": floor and floor["us"],
+        "peers": {"F.linear(x, W)": {"us": torch_us}},
+    })
+    del sets, views
+    torch.cuda.empty_cache()
+
+
+def part_shapes(bench):
+    bench.shape_floors = {}
+    for dtype in DTYPES:
+        for k, n in ONE_ROW_SHAPES:
+            shapes_case(bench, k, n, dtype)
+
+
+# --- part d: the MLP blocks ---------------------------------------------------------------------
 
 
 def workspace(nbytes):
@@ -564,6 +630,27 @@ def back_to_back_table(rows):
                   "read floor us", "% of floor", "vs cublaslt", "vs F.linear"], lines)
 
 
+def shapes_table(rows):
+    def of_floor(floor, us):
+        return cell(None if floor is None or us is None else 100 * floor / us, ".0f")
+
+    lines = []
+    for r in rows:
+        paths, floor = r["paths_us"], r["read_floor_us"]
+        torch_us = r["peers"]["F.linear(x, W)"]["us"]
+        lines.append([r["shape"], r["dtype"], r["auto_path"] or "", cell(paths.get("auto"), ".2f"),
+                      cell(paths.get("gemv"), ".2f"), cell(paths.get("cublaslt"), ".2f"),
+                      cell(torch_us, ".2f"), cell(floor, ".2f"), of_floor(floor, paths.get("gemv")),
+                      of_floor(floor, paths.get("cublaslt")),
+                      cell(ratio(paths.get("cublaslt"), paths.get("gemv")), ".3f"),
+                      cell(ratio(torch_us, paths.get("auto")), ".2f"),
+                      cell(r["error_vs_torch"], ".1e")])
+    return table("One row across weight shapes (1 x K x N)",
+                 ["1 x K x N", "dtype", "AUTO takes", "auto us", "gemv us", "cublaslt us",
+                  "F.linear us", "read floor us", "gemv % of floor", "cublaslt % of floor",
+                  "gemv speedup over cublaslt", "auto vs F.linear", "err vs torch"], lines)
+
+
 def mlp_table(rows):
     lines = []
     for r in rows:
@@ -590,7 +677,8 @@ def report(args, bench, copy_gbs, copy_us):
     device = f"{props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}"
     lines = ["### Matmul and MLP blocks", "",
              f"Device: {device}. Copy ceiling: {copy_gbs:.0f} GB/s (1 GiB, {copy_us:.0f} us).", ""]
-    for part, make in (("fusion", fusion_table), ("decode", decode_table), ("mlp", mlp_table)):
+    for part, make in (("fusion", fusion_table), ("decode", decode_table),
+                       ("shapes", shapes_table), ("mlp", mlp_table)):
         rows = [r for r in bench.rows if r["part"] == part]
         if rows:
             lines += make(rows)
@@ -639,7 +727,8 @@ def main():
     copy_gbs, copy_us = copy_ceiling()
     bench = Bench(ctx, copy_gbs)
     bench.tuned_ctx = llmk.Context.cuda(0)
-    runners = {"fusion": part_fusion, "decode": part_decode, "mlp": part_mlp}
+    runners = {"fusion": part_fusion, "decode": part_decode, "shapes": part_shapes,
+               "mlp": part_mlp}
     for part in parts:
         bench.attempt(f"part {part}", runners[part], bench)
     report(args, bench, copy_gbs, copy_us)

@@ -1,0 +1,26 @@
+#!/bin/bash
+# Scratch: HEAD vs v1 (warp index broadcast: no WARPSYNC) vs tree (v1 + RunWarp's two chains).
+set -e
+for v in old v1; do
+  rm -rf /tmp/$v && mkdir /tmp/$v && cp -r include src CMakeLists.txt cmake tests bench bindings examples /tmp/$v/ 2>/dev/null || true
+done
+cp scratch_ab/head/gemv_kernels.cuh scratch_ab/head/gemv_launch.cuh /tmp/old/src/ops/matmul/
+cp scratch_ab/v1/gemv_kernels.cuh /tmp/v1/src/ops/matmul/
+(cmake -S . -B build-gpu -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90a-real >/dev/null && cmake --build build-gpu -j 16 >/dev/null) &
+for v in old v1; do
+(cmake -S /tmp/$v -B /tmp/$v/build -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90a-real -DLLMK_BUILD_TESTS=OFF >/dev/null && cmake --build /tmp/$v/build -j 16 --target llmk >/dev/null) &
+done
+wait
+nvcc -std=c++17 -arch=sm_90a -Iinclude scratch_ab/autocheck.cu -o /tmp/autocheck -Lbuild-gpu -lllmk
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,power.draw,temperature.gpu --format=csv > $OUT/gpu.txt
+for r in 1 2; do
+  for v in old v1 tree; do
+    lib=/tmp/$v/build; [ $v = tree ] && lib=build-gpu
+    LD_LIBRARY_PATH=$lib /tmp/autocheck > $OUT/${v}_$r.txt
+    LD_LIBRARY_PATH=$lib /tmp/autocheck rows > $OUT/${v}_rows_$r.txt
+  done
+done
+./build-gpu/tests/llmk_gpu_tests --gtest_filter='*Matmul*:*Gemv*:*Mlp*:*Ffn*:*Gated*' > $OUT/gtest.txt 2>&1 || true
+grep -E "^\[  (PASSED|FAILED)|FAILED|tests ran" $OUT/gtest.txt | tail -8
+compute-sanitizer --tool memcheck ./build-gpu/tests/llmk_gpu_tests --gtest_filter='MatmulGemv.*' > $OUT/memcheck.txt 2>&1 || true
+tail -3 $OUT/memcheck.txt
