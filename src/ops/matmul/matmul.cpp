@@ -29,11 +29,11 @@ constexpr int64_t kGemvAutoMaxRows = 1;
 
 // Whether AUTO takes the one-row GEMV at this k (gated: gated_mlp's gate and up kernel). Measured
 // over 21 weight shapes on the H200 (bench/NOTES.md, issue 4's eleventh to fourteenth passes):
-// - matmul's kernel was 1.04-1.26x faster than cuBLASLt at K = 512-28672 and tied at 1536 x 6144
-//   (0.98-1.03x; 5120 x 5120 in bf16: 1.00-1.04x). It lost at K = 2176-2560 (0.89-0.98x), rows a
-//   little longer than one 2048-element group (runs of three round trips with a short last one
-//   at 2304 and 2560; at 2176, 128 elements left to one warp), and at K = 64 (0.94-0.97x), under
-//   one 256-element segment, all of it read element by element.
+// - matmul's kernel was 1.04-1.26x faster than cuBLASLt at K = 512-28672, but tied at 1536 x 6144
+//   (0.98-1.03x) and, in one run of two, at 5120 x 5120 in bf16 (1.00x; 1.04x in the other). It
+//   lost at K = 2176-2560 (0.89-0.98x), rows a little longer than one 2048-element group (runs of
+//   three round trips with a short last one at 2304 and 2560; at 2176, 128 elements left to one
+//   warp), and at K = 64 (0.94-0.97x), under one 256-element segment, all read element by element.
 // - the gated kernel leaves the k past its last 1024-element group to one warp per row, element
 //   by element, as matmul's did before its runs, which then lost wherever that was over a tenth
 //   of k (0.79-0.88x at K = 5120, up to 1.7x behind below K = 2048); AUTO keeps the gated kernel
