@@ -2,12 +2,18 @@
 table and JSON every bench script writes.
 
 Timing: the median of per-iteration CUDA-event timings after warm-up. Inputs rotate between SETS
-sets of buffers, each far larger than L2, so no iteration finds its data in cache. A sleep kernel
-queued ahead of each timed loop keeps the GPU behind the host, so the events time the kernels and
-not Python's call overhead. back_to_back_us times many calls between two events instead, for
-the decode rows, where an event pair's fixed cost is a tenth of a call. Bytes count each tensor read once and each written once; the copy's
-bandwidth (bytes read + written, measured in the same process) is the ceiling every row is a
-fraction of.
+sets of buffers, each far larger than L2, so no iteration finds its data in cache. Outputs rotate
+too: llmk writes into each set's output, and a peer that returns a new tensor has its last
+SETS - 1 results kept alive (rotating()), so the caching allocator hands it SETS buffers in turn.
+Without that, such a peer wrote the same block every call, and an output that fits in L2 was still
+there, dirty, from the call before: compiled F.embedding of 2048 rows of 4096 bf16 (16 MB out)
+timed 11.5 us that way and 12.9 us with its outputs rotating, llmk's time (H200).
+
+A sleep kernel queued ahead of each timed loop keeps the GPU behind the host, so the events time
+the kernels and not Python's call overhead. back_to_back_us times many calls between two events
+instead, for the decode rows, where an event pair's fixed cost is a tenth of a call. Bytes count
+each tensor read once and each written once; the copy's bandwidth (bytes read + written, measured
+in the same process) is the ceiling every row is a fraction of.
 
 torch.compile'd peers go through compiled(), which passes dynamic=False: one kernel specialized
 to each shape, as a model compiled for its shapes gets. By default a function called with a
@@ -16,6 +22,7 @@ second shape is recompiled with symbolic sizes, and that kernel can be several t
 when specialized).
 """
 import argparse
+import collections
 import json
 import statistics
 
@@ -48,8 +55,18 @@ def compiled(fn):
     return torch.compile(fn, dynamic=False)
 
 
+def rotating(fn, sets):
+    """fn, keeping its last len(sets) - 1 results alive: see the top of the file."""
+    held = collections.deque(maxlen=len(sets) - 1)
+
+    def run(*args):
+        held.append(fn(*args))
+    return run
+
+
 def median_us(fn, sets):
     """Median time of fn(*sets[i % len(sets)]) in microseconds."""
+    fn = rotating(fn, sets)
     for i in range(WARMUP):
         fn(*sets[i % len(sets)])
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(ITERATIONS)]
@@ -69,6 +86,7 @@ def back_to_back_us(fn, sets, calls=BACK_TO_BACK, timings=20):
     rotating: a call's cost inside a CUDA graph or a decode loop, where no event separates it from
     the next kernel. median_us's event pair around each call adds a fixed cost (an empty kernel
     timed so takes ~3.5 us on the H200) that matters next to a call of tens of microseconds."""
+    fn = rotating(fn, sets)
     for i in range(WARMUP):
         fn(*sets[i % len(sets)])
     events = [torch.cuda.Event(enable_timing=True) for _ in range(timings + 1)]

@@ -1,10 +1,10 @@
 // The CUDA backend of llmk_embedding: the unit width and index type become template arguments
-// here, and the block size is picked.
+// here.
 //
-// Blocks of 256 threads for 16-bit tables, 128 for f32 ones, 32 bytes per thread either way: the
-// best of the shapes swept on the H200 (16384 ids of 32000 x 4096; bf16: 256 x 2 packs 69.3 us,
-// 128 x 1 pack 72.3; f32: 128 x 2 packs 132.2 us, 256 x 2 134.5; a cudaMemcpy of y's bytes
-// 67.5 and 128.8).
+// Blocks of row_copy::kThreads (128) threads, 32 bytes per thread: the best of the shapes swept
+// on the H200 (16384 ids of 32000 x 4096; f32: 128 x 2 packs 132.2 us, 256 x 2 134.5; bf16:
+// 128 x 2 packs 68.1-68.4 us, 256 x 2 69.2-69.4, 128 x 1 72.3; a cudaMemcpy of y's bytes 67.5
+// and 128.8). For bf16, 128 x 2 was also 1-1.7% faster from 4096 to 16384 ids and tied at 2048.
 #include <cuda_runtime.h>
 
 #include "core/cuda_util.hpp"
@@ -24,14 +24,13 @@ void embedding_cuda(const EmbeddingParams& p, void* stream_handle) {
   const uint32_t nan_word = p.dtype == LLMK_DTYPE_F32   ? 0x7FC00000u
                             : p.dtype == LLMK_DTYPE_F16 ? 0x7E007E00u
                                                         : 0x7FC07FC0u;
-  const int threads = eb == 2 ? 256 : 128;
   with_unit(unit, [&](auto bytes) {
     using U = Unit<decltype(bytes)::value>;
     with_index(p.ids_dtype, [&](auto index) {
       launch_rows("embedding", p.tokens, p.hidden * eb / static_cast<int64_t>(sizeof(U)),
-                  threads * kPacks<U, 1>, [&](const FlatRows& rows, unsigned blocks) {
+                  kThreads * kPacks<U, 1>, [&](const FlatRows& rows, unsigned blocks) {
                     cuda_launch<embedding_kernels::embedding_kernel<decltype(index), U>>(
-                        "embedding", blocks, threads, 0, stream, p, rows, nan_word);
+                        "embedding", blocks, kThreads, 0, stream, p, rows, nan_word);
                   });
     });
   });

@@ -16,7 +16,7 @@ using namespace row_copy;
 
 // nan_word: two NaNs of a 16-bit dtype, or one f32 NaN.
 template <class Index, class U>
-__global__ void __launch_bounds__(kMaxThreads)
+__global__ void __launch_bounds__(kThreads)
     embedding_kernel(const EmbeddingParams p, const FlatRows rows, const uint32_t nan_word) {
   const auto ids = static_cast<const Index*>(p.ids);
   const int64_t eb = p.element_bytes;

@@ -39,7 +39,6 @@ void kv_cache_cuda(const KvCacheParams& p, void* stream_handle) {
           strides(p.v_cache_strides, p.num_pages, p.page_size),
           static_cast<uint64_t>(p.row_elements) * eb});
   const int64_t rows = p.batch * p.new_len * p.row_heads;
-  constexpr int kThreads = 128;
   with_unit(unit, [&](auto bytes) {
     using U = Unit<decltype(bytes)::value>;
     with_index(p.index_dtype, [&](auto index) {

@@ -27,7 +27,7 @@ struct KvDividers {
 };
 
 template <KvLayout L, class Index, class U>
-__global__ void __launch_bounds__(kMaxThreads)
+__global__ void __launch_bounds__(kThreads)
     kv_cache_write_kernel(const KvCacheParams p, const FlatRows rows, const KvDividers d) {
   const auto index = static_cast<const Index*>(p.index);
   const int64_t eb = p.element_bytes;
