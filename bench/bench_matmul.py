@@ -30,8 +30,8 @@ for the third:
           streaming rate. A second table times AUTO, cuBLASLt, F.linear and the read floor back
           to back (common.back_to_back_us: 16 calls between two events, per call), as a CUDA
           graph or a decode loop runs them, without each event pair's fixed cost.
-  shapes  One row through 21 weight shapes of other models (ONE_ROW_SHAPES), f16 and bf16: the
-          path AUTO takes, AUTO, forced GEMV and forced cuBLASLt times and F.linear, beside the
+  shapes  One and two rows through 21 weight shapes of other models (WEIGHT_SHAPES), f16 and
+          bf16: the path AUTO takes, AUTO, forced GEMV and forced cuBLASLt times and F.linear, beside the
           read floor of each weight's bytes (bench_read_floor, as in decode) and each engine's
           share of it. Small weights rotate through enough sets to overflow L2 twice.
   mlp     One Llama-2-7B MLP at 1 and 2048 tokens: llmk's gated_mlp (SwiGLU, vLLM's fused
@@ -70,13 +70,15 @@ D_MODEL, D_FF = 4096, 11008
 DTYPES = (torch.float16, torch.bfloat16)
 FUSION_TOKENS = (2048, 8192)
 DECODE_ROWS = (1, 2, 4, 8, 16, 32, 64)
-# One row through the weights of other models' projections, K x N (nn.Linear's [N, K]): Llama-2
-# 7B, 13B and 70B, Mistral's and Qwen2's FFNs, GPT-2's, and k just past a multiple of 2048 or
-# under one 256-element segment, where the GEMV is weakest.
-ONE_ROW_SHAPES = ((4096, 11008), (11008, 4096), (5120, 5120), (5120, 13824), (13824, 5120),
+# The weights of other models' projections, K x N (nn.Linear's [N, K]), which the shapes part
+# runs SHAPES_ROWS rows through: Llama-2 7B, 13B and 70B, Mistral's and Qwen2's FFNs, GPT-2's, and
+# k just past a multiple of 2048 or under one 256-element segment, where the one-row GEMV is
+# weakest.
+WEIGHT_SHAPES = ((4096, 11008), (11008, 4096), (5120, 5120), (5120, 13824), (13824, 5120),
                   (8192, 28672), (28672, 8192), (3072, 8192), (2560, 10240), (1024, 4096),
                   (768, 3072), (1536, 6144), (3584, 18944), (18944, 3584), (2304, 9216),
                   (9216, 2304), (2048, 8192), (8192, 2048), (2176, 8192), (512, 2048), (64, 4096))
+SHAPES_ROWS = (1, 2)
 GEMV_MAX_ROWS = 16  # llmk.h: the GEMV takes M <= 16
 MLP_TOKENS = (1, 2048)
 TUNED_ROUNDS = 4  # turns of heuristic and tuned timings per fusion row (ABBA: even)
@@ -344,19 +346,19 @@ def part_decode(bench):
         decode_case(bench, 1, D_FF, D_MODEL, dtype)
 
 
-# --- part c: one row across weight shapes -----------------------------------------------------
+# --- part c: one and two rows across weight shapes ---------------------------------------------
 
 
-def shapes_case(bench, k, n, dtype):
-    """One row through a [n, k] weight: AUTO's choice, AUTO, the GEMV and cuBLASLt forced, and
+def shapes_case(bench, m, k, n, dtype):
+    """m rows through a [n, k] weight: AUTO's choice, AUTO, the GEMV and cuBLASLt forced, and
     F.linear, beside the read floor of the weight's bytes. Small weights rotate through enough
     sets to overflow L2 twice."""
-    label = f"1x{k}x{n}"
+    label = f"{m}x{k}x{n}"
     element = torch.empty((), dtype=dtype).element_size()
     weight_bytes = n * k * element
     l2_bytes = torch.cuda.get_device_properties(0).L2_cache_size
-    sets = [(randn(1, k, dtype=dtype), randn(n, k, dtype=dtype, scale=k ** -0.5), None,
-             torch.empty(1, n, dtype=dtype, device=DEVICE))
+    sets = [(randn(m, k, dtype=dtype), randn(n, k, dtype=dtype, scale=k ** -0.5), None,
+             torch.empty(m, n, dtype=dtype, device=DEVICE))
             for _ in range(max(SETS, -(-2 * l2_bytes // weight_bytes) + 1))]
     views = [(as_llmk(x), as_llmk(w.t()), None, as_llmk(y)) for x, w, _, y in sets]
     name = f"shapes {label} {DTYPE_NAMES[dtype]}"
@@ -393,9 +395,10 @@ def shapes_case(bench, k, n, dtype):
 
 def part_shapes(bench):
     bench.shape_floors = {}
-    for dtype in DTYPES:
-        for k, n in ONE_ROW_SHAPES:
-            shapes_case(bench, k, n, dtype)
+    for m in SHAPES_ROWS:
+        for dtype in DTYPES:
+            for k, n in WEIGHT_SHAPES:
+                shapes_case(bench, m, k, n, dtype)
 
 
 # --- part d: the MLP blocks ---------------------------------------------------------------------
@@ -645,8 +648,8 @@ def shapes_table(rows):
                       cell(ratio(paths.get("cublaslt"), paths.get("gemv")), ".3f"),
                       cell(ratio(torch_us, paths.get("auto")), ".2f"),
                       cell(r["error_vs_torch"], ".1e")])
-    return table("One row across weight shapes (1 x K x N)",
-                 ["1 x K x N", "dtype", "AUTO takes", "auto us", "gemv us", "cublaslt us",
+    return table("One and two rows across weight shapes (M x K x N)",
+                 ["M x K x N", "dtype", "AUTO takes", "auto us", "gemv us", "cublaslt us",
                   "F.linear us", "read floor us", "gemv % of floor", "cublaslt % of floor",
                   "gemv speedup over cublaslt", "auto vs F.linear", "err vs torch"], lines)
 

@@ -678,11 +678,12 @@ class MatmulPath : public testing::Test {
   llmk_status status_ = LLMK_SUCCESS;
 };
 
-// AUTO takes the GEMV only where it measured faster than cuBLASLt: on the H200, one row of f16
-// or bf16 (matmul.cpp, kGemvAutoMaxRows).
+// AUTO takes the GEMV only where it measured faster than cuBLASLt: on the H200, one or two rows
+// of f16 or bf16 (matmul.cpp, auto_takes_gemv).
 TEST_F(MatmulPath, AutoTakesTheGemvWhereItWins) {
   EXPECT_EQ(path_for(1, 4096), LLMK_MATMUL_PATH_GEMV) << llmk_last_error_message();
-  EXPECT_EQ(path_for(2, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
+  EXPECT_EQ(path_for(2, 4096), LLMK_MATMUL_PATH_GEMV) << llmk_last_error_message();
+  EXPECT_EQ(path_for(3, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
   EXPECT_EQ(path_for(17, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
   EXPECT_EQ(path_for(kMaxM, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
 }
@@ -699,6 +700,19 @@ TEST_F(MatmulPath, AutoLeavesTheGemvWhereItMeasuredSlower) {
   }
   config_.path = LLMK_MATMUL_PATH_GEMV;
   for (const int64_t k : {64, 2304}) EXPECT_EQ(path_for(1, k), LLMK_MATMUL_PATH_GEMV) << "k " << k;
+}
+
+// Two rows: where at most a tenth of k lies past the two-row GEMV's last 1024-element group
+// (matmul.cpp); below one group, or with more left over (1536 x 6144 measured 0.74x), cuBLASLt.
+TEST_F(MatmulPath, AutoTakesTheTwoRowGemvWhereLittleIsLeftOver) {
+  for (const int64_t k : {1024, 2048, 3072, 4096, 4504, 5120, 11008, 13824}) {
+    EXPECT_EQ(path_for(2, k), LLMK_MATMUL_PATH_GEMV) << "k " << k;
+  }
+  for (const int64_t k : {64, 1016, 1536, 2304, 4608}) {
+    EXPECT_EQ(path_for(2, k), LLMK_MATMUL_PATH_CUBLASLT) << "k " << k;
+  }
+  config_.path = LLMK_MATMUL_PATH_GEMV;
+  EXPECT_EQ(path_for(2, 1536), LLMK_MATMUL_PATH_GEMV);
 }
 
 // Where the GEMV cannot run, asking for it is refused (and AUTO could not take it).

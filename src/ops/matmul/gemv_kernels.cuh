@@ -347,6 +347,64 @@ struct RunWarp {
   }
 };
 
+// f16/bf16 for matmul's two rows of x: RowWarp's stream with every useful product in one set of
+// mmas. A warp's tile is two W rows, j0 and j0 + 1, one per half-warp, and each load reads 256
+// contiguous bytes of each: lane l = 4g + t holds elements 8 (l % 16) .. 8 (l % 16) + 7 of a
+// 128-element segment of W row l / 16, and x row l / 16's elements at the same positions.
+// diagonal_mmas then puts in A row g W row g / 4 at the positions of quad g % 4, and in B column
+// n x row n / 4 at those of quad n % 4; D[g][n] is a useful partial dot product wherever
+// g % 4 == n % 4: both W rows with both x rows, 16 of each mma's 128 products, where RowWarp at
+// two rows takes two mmas per x row for 8 each. The per-load cost is RowWarp's at one row: one
+// 16-byte load of W, one of x, two mmas.
+template <class T>
+struct PairWarp {
+  static constexpr int kCols = 2;
+  static constexpr int kSegment = 128;  // elements of each row per load of the warp
+  // As RowWarp's single dot product: 8 loads of W per lane in 64 registers.
+  static constexpr int kMinBlocksPerSm = 4;
+  static constexpr int kSteps = 8;
+  static constexpr int kGroup = kSteps * kSegment;
+
+  // As MmaWarp's, into partial[2 W rows][2 x rows].
+  __device__ static void accumulate(const GemvArgs& p, int64_t j0, int slice, int split,
+                                    float* partial) {
+    const int lane = threadIdx.x % 32, half = lane / 16, column = 8 * (lane % 16);
+    const T* w = static_cast<const T*>(p.w[0]) + min(j0 + half, p.n - 1) * p.ldw[0] + column;
+    const T* x = static_cast<const T*>(p.a) + min(half, p.m - 1) * p.lda + column;
+    float acc[4] = {};
+
+    const int groups = static_cast<int>(p.k / kGroup);
+    w += int64_t{slice} * kGroup;
+    x += slice * kGroup;
+    for (int group = slice; group < groups; group += split) {
+      uint4 wv[kSteps];
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) wv[s] = load_streaming<false>(w + kSegment * s);
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        diagonal_mmas<T>(acc, wv[s], load_cached(x + kSegment * s));
+      }
+      w += int64_t{split} * kGroup;
+      x += split * kGroup;
+    }
+    if (owns_tail(groups, slice, split)) {  // w and x stand at the leftover
+      const int rest = static_cast<int>(p.k - int64_t{groups} * kGroup);
+      for (int k0 = 0; k0 < rest; k0 += kSegment) {
+        const int valid = rest - k0 - column;
+        diagonal_mmas<T>(acc, load_partial(w + k0, valid), load_partial(x + k0, valid));
+      }
+    }
+
+    // Lane 4g + t holds D[g][2t .. 2t + 1] in acc[0 .. 1]; D[g][2t + g % 2] is useful when
+    // t % 2 == g / 2 % 2, and then it belongs to W row g / 4 and x row t / 2: lane bits 4 and 1.
+    // The sum over the other bits (0, 2, 3) leaves each pair's dot product in lanes 0, 2, 16, 18.
+    const int g = lane / 4, t = lane % 4;
+    float sum = t % 2 == g / 2 % 2 ? (g % 2 == 0 ? acc[0] : acc[1]) : 0.0f;
+    for (const int offset : {1, 4, 8}) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    if ((lane & 0b1101) == 0) partial[half * 2 + t / 2] = sum;
+  }
+};
+
 // f16/bf16 on the tensor cores (see the top of the file). A warp's tile is the mma's 16 A rows,
 // 16 W rows: columns j0 .. j0 + 15 of W, or, gated, columns j0 .. j0 + 7 of Wg (A rows 0-7) and
 // of Wu (A rows 8-15), so that a thread's accumulator holds gate and up of the same outputs and
@@ -596,8 +654,10 @@ __device__ __forceinline__ void store_output(const GemvArgs& p, const float* sum
 template <class T, int ROWS, int MATS, bool RUNS>
 using WarpTile = std::conditional_t<
     std::is_same_v<T, float>, FmaWarp<ROWS, MATS>,
-    std::conditional_t<(ROWS > 2), MmaWarp<T, ROWS, MATS>,
-                       std::conditional_t<RUNS, RunWarp<T>, RowWarp<T, ROWS, MATS>>>>;
+    std::conditional_t<
+        (ROWS > 2), MmaWarp<T, ROWS, MATS>,
+        std::conditional_t<ROWS == 2 && MATS == 1, PairWarp<T>,
+                           std::conditional_t<RUNS, RunWarp<T>, RowWarp<T, ROWS, MATS>>>>>;
 
 // The residency a kernel's tile plans with, as a constant __launch_bounds__ can take.
 template <class T, int ROWS, bool GATED, bool RUNS>

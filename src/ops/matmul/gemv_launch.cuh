@@ -25,10 +25,12 @@ using gemv_kernels::kWarps;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// matmul.cpp's AUTO rule weighs the one-row kernels' leftover k by these groups and segments.
+// matmul.cpp's AUTO rule weighs the one- and two-row kernels' leftover k by these groups and
+// segments.
 static_assert(gemv_kernels::RowWarp<__half, 1, 1>::kGroup == kGemvRowGroup);
 static_assert(gemv_kernels::RowWarp<__half, 1, 2>::kGroup == kGatedGemvRowGroup);
 static_assert(gemv_kernels::RunWarp<__half>::kSegment == kGemvRowSegment);
+static_assert(gemv_kernels::PairWarp<__half>::kGroup == kGemvPairGroup);
 
 // Warps per column tile (1, 2, 4 or 8 of a block's kWarps), never more than there are groups of
 // k to share.
@@ -73,6 +75,26 @@ inline int pick_run_split(int64_t rows, int64_t segments, int steps, int64_t res
   return 5 * cost(best) < 4 * cost(1) ? best : 1;
 }
 
+// PairWarp's warps per tile. Two warps split k's groups unevenly where their number is odd, or
+// where one of them also takes the leftover k, and a block (its slots on the SM) waits for the
+// longer share: there one warp per tile, as long as that fills half the resident blocks.
+// Otherwise two, doubled while the blocks still fit in one wave (a partial second wave costs
+// more than the shorter runs gain). Over 13 weight shapes at two rows on the H200
+// (bench/NOTES.md, issue 4's fifteenth pass) this took the fastest split or came within 2.5% of
+// it; e.g. 5120 x 5120 (5 groups) 17.0 us at one warp against 18.3 at two, 2176 x 8192 (2 groups
+// and 128 elements) 13.1 against 14.0, 9216 x 2304 15.3 at two against 17.4 at four (576 blocks
+// for 528 slots).
+inline int pick_pair_split(int64_t tiles, int64_t k, int64_t resident_blocks) {
+  auto blocks = [&](int split) { return ceil_div(tiles * split, kWarps); };
+  const int64_t groups = k / kGemvPairGroup;
+  const bool uneven = groups % 2 == 1 || k % kGemvPairGroup != 0;
+  if (uneven && 2 * blocks(1) >= resident_blocks) return 1;
+  int split = 2;
+  while (split < kWarps && blocks(2 * split) <= resident_blocks) split *= 2;
+  while (split > 1 && split > ceil_div(k, kGemvPairGroup)) split /= 2;
+  return split;
+}
+
 template <class T, int ROWS, bool GATED, llmk_activation A, bool RUNS>
 void launch_kernel(const char* op, const GemvArgs& args, int sm_count, cudaStream_t stream) {
   using Tile = gemv_kernels::WarpTile<T, ROWS, GATED ? 2 : 1, RUNS>;
@@ -81,6 +103,8 @@ void launch_kernel(const char* op, const GemvArgs& args, int sm_count, cudaStrea
   int split;
   if constexpr (RUNS) {
     split = pick_run_split(tiles, args.k / Tile::kSegment, Tile::kSteps, resident);
+  } else if constexpr (std::is_same_v<Tile, gemv_kernels::PairWarp<T>>) {
+    split = pick_pair_split(tiles, args.k, resident);
   } else {
     split = pick_split(Tile::kCols == 1, tiles, ceil_div(args.k, Tile::kGroup), resident);
   }
@@ -162,8 +186,8 @@ void launch_gemv(const char* op, const MatmulParams& p, const MatrixView* up, in
     if (gated) return with_activation(rows, std::true_type{});
     return with_activation(rows, std::false_type{});
   };
-  // f16/bf16: 1 or 2 rows of x on RowWarp, 8 (one mma B tile) or 16 on MmaWarp; f32: the FMA
-  // lanes' 8 or 16. Rows past m cost little.
+  // f16/bf16: 1 row of x on RowWarp (or RunWarp), 2 on PairWarp (gated: RowWarp), 8 (one mma B
+  // tile) or 16 on MmaWarp; f32: the FMA lanes' 8 or 16. Rows past m cost little.
   if constexpr (!std::is_same_v<T, float>) {
     if (args.m == 1) return with_gated(std::integral_constant<int, 1>{});
     if (args.m == 2) return with_gated(std::integral_constant<int, 2>{});

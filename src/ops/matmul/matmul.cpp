@@ -20,13 +20,6 @@ namespace {
 
 constexpr const char* kOp = "matmul";
 
-// The largest M for which LLMK_MATMUL_PATH_AUTO takes the GEMV (f16 and bf16; f32 was not
-// measured against cuBLASLt): where it measured faster than cuBLASLt. On the H200 with CUDA 13
-// (bench/NOTES.md, issue 4's GEMV rework) that is M = 1 only: 1.02-1.13x there at both Llama
-// shapes and gated; M = 2-7 tie or lose by up to 3%, and M = 8 wins by 3-5%, too little to
-// call a crossover.
-constexpr int64_t kGemvAutoMaxRows = 1;
-
 // Whether AUTO takes the one-row GEMV at this k (gated: gated_mlp's gate and up kernel). Measured
 // over 21 weight shapes on the H200 (bench/NOTES.md, issue 4's eleventh to fourteenth passes):
 // - matmul's kernel was 1.04-1.26x faster than cuBLASLt at K = 512-28672, but tied at 1536 x 6144
@@ -41,6 +34,21 @@ constexpr int64_t kGemvAutoMaxRows = 1;
 bool auto_takes_one_row_gemv(int64_t k, bool gated) {
   if (gated) return gemv_leftover_is_small(k, kGatedGemvRowGroup);
   return k >= kGemvRowSegment && (k <= kGemvRowGroup || k >= kGemvRowGroup * 3 / 2);
+}
+
+// Whether AUTO takes the GEMV for m rows of f16/bf16 (f32 was not measured against cuBLASLt):
+// where it measured faster than cuBLASLt on the H200 with CUDA 13 (bench/NOTES.md, issue 4).
+// - One row: auto_takes_one_row_gemv.
+// - Two rows, matmul only: the two-row kernel was 1.016-1.30x faster than cuBLASLt at all 14 of
+//   21 weight shapes whose k leaves at most a tenth past its last 1024-element group (2 x 4096 x
+//   11008: 1.02x; 11008 x 4096: 1.12-1.14x), and 0.75-0.89x at the six that leave more (K = 512-
+//   3584; at K = 64 the two tie). gated_mlp's two-token kernel was not measured against cuBLASLt
+//   (issue 4's fifteenth pass).
+// - Three to sixteen rows: MmaWarp ties or loses by up to 3% at the Llama shapes, and wins by
+//   3-5% at M = 8, too little to call a crossover (issue 4's GEMV rework).
+bool auto_takes_gemv(int64_t m, int64_t k, bool gated) {
+  if (m == 1) return auto_takes_one_row_gemv(k, gated);
+  return m == 2 && !gated && gemv_leftover_is_small(k, kGemvPairGroup);
 }
 
 // The row-major or column-major reading of the matrix in the last two dimensions of t, trying
@@ -247,8 +255,7 @@ llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_
       }
       return LLMK_MATMUL_PATH_GEMV;
     default:
-      return gemv_can_run(p) && p.dtype != LLMK_DTYPE_F32 && p.m <= kGemvAutoMaxRows &&
-                     auto_takes_one_row_gemv(p.k, gated)
+      return gemv_can_run(p) && p.dtype != LLMK_DTYPE_F32 && auto_takes_gemv(p.m, p.k, gated)
                  ? LLMK_MATMUL_PATH_GEMV
                  : LLMK_MATMUL_PATH_CUBLASLT;
   }
