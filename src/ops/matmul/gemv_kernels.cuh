@@ -22,9 +22,12 @@
 //     (`split`) and add their partial sums through shared memory at the end.
 //
 //  2. Arithmetic off the critical path, on the tensor cores for f16/bf16 (mma.sync.m16n8k16 with
-//     f32 accumulators: no conversion of W, no shuffles along k), in two tile shapes:
-//     - RowWarp (m <= 2): a warp streams one row of W, 512 contiguous bytes per load, the
-//       pattern of the fastest pure read, and uses only the diagonal of each mma (below).
+//     f32 accumulators: no conversion of W, no shuffles along k), in three tile shapes:
+//     - RowWarp (m = 1; gated, m <= 2): a warp streams one row of W, 512 contiguous bytes per
+//       load, the pattern of the fastest pure read, and uses only the diagonal of each mma
+//       (below). RunWarp is its form for rows that leave much of k over.
+//     - PairWarp (matmul, m = 2): a warp streams two rows of W, 256 contiguous bytes of each per
+//       load, and one set of diagonal mmas pairs both with both rows of x.
 //     - MmaWarp (m <= 16): a warp streams 16 rows of W as the 16-row A operand, x^T as the
 //       8-column B operand (two B tiles for m > 8), every product useful. The fragment layout
 //       has each quad of lanes read 64 bytes of one row per load: 16 rows per load, 5-10% slower
@@ -170,20 +173,20 @@ __device__ __forceinline__ float diagonal_sum(const float (&c)[4], int lane) {
   return sum;
 }
 
-// f16/bf16 for m <= 2, where a pure read of W is the whole cost: a warp's tile is one output
-// column, W row j (gated: Wg row j and Wu row j), and each of its loads reads 512 contiguous
-// bytes of the row, the pattern of the fastest pure read of W measured (bench/NOTES.md). The
-// products still go through the tensor cores, which need no conversion: lane l = 4g + t holds
-// elements 8l .. 8l + 7 of a 256-element segment, and one m16n8k16 takes elements 0-3 of every
-// lane as A row g (a0, a2; rows g + 8 repeat them and are ignored) and x's elements at the same
-// positions as B column g (b0, b1). Then D[g][g] = sum over the quad g of W . x: the diagonal
-// of D holds 8 partial dot products, one per lane quad, and the rest of D is waste. The tensor
-// cores do 16x the useful work: 2 m mmas per load of the warp, ~4 m clocks of an SM's tensor
-// cores (mma.sync on the H200) against the ~27 clocks its share of the stream takes per 512
-// bytes. Cheap at m = 1, half the budget at m = 2, over it at m = 4 (measured: 36.8 us against
-// MmaWarp's 27.7), and far fewer instructions than converting every element for the FMA pipe.
-// At the end each x row's 8 diagonal values (lane 4g + g / 2, accumulator g % 2) are summed
-// across the warp.
+// f16/bf16 for one row of x (gated: up to two), where a pure read of W is the whole cost: a
+// warp's tile is one output column, W row j (gated: Wg row j and Wu row j), and each of its
+// loads reads 512 contiguous bytes of the row, the pattern of the fastest pure read of W
+// measured (bench/NOTES.md). The products still go through the tensor cores, which need no
+// conversion: lane l = 4g + t holds elements 8l .. 8l + 7 of a 256-element segment, and one
+// m16n8k16 takes elements 0-3 of every lane as A row g (a0, a2; rows g + 8 repeat them and are
+// ignored) and x's elements at the same positions as B column g (b0, b1). Then D[g][g] = sum over
+// the quad g of W . x: the diagonal of D holds 8 partial dot products, one per lane quad, and the
+// rest of D is waste. The tensor cores do 16x the useful work: 2 m mmas per load of the warp, ~4 m
+// clocks of an SM's tensor cores (mma.sync on the H200) against the ~27 clocks its share of the
+// stream takes per 512 bytes. Cheap at m = 1, half the budget at m = 2, over it at m = 4
+// (measured: 36.8 us against MmaWarp's 27.7), and far fewer instructions than converting every
+// element for the FMA pipe. At the end each x row's 8 diagonal values (lane 4g + g / 2, accumulator
+// g % 2) are summed across the warp.
 template <class T, int ROWS, int MATS>
 struct RowWarp {
   static_assert(ROWS <= 2, "each x row costs 2 mmas per load: from 3 rows on, MmaWarp is faster");

@@ -79,11 +79,11 @@ inline int pick_run_split(int64_t rows, int64_t segments, int steps, int64_t res
 // where one of them also takes the leftover k, and a block (its slots on the SM) waits for the
 // longer share: there one warp per tile, as long as that fills half the resident blocks.
 // Otherwise two, doubled while the blocks still fit in one wave (a partial second wave costs
-// more than the shorter runs gain). Over 13 weight shapes at two rows on the H200
-// (bench/NOTES.md, issue 4's fifteenth pass) this took the fastest split or came within 2.5% of
-// it; e.g. 5120 x 5120 (5 groups) 17.0 us at one warp against 18.3 at two, 2176 x 8192 (2 groups
-// and 128 elements) 13.1 against 14.0, 9216 x 2304 15.3 at two against 17.4 at four (576 blocks
-// for 528 slots).
+// more than the shorter runs gain). Against 1, 2, 4 and 8 warps forced at 13 weight shapes at two
+// rows on the H200 (bench/NOTES.md, issue 4's fifteenth pass) this took the fastest or came within
+// 2.5% of it at 12; e.g. 5120 x 5120 (5 groups) 17.0 us at one warp against 18.3 at two,
+// 2176 x 8192 (2 groups and 128 elements) 13.1 against 14.0, 9216 x 2304 15.3 at two against
+// 17.4 at four (576 blocks for 528 slots). At 2048 x 8192 (2 groups) one warp was 4% ahead.
 inline int pick_pair_split(int64_t tiles, int64_t k, int64_t resident_blocks) {
   auto blocks = [&](int split) { return ceil_div(tiles * split, kWarps); };
   const int64_t groups = k / kGemvPairGroup;
