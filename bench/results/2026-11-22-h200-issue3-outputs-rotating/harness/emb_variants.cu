@@ -20,10 +20,12 @@ __device__ __forceinline__ uint4 load16(const uint4* p) {
     v = *p;
   } else if constexpr (L == Load::nc_na) {
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
   } else {
     asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
   }
   return v;
 }
@@ -74,8 +76,8 @@ static void launch(const int64_t* ids, const void* table, void* y, FlatRows rows
 }
 
 static const char* kNames[] = {
-    "base(src 256x2)", "t256p2",      "t128p2",      "t256p2-cs",  "t128p2-cs",
-    "t256p2-ncna",     "t256p2-l2b", "t256p4",      "t512p1",     "t128p4",
+    "base(src 256x2)", "t256p2",      "t128p2", "t256p2-cs", "t128p2-cs",
+    "t256p2-ncna",     "t256p2-l2b",  "t256p4", "t512p1",    "t128p4",
     "t256p2-ncna-cs",  "t128p2-ncna", "t128p1",
 };
 
@@ -91,11 +93,11 @@ extern "C" int emb_run(int v, const void* ids, const void* table, void* y, int64
   const auto i = static_cast<const int64_t*>(ids);
   switch (v) {
     case 0: {
-      EmbeddingParams p{LLMK_DTYPE_BF16, 2, tokens, vocab, hidden, ids, LLMK_DTYPE_I64, 1,
-                        table, hidden, y, hidden};
+      EmbeddingParams p{LLMK_DTYPE_BF16, 2, tokens, vocab,  hidden, ids,
+                        LLMK_DTYPE_I64,  1, table,  hidden, y,      hidden};
       const int threads = 256;
-      const unsigned blocks = (rows.units + threads * kPacks<uint4, 1> - 1) /
-                              (threads * kPacks<uint4, 1>);
+      const unsigned blocks =
+          (rows.units + threads * kPacks<uint4, 1> - 1) / (threads * kPacks<uint4, 1>);
       embedding_kernels::embedding_kernel<int64_t, uint4>
           <<<blocks, threads, 0, s>>>(p, rows, 0x7FC07FC0u);
       break;
@@ -141,8 +143,7 @@ extern "C" int silu_and_mul_run(const void* x, void* y, int64_t rows, int64_t n,
 // thread, optional streaming stores.
 template <int THREADS, int PACKS, bool CS>
 __global__ void __launch_bounds__(THREADS)
-    gated_silu(const __nv_bfloat16* x, __nv_bfloat16* y, uint32_t packs, FastDiv row_of,
-               int n) {
+    gated_silu(const __nv_bfloat16* x, __nv_bfloat16* y, uint32_t packs, FastDiv row_of, int n) {
   using P = Pack<__nv_bfloat16, 8>;
   const uint32_t first = blockIdx.x * (THREADS * PACKS) + threadIdx.x;
   P g[PACKS], u[PACKS];
@@ -175,7 +176,7 @@ __global__ void __launch_bounds__(THREADS)
   }
 }
 
-static const char* kSiluNames[] = {"t128p1", "t64p1", "t256p1", "t128p2", "t256p2",
+static const char* kSiluNames[] = {"t128p1",    "t64p1",     "t256p1", "t128p2", "t256p2",
                                    "t128p1-cs", "t256p2-cs", "t512p1", "t64p2"};
 extern "C" int silu_variants() { return sizeof(kSiluNames) / sizeof(kSiluNames[0]); }
 extern "C" const char* silu_name(int v) { return kSiluNames[v]; }
@@ -184,8 +185,8 @@ template <int T, int P, bool CS>
 static void go(const void* x, void* y, int64_t rows, int64_t n, cudaStream_t s) {
   const uint32_t packs = rows * (n / 8);
   gated_silu<T, P, CS><<<(packs + T * P - 1) / (T * P), T, 0, s>>>(
-      static_cast<const __nv_bfloat16*>(x), static_cast<__nv_bfloat16*>(y), packs,
-      FastDiv(n / 8), static_cast<int>(n));
+      static_cast<const __nv_bfloat16*>(x), static_cast<__nv_bfloat16*>(y), packs, FastDiv(n / 8),
+      static_cast<int>(n));
 }
 
 extern "C" int silu_variant_run(int v, const void* x, void* y, int64_t rows, int64_t n,
