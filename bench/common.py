@@ -30,7 +30,7 @@ import torch
 
 import llmk
 
-WARMUP = 10
+WARMUP = 10  # calls before timing, and at least one per set (see warm_up)
 ITERATIONS = 60
 SETS = 2
 BACK_TO_BACK = 16  # calls per timing of back_to_back_us (bench/read_floor.cu's kBackToBack)
@@ -64,11 +64,19 @@ def rotating(fn, sets):
     return run
 
 
+def warm_up(fn, sets):
+    """WARMUP calls, and at least one on every set: a set's first use costs more than later ones.
+    The shapes part of bench_matmul.py rotates ~200 sets of a 0.5 MB weight through L2; with 10
+    warm-up calls, whichever engine was timed first at such a shape took 5.7 us against 5.2-5.3
+    for the same cuBLASLt plan timed after it, and with every set warmed both took 5.5 (H200)."""
+    for i in range(max(WARMUP, len(sets))):
+        fn(*sets[i % len(sets)])
+
+
 def median_us(fn, sets):
     """Median time of fn(*sets[i % len(sets)]) in microseconds."""
     fn = rotating(fn, sets)
-    for i in range(WARMUP):
-        fn(*sets[i % len(sets)])
+    warm_up(fn, sets)
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(ITERATIONS)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(ITERATIONS)]
     torch.cuda.synchronize()
@@ -87,8 +95,7 @@ def back_to_back_us(fn, sets, calls=BACK_TO_BACK, timings=20):
     the next kernel. median_us's event pair around each call adds a fixed cost (an empty kernel
     timed so takes ~3.5 us on the H200) that matters next to a call of tens of microseconds."""
     fn = rotating(fn, sets)
-    for i in range(WARMUP):
-        fn(*sets[i % len(sets)])
+    warm_up(fn, sets)
     events = [torch.cuda.Event(enable_timing=True) for _ in range(timings + 1)]
     torch.cuda.synchronize()
     torch.cuda._sleep(20_000_000)  # the backlog covers the host queueing every call
