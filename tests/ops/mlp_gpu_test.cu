@@ -1,11 +1,11 @@
 // ffn and gated_mlp on a CUDA context against the CPU context: Llama-like blocks made smaller
-// (d_model 256, d_ff 688), 1, 3, 17 and 300 tokens, every dtype, the cuBLASLt path, the GEMV
-// where it can run (a few tokens) and auto; biases on and off, every activation; gated_mlp with
-// vLLM's fused gate_up weight (w_up a view into w_gate's buffer) and with separate weights, and on
-// the GEMV at 1 and 2 tokens with rows longer than a batch of loads (d_model 2344); padded
-// row strides; f32 with TF32; config->tune on half the sweep's cases; a forced GEMV that cannot
-// run refused before anything is written; a captured, replayed block; tuning pins every GEMM's
-// plan, and is refused while the stream is captured.
+// (d_model 256, d_ff 688), 1, 3, 17 and 300 tokens (gated_mlp also 2), every dtype, the cuBLASLt
+// path, the GEMV where it can run (a few tokens) and auto; biases on and off, every activation;
+// gated_mlp with vLLM's fused gate_up weight (w_up a view into w_gate's buffer) and with separate
+// weights, and on the GEMV at 1 and 2 tokens with rows longer than a batch of loads (d_model 2344);
+// padded row strides; f32 with TF32; config->tune on half the sweep's cases; a forced GEMV that
+// cannot run refused before anything is written; a captured, replayed block; tuning pins every
+// GEMM's plan, and is refused while the stream is captured.
 //
 // The comparison rule (tests/vectors/README.md, "matmul, ffn and gated_mlp"): y from the GPU
 // against y from the CPU (f64 sums, each GEMM's output rounded to the dtype as the header says),
@@ -281,7 +281,7 @@ TEST(MlpSweep, FfnAgainstTheCpu) {
 TEST(MlpSweep, GatedMlpAgainstTheCpu) {
   int turn = 0;
   for (int32_t dtype : kDtypes) {
-    for (int64_t tokens : {1, 3, 17, 300}) {
+    for (int64_t tokens : {1, 2, 3, 17, 300}) {
       for (bool fused : {true, false}) {
         MlpSpec s;
         s.gated = true;
@@ -301,9 +301,9 @@ TEST(MlpSweep, GatedMlpAgainstTheCpu) {
 
 TEST(MlpSweep, GatedGemvWithRowsLongerThanABatch) {
   // One and two tokens on gated_mlp's GEMV with d_model = 2344: its warps take groups of 1024
-  // elements of k in turn (512 at two tokens), and one warp per row also the 296 left after the
-  // last whole group. d_ff = 264 rows leave SMs idle at two warps per row, so more share a row
-  // (never more than it has groups); 1704 takes two.
+  // elements of k in turn, and one warp per row also the 296 left after the last whole group. d_ff
+  // = 264 rows leave SMs idle at two warps per row, so more share a row (never more than it has
+  // groups); 1704 takes two.
   for (int32_t dtype : kDtypes) {
     for (int64_t tokens : {1, 2}) {
       for (int64_t d_ff : {264, 1704}) {

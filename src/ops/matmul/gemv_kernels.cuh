@@ -23,11 +23,11 @@
 //
 //  2. Arithmetic off the critical path, on the tensor cores for f16/bf16 (mma.sync.m16n8k16 with
 //     f32 accumulators: no conversion of W, no shuffles along k), in three tile shapes:
-//     - RowWarp (m = 1; gated, m <= 2): a warp streams one row of W, 512 contiguous bytes per
-//       load, the pattern of the fastest pure read, and uses only the diagonal of each mma
-//       (below). RunWarp is its form for rows that leave much of k over.
-//     - PairWarp (matmul, m = 2): a warp streams two rows of W, 256 contiguous bytes of each per
-//       load, and one set of diagonal mmas pairs both with both rows of x.
+//     - RowWarp (m = 1): a warp streams one row of W, 512 contiguous bytes per load, the
+//       pattern of the fastest pure read, and uses only the diagonal of each mma (below).
+//       RunWarp is its form for rows that leave much of k over.
+//     - PairWarp (m = 2): a warp streams two rows of W, 256 contiguous bytes of each per load,
+//       and one set of diagonal mmas pairs both with both rows of x.
 //     - MmaWarp (m <= 16): a warp streams 16 rows of W as the 16-row A operand, x^T as the
 //       8-column B operand (two B tiles for m > 8), every product useful. The fragment layout
 //       has each quad of lanes read 64 bytes of one row per load: 16 rows per load, 5-10% slower
@@ -173,31 +173,30 @@ __device__ __forceinline__ float diagonal_sum(const float (&c)[4], int lane) {
   return sum;
 }
 
-// f16/bf16 for one row of x (gated: up to two), where a pure read of W is the whole cost: a
-// warp's tile is one output column, W row j (gated: Wg row j and Wu row j), and each of its
-// loads reads 512 contiguous bytes of the row, the pattern of the fastest pure read of W
-// measured (bench/NOTES.md). The products still go through the tensor cores, which need no
-// conversion: lane l = 4g + t holds elements 8l .. 8l + 7 of a 256-element segment, and one
-// m16n8k16 takes elements 0-3 of every lane as A row g (a0, a2; rows g + 8 repeat them and are
-// ignored) and x's elements at the same positions as B column g (b0, b1). Then D[g][g] = sum over
-// the quad g of W . x: the diagonal of D holds 8 partial dot products, one per lane quad, and the
-// rest of D is waste. The tensor cores do 16x the useful work: 2 m mmas per load of the warp, ~4 m
-// clocks of an SM's tensor cores (mma.sync on the H200) against the ~27 clocks its share of the
-// stream takes per 512 bytes. Cheap at m = 1, half the budget at m = 2, over it at m = 4
-// (measured: 36.8 us against MmaWarp's 27.7), and far fewer instructions than converting every
-// element for the FMA pipe. At the end each x row's 8 diagonal values (lane 4g + g / 2, accumulator
-// g % 2) are summed across the warp.
+// f16/bf16 for one row of x, where a pure read of W is the whole cost: a warp's tile is one
+// output column, W row j (gated: Wg row j and Wu row j), and each of its loads reads 512
+// contiguous bytes of the row, the pattern of the fastest pure read of W measured
+// (bench/NOTES.md). The products still go through the tensor cores, which need no conversion:
+// lane l = 4g + t holds elements 8l .. 8l + 7 of a 256-element segment, and one m16n8k16 takes
+// elements 0-3 of every lane as A row g (a0, a2; rows g + 8 repeat them and are ignored) and x's
+// elements at the same positions as B column g (b0, b1). Then D[g][g] = sum over the quad g of
+// W . x: the diagonal of D holds 8 partial dot products, one per lane quad, and the rest of D is
+// waste. The tensor cores do 16x the useful work: 2 mmas per load of the warp, ~4 clocks of an
+// SM's tensor cores (mma.sync on the H200) against the ~27 clocks its share of the stream takes
+// per 512 bytes, and far fewer instructions than converting every element for the FMA pipe. (A
+// second row of x would take two more mmas per load: PairWarp pairs two rows in the same two.)
+// At the end the 8 diagonal values (lane 4g + g / 2, accumulator g % 2) are summed across the
+// warp.
 template <class T, int ROWS, int MATS>
 struct RowWarp {
-  static_assert(ROWS <= 2, "each x row costs 2 mmas per load: from 3 rows on, MmaWarp is faster");
+  static_assert(ROWS == 1, "two rows of x take PairWarp, more MmaWarp");
   static constexpr int kCols = 1;
   static constexpr int kSegment = 256;  // elements: one load of the warp, 512 bytes
-  // Registers: 4 accumulators per (weight, x row) beside the loads in flight. One dot product
-  // per warp fits 8 loads of W per lane in 64 registers (32 warps per SM, 4 KB in flight each);
-  // two, in 80 (24 warps); four, 4 loads in 80.
-  static constexpr int kDots = MATS * ROWS;
-  static constexpr int kMinBlocksPerSm = kDots == 1 ? 4 : 3;
-  static constexpr int kSteps = (kDots <= 2 ? 8 : 4) / MATS;  // loads per weight in flight
+  // Registers: 4 accumulators per weight beside the loads in flight. One weight fits 8 loads of
+  // W per lane in 64 registers (32 warps per SM, 4 KB in flight each); two, 4 loads each in 80
+  // (24 warps).
+  static constexpr int kMinBlocksPerSm = MATS == 1 ? 4 : 3;
+  static constexpr int kSteps = 8 / MATS;  // loads per weight in flight
   static constexpr int kGroup = kSteps * kSegment;
 
   // As MmaWarp's, into partial[MATS][ROWS]: the sums of W row j0 (gated: Wg row j0, Wu row j0)
@@ -350,29 +349,34 @@ struct RunWarp {
   }
 };
 
-// f16/bf16 for matmul's two rows of x: RowWarp's stream with every useful product in one set of
-// mmas. A warp's tile is two W rows, j0 and j0 + 1, one per half-warp, and each load reads 256
-// contiguous bytes of each: lane l = 4g + t holds elements 8 (l % 16) .. 8 (l % 16) + 7 of a
-// 128-element segment of W row l / 16, and x row l / 16's elements at the same positions.
-// diagonal_mmas then puts in A row g W row g / 4 at the positions of quad g % 4, and in B column
-// n x row n / 4 at those of quad n % 4; D[g][n] is a useful partial dot product wherever
-// g % 4 == n % 4: both W rows with both x rows, 16 of each mma's 128 products, where RowWarp at
-// two rows takes two mmas per x row for 8 each. The per-load cost is RowWarp's at one row: one
-// 16-byte load of W, one of x, two mmas.
-template <class T>
+// f16/bf16 for two rows of x: RowWarp's stream with every useful product in one set of mmas. A
+// warp's tile is two W rows, one per half-warp: rows j0 and j0 + 1 of W, or, gated, row j0 of Wg
+// and of Wu. Each load reads 256 contiguous bytes of each: lane l = 4g + t holds elements 8 (l %
+// 16) .. 8 (l % 16) + 7 of a 128-element segment of W row l / 16, and x row l / 16's elements at
+// the same positions. diagonal_mmas then puts in A row g W row g / 4 at the positions of quad g %
+// 4, and in B column n x row n / 4 at those of quad n % 4; D[g][n] is a useful partial dot product
+// wherever g % 4 == n % 4: both W rows with both x rows, 16 of each mma's 128 products, where
+// RowWarp at two rows takes two mmas per x row for 8 each. The per-load cost is RowWarp's at one
+// row: one 16-byte load of W, one of x, two mmas.
+template <class T, int MATS>
 struct PairWarp {
-  static constexpr int kCols = 2;
-  static constexpr int kSegment = 128;  // elements of each row per load of the warp
+  static constexpr int kCols = 2 / MATS;  // per weight
+  static constexpr int kSegment = 128;    // elements of each row per load of the warp
   // As RowWarp's single dot product: 8 loads of W per lane in 64 registers.
   static constexpr int kMinBlocksPerSm = 4;
   static constexpr int kSteps = 8;
   static constexpr int kGroup = kSteps * kSegment;
 
-  // As MmaWarp's, into partial[2 W rows][2 x rows].
+  // As MmaWarp's, into partial[2 W rows][2 x rows]; W row c is column c % kCols of weight
+  // c / kCols.
   __device__ static void accumulate(const GemvArgs& p, int64_t j0, int slice, int split,
                                     float* partial) {
     const int lane = threadIdx.x % 32, half = lane / 16, column = 8 * (lane % 16);
-    const T* w = static_cast<const T*>(p.w[0]) + min(j0 + half, p.n - 1) * p.ldw[0] + column;
+    // Gated, the half-warp's weight is known at run time only: a select, as p.w[half] would copy
+    // p to local memory.
+    const bool up = MATS == 2 && half == 1;
+    const T* w = static_cast<const T*>(up ? p.w[1] : p.w[0]) +
+                 min(j0 + (MATS == 2 ? 0 : half), p.n - 1) * (up ? p.ldw[1] : p.ldw[0]) + column;
     const T* x = static_cast<const T*>(p.a) + min(half, p.m - 1) * p.lda + column;
     float acc[4] = {};
 
@@ -659,7 +663,7 @@ using WarpTile = std::conditional_t<
     std::is_same_v<T, float>, FmaWarp<ROWS, MATS>,
     std::conditional_t<
         (ROWS > 2), MmaWarp<T, ROWS, MATS>,
-        std::conditional_t<ROWS == 2 && MATS == 1, PairWarp<T>,
+        std::conditional_t<ROWS == 2, PairWarp<T, MATS>,
                            std::conditional_t<RUNS, RunWarp<T>, RowWarp<T, ROWS, MATS>>>>>;
 
 // The residency a kernel's tile plans with, as a constant __launch_bounds__ can take.

@@ -30,7 +30,7 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static_assert(gemv_kernels::RowWarp<__half, 1, 1>::kGroup == kGemvRowGroup);
 static_assert(gemv_kernels::RowWarp<__half, 1, 2>::kGroup == kGatedGemvRowGroup);
 static_assert(gemv_kernels::RunWarp<__half>::kSegment == kGemvRowSegment);
-static_assert(gemv_kernels::PairWarp<__half>::kGroup == kGemvPairGroup);
+static_assert(gemv_kernels::PairWarp<__half, 1>::kGroup == kGemvPairGroup);
 
 // Warps per column tile (1, 2, 4 or 8 of a block's kWarps), never more than there are groups of
 // k to share.
@@ -103,7 +103,7 @@ void launch_kernel(const char* op, const GemvArgs& args, int sm_count, cudaStrea
   int split;
   if constexpr (RUNS) {
     split = pick_run_split(tiles, args.k / Tile::kSegment, Tile::kSteps, resident);
-  } else if constexpr (std::is_same_v<Tile, gemv_kernels::PairWarp<T>>) {
+  } else if constexpr (std::is_same_v<Tile, gemv_kernels::PairWarp<T, GATED ? 2 : 1>>) {
     split = pick_pair_split(tiles, args.k, resident);
   } else {
     split = pick_split(Tile::kCols == 1, tiles, ceil_div(args.k, Tile::kGroup), resident);
@@ -186,8 +186,8 @@ void launch_gemv(const char* op, const MatmulParams& p, const MatrixView* up, in
     if (gated) return with_activation(rows, std::true_type{});
     return with_activation(rows, std::false_type{});
   };
-  // f16/bf16: 1 row of x on RowWarp (or RunWarp), 2 on PairWarp (gated: RowWarp), 8 (one mma B
-  // tile) or 16 on MmaWarp; f32: the FMA lanes' 8 or 16. Rows past m cost little.
+  // f16/bf16: 1 row of x on RowWarp (or RunWarp), 2 on PairWarp, 8 (one mma B tile) or 16 on
+  // MmaWarp; f32: the FMA lanes' 8 or 16. Rows past m cost little.
   if constexpr (!std::is_same_v<T, float>) {
     if (args.m == 1) return with_gated(std::integral_constant<int, 1>{});
     if (args.m == 2) return with_gated(std::integral_constant<int, 2>{});

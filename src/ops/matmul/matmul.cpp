@@ -39,16 +39,18 @@ bool auto_takes_one_row_gemv(int64_t k, bool gated) {
 // Whether AUTO takes the GEMV for m rows of f16/bf16 (f32 was not measured against cuBLASLt):
 // where it measured faster than cuBLASLt on the H200 with CUDA 13 (bench/NOTES.md, issue 4).
 // - One row: auto_takes_one_row_gemv.
-// - Two rows, matmul only: the two-row kernel was 1.016-1.30x faster than cuBLASLt at all 14 of
-//   21 weight shapes whose k leaves at most a tenth past its last 1024-element group (2 x 4096 x
-//   11008: 1.02x; 11008 x 4096: 1.12-1.14x), and 0.75-0.89x at the six that leave more (K = 512-
-//   3584; at K = 64 the two tie). gated_mlp's two-token kernel was not measured against cuBLASLt
-//   (issue 4's fifteenth pass).
+// - Two rows: the two-row kernel was 1.016-1.30x faster than cuBLASLt at all 14 of 21 weight
+//   shapes whose k leaves at most a tenth past its last 1024-element group (2 x 4096 x 11008:
+//   1.02x; 11008 x 4096: 1.12-1.14x), and 0.75-0.89x at the six that leave more (K = 512-3584; at
+//   K = 64 the two tie). gated_mlp at two tokens on its fused gate/up kernel took 72.4 us at
+//   d_model 4096 and 108.1-108.2 at 5120 against 74.6-74.7 and 110.3 with gate and up on
+//   cuBLASLt (the down projection on the GEMV both times), and tied at 8192 (issue 4's fifteenth
+//   pass). Both group k by 1024.
 // - Three to sixteen rows: MmaWarp ties or loses by up to 3% at the Llama shapes, and wins by
 //   3-5% at M = 8, too little to call a crossover (issue 4's GEMV rework).
 bool auto_takes_gemv(int64_t m, int64_t k, bool gated) {
   if (m == 1) return auto_takes_one_row_gemv(k, gated);
-  return m == 2 && !gated && gemv_leftover_is_small(k, kGemvPairGroup);
+  return m == 2 && gemv_leftover_is_small(k, kGemvPairGroup);
 }
 
 // The row-major or column-major reading of the matrix in the last two dimensions of t, trying

@@ -50,8 +50,9 @@ bool gemv_can_run(const MatmulParams& p);
 // elements left over go to one warp per row, element by element, unless matmul's kernel reads the
 // row in runs (below).
 constexpr int64_t kGemvRowGroup = 2048, kGatedGemvRowGroup = 1024;
-// The same for matmul's two-row kernel (gemv_kernels.cuh, PairWarp): its warps read each row in
-// groups of 1024 elements and leave the rest to one warp, element by element.
+// The same for the two-row kernel (gemv_kernels.cuh, PairWarp), matmul's and gated_mlp's: its
+// warps read each row in groups of 1024 elements and leave the rest to one warp, element by
+// element.
 constexpr int64_t kGemvPairGroup = 1024;
 // The elements of a row that one load of such a warp reads: under one, all of k is leftover.
 constexpr int64_t kGemvRowSegment = 256;
