@@ -187,9 +187,8 @@ __device__ __forceinline__ float diagonal_sum(const float (&c)[4], int lane) {
 // second row of x would take two more mmas per load: PairWarp pairs two rows in the same two.)
 // At the end the 8 diagonal values (lane 4g + g / 2, accumulator g % 2) are summed across the
 // warp.
-template <class T, int ROWS, int MATS>
+template <class T, int MATS>
 struct RowWarp {
-  static_assert(ROWS == 1, "two rows of x take PairWarp, more MmaWarp");
   static constexpr int kCols = 1;
   static constexpr int kSegment = 256;  // elements: one load of the warp, 512 bytes
   // Registers: 4 accumulators per weight beside the loads in flight. One weight fits 8 loads of
@@ -199,8 +198,8 @@ struct RowWarp {
   static constexpr int kSteps = 8 / MATS;  // loads per weight in flight
   static constexpr int kGroup = kSteps * kSegment;
 
-  // As MmaWarp's, into partial[MATS][ROWS]: the sums of W row j0 (gated: Wg row j0, Wu row j0)
-  // with each row of x over the groups slice, slice + split, ...
+  // As MmaWarp's, into partial[MATS]: the sums of W row j0 (gated: Wg row j0, Wu row j0) with x
+  // over the groups slice, slice + split, ...
   __device__ static void accumulate(const GemvArgs& p, int64_t j0, int slice, int split,
                                     float* partial) {
     const int lane = threadIdx.x % 32;
@@ -209,21 +208,12 @@ struct RowWarp {
     for (int mat = 0; mat < MATS; ++mat) {
       w[mat] = static_cast<const T*>(p.w[mat]) + j0 * p.ldw[mat] + 8 * lane;
     }
-    const T* x[ROWS];  // rows past m read row m - 1: L1 hits, outputs dropped
-#pragma unroll
-    for (int row = 0; row < ROWS; ++row) {
-      x[row] = static_cast<const T*>(p.a) + min(row, p.m - 1) * p.lda + 8 * lane;
-    }
-    float acc[MATS][ROWS][4] = {};
+    const T* x = static_cast<const T*>(p.a) + 8 * lane;
+    float acc[MATS][4] = {};
 
-    auto step = [&](const uint4(&wv)[MATS], const uint4(&xv)[ROWS]) {
+    auto step = [&](const uint4(&wv)[MATS], uint4 xv) {
 #pragma unroll
-      for (int mat = 0; mat < MATS; ++mat) {
-#pragma unroll
-        for (int row = 0; row < ROWS; ++row) {
-          diagonal_mmas<T>(acc[mat][row], wv[mat], xv[row]);
-        }
-      }
+      for (int mat = 0; mat < MATS; ++mat) diagonal_mmas<T>(acc[mat], wv[mat], xv);
     };
 
     // As MmaWarp: every split-th group, and the tail (owns_tail), `offset` elements from the
@@ -235,20 +225,17 @@ struct RowWarp {
     auto advance = [&](int elements) {
 #pragma unroll
       for (int mat = 0; mat < MATS; ++mat) w[mat] += elements;
-#pragma unroll
-      for (int row = 0; row < ROWS; ++row) x[row] += elements;
+      x += elements;
     };
     const int groups = static_cast<int>(p.k / kGroup);
     auto tail = [&](int64_t offset) {
       const int64_t rest = p.k - int64_t{groups} * kGroup;
       for (int k0 = 0; k0 < rest; k0 += kSegment) {
         const int valid = static_cast<int>(rest - k0) - 8 * lane;
-        uint4 wv[MATS], xv[ROWS];
+        uint4 wv[MATS];
 #pragma unroll
         for (int mat = 0; mat < MATS; ++mat) wv[mat] = load_partial(w[mat] + offset + k0, valid);
-#pragma unroll
-        for (int row = 0; row < ROWS; ++row) xv[row] = load_partial(x[row] + offset + k0, valid);
-        step(wv, xv);
+        step(wv, load_partial(x + offset + k0, valid));
       }
     };
     const bool owns = owns_tail(groups, slice, split);
@@ -264,23 +251,15 @@ struct RowWarp {
         }
       }
 #pragma unroll
-      for (int s = 0; s < kSteps; ++s) {
-        uint4 xv[ROWS];
-#pragma unroll
-        for (int row = 0; row < ROWS; ++row) xv[row] = load_cached(x[row] + kSegment * s);
-        step(wv[s], xv);
-      }
+      for (int s = 0; s < kSteps; ++s) step(wv[s], load_cached(x + kSegment * s));
       advance(split * kGroup);
     }
     if (!kTailFirst && owns) tail(0);
 
 #pragma unroll
     for (int mat = 0; mat < MATS; ++mat) {
-#pragma unroll
-      for (int row = 0; row < ROWS; ++row) {
-        const float sum = diagonal_sum(acc[mat][row], lane);
-        if (lane == 0) partial[mat * ROWS + row] = sum;
-      }
+      const float sum = diagonal_sum(acc[mat], lane);
+      if (lane == 0) partial[mat] = sum;
     }
   }
 };
@@ -298,7 +277,7 @@ struct RowWarp {
 template <class T>
 struct RunWarp {
   static constexpr int kCols = 1;
-  static constexpr int kSegment = RowWarp<T, 1, 1>::kSegment;
+  static constexpr int kSegment = RowWarp<T, 1>::kSegment;
   // Batches of 4 segments at 64 registers (32 warps per SM): ptxas issues all of a batch's loads
   // before its first mma. With RowWarp's 8 it issued 3 and waited on the first (and spilled); at 80
   // registers (24 warps) it issued 7, and measured at most 2% faster than batches of 4 at 11
@@ -661,10 +640,9 @@ __device__ __forceinline__ void store_output(const GemvArgs& p, const float* sum
 template <class T, int ROWS, int MATS, bool RUNS>
 using WarpTile = std::conditional_t<
     std::is_same_v<T, float>, FmaWarp<ROWS, MATS>,
-    std::conditional_t<
-        (ROWS > 2), MmaWarp<T, ROWS, MATS>,
-        std::conditional_t<ROWS == 2, PairWarp<T, MATS>,
-                           std::conditional_t<RUNS, RunWarp<T>, RowWarp<T, ROWS, MATS>>>>>;
+    std::conditional_t<(ROWS > 2), MmaWarp<T, ROWS, MATS>,
+                       std::conditional_t<ROWS == 2, PairWarp<T, MATS>,
+                                          std::conditional_t<RUNS, RunWarp<T>, RowWarp<T, MATS>>>>>;
 
 // The residency a kernel's tile plans with, as a constant __launch_bounds__ can take.
 template <class T, int ROWS, bool GATED, bool RUNS>

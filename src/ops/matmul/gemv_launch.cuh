@@ -27,8 +27,8 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // matmul.cpp's AUTO rule weighs the one- and two-row kernels' leftover k by these groups and
 // segments.
-static_assert(gemv_kernels::RowWarp<__half, 1, 1>::kGroup == kGemvRowGroup);
-static_assert(gemv_kernels::RowWarp<__half, 1, 2>::kGroup == kGatedGemvRowGroup);
+static_assert(gemv_kernels::RowWarp<__half, 1>::kGroup == kGemvRowGroup);
+static_assert(gemv_kernels::RowWarp<__half, 2>::kGroup == kGatedGemvRowGroup);
 static_assert(gemv_kernels::RunWarp<__half>::kSegment == kGemvRowSegment);
 static_assert(gemv_kernels::PairWarp<__half, 1>::kGroup == kGemvPairGroup);
 
