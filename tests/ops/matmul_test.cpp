@@ -678,12 +678,14 @@ class MatmulPath : public testing::Test {
   llmk_status status_ = LLMK_SUCCESS;
 };
 
-// AUTO takes the GEMV only where it measured faster than cuBLASLt: on the H200, one or two rows
+// AUTO takes the GEMV only where it measured faster than cuBLASLt: on the H200, one to four rows
 // of f16 or bf16 (matmul.cpp, auto_takes_gemv).
 TEST_F(MatmulPath, AutoTakesTheGemvWhereItWins) {
-  EXPECT_EQ(path_for(1, 4096), LLMK_MATMUL_PATH_GEMV) << llmk_last_error_message();
-  EXPECT_EQ(path_for(2, 4096), LLMK_MATMUL_PATH_GEMV) << llmk_last_error_message();
-  EXPECT_EQ(path_for(3, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
+  for (int64_t m = 1; m <= 4; ++m) {
+    EXPECT_EQ(path_for(m, 4096), LLMK_MATMUL_PATH_GEMV) << "m " << m;
+  }
+  EXPECT_EQ(path_for(5, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
+  EXPECT_EQ(path_for(16, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
   EXPECT_EQ(path_for(17, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
   EXPECT_EQ(path_for(kMaxM, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
 }
@@ -713,6 +715,21 @@ TEST_F(MatmulPath, AutoTakesTheTwoRowGemvWhereLittleIsLeftOver) {
   }
   config_.path = LLMK_MATMUL_PATH_GEMV;
   EXPECT_EQ(path_for(2, 1536), LLMK_MATMUL_PATH_GEMV);
+}
+
+// Three and four rows: where at most a tenth of k lies past the four-row GEMV's last 256-element
+// group (matmul.cpp); below one group, cuBLASLt.
+TEST_F(MatmulPath, AutoTakesTheFourRowGemvWhereLittleIsLeftOver) {
+  for (const int64_t m : {3, 4}) {
+    for (const int64_t k : {256, 512, 2176, 2304, 4096, 5120, 11008, 13824}) {
+      EXPECT_EQ(path_for(m, k), LLMK_MATMUL_PATH_GEMV) << "m " << m << ", k " << k;
+    }
+    for (const int64_t k : {64, 248, 480}) {
+      EXPECT_EQ(path_for(m, k), LLMK_MATMUL_PATH_CUBLASLT) << "m " << m << ", k " << k;
+    }
+  }
+  config_.path = LLMK_MATMUL_PATH_GEMV;
+  EXPECT_EQ(path_for(3, 64), LLMK_MATMUL_PATH_GEMV);
 }
 
 // Where the GEMV cannot run, asking for it is refused (and AUTO could not take it).

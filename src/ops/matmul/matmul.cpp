@@ -46,11 +46,18 @@ bool auto_takes_one_row_gemv(int64_t k, bool gated) {
 //   d_model 4096 and 108.1-108.2 at 5120 against 74.6-74.7 and 110.3 with gate and up on
 //   cuBLASLt (the down projection on the GEMV both times), and tied at 8192 (issue 4's fifteenth
 //   pass). Both group k by 1024.
-// - Three to sixteen rows: MmaWarp ties or loses by up to 3% at the Llama shapes, and wins by
-//   3-5% at M = 8, too little to call a crossover (issue 4's GEMV rework).
+// - Three and four rows: the four-row kernel was 1.04-1.24x faster than cuBLASLt at all 20 of 21
+//   weight shapes with K >= 256, in f16 and bf16 (4 x 4096 x 11008: 25.1-25.2 us against
+//   27.4-27.5; the closest, 4 x 5120 x 13824 bf16, 37.2 against 38.4), and gated_mlp's block on
+//   its fused gate/up kernel 1.03x faster than with gate and up on cuBLASLt at d_model 3584, 4096
+//   and 5120 (70.0 against 72.2 us at 4096), a tie at 8192 (issue 4's sixteenth pass). It reads k
+//   in groups of 256 and leaves the rest to one warp.
+// - Five to sixteen rows: MmaWarp ties or loses by up to 3% at the Llama shapes, and wins by 3-5%
+//   at M = 8, too little to call a crossover (issue 4's GEMV rework).
 bool auto_takes_gemv(int64_t m, int64_t k, bool gated) {
   if (m == 1) return auto_takes_one_row_gemv(k, gated);
-  return m == 2 && gemv_leftover_is_small(k, kGemvPairGroup);
+  if (m == 2) return gemv_leftover_is_small(k, kGemvPairGroup);
+  return m <= 4 && gemv_leftover_is_small(k, kGemvQuadGroup);
 }
 
 // The row-major or column-major reading of the matrix in the last two dimensions of t, trying

@@ -54,6 +54,8 @@ constexpr int64_t kGemvRowGroup = 2048, kGatedGemvRowGroup = 1024;
 // warps read each row in groups of 1024 elements and leave the rest to one warp, element by
 // element.
 constexpr int64_t kGemvPairGroup = 1024;
+// The same for the three- and four-row kernel (gemv_kernels.cuh, QuadWarp).
+constexpr int64_t kGemvQuadGroup = 256;
 // The elements of a row that one load of such a warp reads: under one, all of k is leftover.
 constexpr int64_t kGemvRowSegment = 256;
 
