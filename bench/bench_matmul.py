@@ -30,10 +30,11 @@ for the third:
           streaming rate. A second table times AUTO, cuBLASLt, F.linear and the read floor back
           to back (common.back_to_back_us: 16 calls between two events, per call), as a CUDA
           graph or a decode loop runs them, without each event pair's fixed cost.
-  shapes  One and two rows through 21 weight shapes of other models (WEIGHT_SHAPES), f16 and
-          bf16: the path AUTO takes, AUTO, forced GEMV and forced cuBLASLt times and F.linear, beside the
-          read floor of each weight's bytes (bench_read_floor, as in decode) and each engine's
-          share of it. Small weights rotate through enough sets to overflow L2 twice.
+  shapes  One to eight rows (SHAPES_ROWS: each GEMV tile's smallest and largest M) through 21
+          weight shapes of other models (WEIGHT_SHAPES), f16 and bf16: the path AUTO takes, AUTO,
+          forced GEMV and forced cuBLASLt times and F.linear, beside the read floor of each
+          weight's bytes (bench_read_floor, as in decode) and each engine's share of it. Small
+          weights rotate through enough sets to overflow L2 twice.
   mlp     One Llama-2-7B MLP at 1 and 2048 tokens: llmk's gated_mlp (SwiGLU, vLLM's fused
           [22016, 4096] gate_up weight passed as two views) beside torch eager
           F.linear(F.silu(x Wg^T) * (x Wu^T), Wd), eager over the fused weight (vLLM's layout),
@@ -78,7 +79,7 @@ WEIGHT_SHAPES = ((4096, 11008), (11008, 4096), (5120, 5120), (5120, 13824), (138
                   (8192, 28672), (28672, 8192), (3072, 8192), (2560, 10240), (1024, 4096),
                   (768, 3072), (1536, 6144), (3584, 18944), (18944, 3584), (2304, 9216),
                   (9216, 2304), (2048, 8192), (8192, 2048), (2176, 8192), (512, 2048), (64, 4096))
-SHAPES_ROWS = (1, 2)
+SHAPES_ROWS = (1, 2, 3, 4, 5, 8)
 GEMV_MAX_ROWS = 16  # llmk.h: the GEMV takes M <= 16
 MLP_TOKENS = (1, 2048)
 TUNED_ROUNDS = 4  # turns of heuristic and tuned timings per fusion row (ABBA: even)
@@ -346,7 +347,7 @@ def part_decode(bench):
         decode_case(bench, 1, D_FF, D_MODEL, dtype)
 
 
-# --- part c: one and two rows across weight shapes ---------------------------------------------
+# --- part c: one to eight rows across weight shapes -------------------------------------------
 
 
 def shapes_case(bench, m, k, n, dtype):
@@ -648,7 +649,7 @@ def shapes_table(rows):
                       cell(ratio(paths.get("cublaslt"), paths.get("gemv")), ".3f"),
                       cell(ratio(torch_us, paths.get("auto")), ".2f"),
                       cell(r["error_vs_torch"], ".1e")])
-    return table("One and two rows across weight shapes (M x K x N)",
+    return table("One to eight rows across weight shapes (M x K x N)",
                  ["M x K x N", "dtype", "AUTO takes", "auto us", "gemv us", "cublaslt us",
                   "F.linear us", "read floor us", "gemv % of floor", "cublaslt % of floor",
                   "gemv speedup over cublaslt", "auto vs F.linear", "err vs torch"], lines)

@@ -439,11 +439,12 @@ LLMK_API LLMK_NODISCARD llmk_status llmk_paged_kv_cache_write(
  * layouts of A and B when N <= 16. LLMK_MATMUL_PATH_AUTO takes it where the benchmarks found it
  * faster than cuBLASLt (bench/results/): on the H200 with CUDA 13's cuBLASLt that is M == 1 in
  * f16 and bf16 with K >= 256, except 2048 < K < 3072, where cuBLASLt measured faster; M == 2
- * where K >= 1024 and K % 1024 <= K / 10 (the two-row GEMV leaves the rest to one warp); and
- * M == 3 or 4 where K >= 256 and K % 256 <= K / 10 (the same for the four-row GEMV's groups).
- * gated_mlp's fused gate and up GEMV groups K alike: AUTO takes it at one or two tokens where
- * K >= 1024 and K % 1024 <= K / 10, and at three or four where K >= 256 and K % 256 <= K / 10.
- * Elsewhere AUTO takes cuBLASLt, and the GEMV runs when asked for.
+ * where K >= 1024 and K % 1024 <= K / 10 (the two-row GEMV leaves the rest to one warp); M == 3
+ * or 4 where K >= 256 and K % 256 <= K / 16 (the same for the four-row GEMV's groups); and
+ * M = 5 to 8 where N <= K / 2, K >= 128 and K % 128 <= K / 16. gated_mlp's fused gate and up
+ * GEMV groups K alike: AUTO takes it at one or two tokens where K >= 1024 and
+ * K % 1024 <= K / 10, and at three or four where K >= 256 and K % 256 <= K / 16. Elsewhere AUTO
+ * takes cuBLASLt, and the GEMV runs when asked for.
  * llmk_matmul_path_for says which engine a call takes. cuBLASLt fuses bias, ReLU and GELU_TANH into
  * its epilogue; with GELU (exact) or SILU it adds the bias, and one more elementwise pass over D
  * applies the activation. The GEMV fuses all.

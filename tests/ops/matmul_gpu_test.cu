@@ -512,19 +512,20 @@ TEST(MatmulGemv, DecodeRowsWithALongK) {
 }
 
 TEST(MatmulGemv, FewRowsAcrossWarpShares) {
-  // The one- to four-row GEMV's warps take groups of k in turn (2048 elements at one row, 1024 at
-  // two, where a warp holds two rows of W, 256 at three and four, eight rows of W), and one warp
-  // per tile also the elements left after the last whole group, element by element. N = 257 rows
-  // leave SMs idle at two warps per tile, so up to 8 warps share one; N = 2200 takes two. K = 5133
-  // (2 groups and 1037 elements at one row, 5 and 13 at two, 20 and 13 at four) and 17000 (8 and
-  // 616; 16 and 616; 66 and 104) give warps of a tile different numbers of groups, and the
-  // leftover to one of them; K = 1000 is all leftover at two rows (one row takes RunWarp there).
-  // N = 257 leaves the last two-row tile's second row past N, and seven of the last four-row
-  // tile's eight; N = 4300 gives two rows enough tiles that a share two warps would split
-  // unevenly (K = 5133: 5 groups; 17000: a leftover) takes one warp per tile. Three rows leave
-  // the four-row tile's last row of x past M. Every dtype (f32 takes the FMA tiles).
+  // The one- to eight-row GEMV's warps take groups of k in turn (2048 elements at one row, 1024 at
+  // two, where a warp holds two rows of W, 256 at three and four, 8 rows of W, 128 at eight, 16
+  // rows), and one warp per tile also the elements left after the last whole group, element by
+  // element. N = 257 rows leave SMs idle at two warps per tile, so up to 8 warps share one; N =
+  // 2200 takes two. K = 5133 (2 groups and 1037 elements at one row, 5 and 13 at two, 20 and 13
+  // at four, 40 and 13 at eight) and 17000 (8 and 616; 16 and 616; 66 and 104; 132 and 104) give
+  // warps of a tile different numbers of groups, and the leftover to one of them; K = 1000 is all
+  // leftover at two rows (one row takes RunWarp there). N = 257 leaves the last two-row tile's
+  // second row past N, and all but one row of the last four- and eight-row tiles; N = 4300 gives
+  // two rows enough tiles that a share two warps would split unevenly (K = 5133: 5 groups;
+  // 17000: a leftover) takes one warp per tile. Three rows leave the four-row tile's last row of x
+  // past M. Every dtype (f32 takes the FMA tiles).
   for (int32_t dtype : kDtypes) {
-    for (int64_t m : {1, 2, 3, 4}) {
+    for (int64_t m : {1, 2, 3, 4, 8}) {
       for (int64_t n : {257, 2200, 4300}) {
         for (int64_t k : {1000, 5133, 17000}) {
           Spec s;

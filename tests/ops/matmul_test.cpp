@@ -648,13 +648,13 @@ TEST_F(MatmulCpu, ConfigOfANewerHeaderIsRead) {
 // every pointer 64-byte aligned: a call the GEMV engine can take while m <= 16.
 class MatmulPath : public testing::Test {
  protected:
-  static constexpr int64_t kK = 64, kN = 40, kMaxM = 32, kMaxK = 13824;
+  static constexpr int64_t kK = 64, kN = 40, kMaxM = 32, kMaxK = 13824, kMaxN = 1024;
 
   void SetUp() override {
     ASSERT_EQ(llmk_context_create(LLMK_BACKEND_CPU, 0, &ctx_), LLMK_SUCCESS);
     a_bytes_.assign(2 * 2 * kMaxM * (kMaxK + 8) + 64, 0);
-    b_bytes_.assign(2 * 2 * kN * (kMaxK + 8) + 64, 0);
-    d_bytes_.assign(2 * 2 * kMaxM * kN + 64, 0);
+    b_bytes_.assign(2 * 2 * kN * (kMaxK + 8) + 64, 0);  // also [k, n] up to k * n = kN * kMaxK
+    d_bytes_.assign(2 * 2 * kMaxM * kMaxN + 64, 0);
     llmk_matmul_config_init(&config_);
   }
   void TearDown() override { llmk_context_destroy(ctx_); }
@@ -662,8 +662,8 @@ class MatmulPath : public testing::Test {
   // The engine path_for names, or -1 with the status when it fails.
   int32_t path_for(int64_t m, int64_t k = kK) {
     a_ = make_view(aligned64(a_bytes_), LLMK_DTYPE_F16, {m, k}, {a_ld_ ? a_ld_ : k, 1});
-    b_ = make_view(aligned64(b_bytes_), LLMK_DTYPE_F16, {k, kN}, {1, b_ld_ ? b_ld_ : k});
-    d_ = make_view(aligned64(d_bytes_), LLMK_DTYPE_F16, {m, kN});
+    b_ = make_view(aligned64(b_bytes_), LLMK_DTYPE_F16, {k, n_}, {1, b_ld_ ? b_ld_ : k});
+    d_ = make_view(aligned64(d_bytes_), LLMK_DTYPE_F16, {m, n_});
     if (a_offset_) a_.data = static_cast<uint8_t*>(a_.data) + 2 * a_offset_;
     int32_t path = -1;
     status_ = llmk_matmul_path_for(ctx_, &config_, &a_, &b_, nullptr, nullptr, &d_, &path);
@@ -674,17 +674,18 @@ class MatmulPath : public testing::Test {
   std::vector<uint8_t> a_bytes_, b_bytes_, d_bytes_;
   llmk_tensor a_{}, b_{}, d_{};
   llmk_matmul_config config_{};
-  int64_t a_ld_ = 0, b_ld_ = 0, a_offset_ = 0;
+  int64_t a_ld_ = 0, b_ld_ = 0, a_offset_ = 0, n_ = kN;
   llmk_status status_ = LLMK_SUCCESS;
 };
 
-// AUTO takes the GEMV only where it measured faster than cuBLASLt: on the H200, one to four rows
-// of f16 or bf16 (matmul.cpp, auto_takes_gemv).
+// AUTO takes the GEMV only where it measured faster than cuBLASLt: on the H200, one to eight rows
+// of f16 or bf16 (matmul.cpp, auto_takes_gemv; N = 40 against K = 4096 here).
 TEST_F(MatmulPath, AutoTakesTheGemvWhereItWins) {
   for (int64_t m = 1; m <= 4; ++m) {
     EXPECT_EQ(path_for(m, 4096), LLMK_MATMUL_PATH_GEMV) << "m " << m;
   }
-  EXPECT_EQ(path_for(5, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
+  EXPECT_EQ(path_for(8, 4096), LLMK_MATMUL_PATH_GEMV) << llmk_last_error_message();
+  EXPECT_EQ(path_for(9, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
   EXPECT_EQ(path_for(16, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
   EXPECT_EQ(path_for(17, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
   EXPECT_EQ(path_for(kMaxM, 4096), LLMK_MATMUL_PATH_CUBLASLT) << llmk_last_error_message();
@@ -717,19 +718,38 @@ TEST_F(MatmulPath, AutoTakesTheTwoRowGemvWhereLittleIsLeftOver) {
   EXPECT_EQ(path_for(2, 1536), LLMK_MATMUL_PATH_GEMV);
 }
 
-// Three and four rows: where at most a tenth of k lies past the four-row GEMV's last 256-element
-// group (matmul.cpp); below one group, cuBLASLt.
+// Three and four rows: where at most a sixteenth of k lies past the four-row GEMV's last
+// 256-element group (matmul.cpp; K = 2216 leaves 7.6%); below one group, cuBLASLt.
 TEST_F(MatmulPath, AutoTakesTheFourRowGemvWhereLittleIsLeftOver) {
   for (const int64_t m : {3, 4}) {
-    for (const int64_t k : {256, 512, 2176, 2304, 4096, 5120, 11008, 13824}) {
+    for (const int64_t k : {256, 512, 2176, 2304, 4096, 4296, 5120, 11008, 13824}) {
       EXPECT_EQ(path_for(m, k), LLMK_MATMUL_PATH_GEMV) << "m " << m << ", k " << k;
     }
-    for (const int64_t k : {64, 248, 480}) {
+    for (const int64_t k : {64, 248, 480, 2216}) {
       EXPECT_EQ(path_for(m, k), LLMK_MATMUL_PATH_CUBLASLT) << "m " << m << ", k " << k;
     }
   }
   config_.path = LLMK_MATMUL_PATH_GEMV;
   EXPECT_EQ(path_for(3, 64), LLMK_MATMUL_PATH_GEMV);
+}
+
+// Five to eight rows: where N <= K / 2 and at most a sixteenth of k lies past the eight-row GEMV's
+// last 128-element group (matmul.cpp).
+TEST_F(MatmulPath, AutoTakesTheEightRowGemvWhereNIsAtMostHalfOfK) {
+  n_ = 256;
+  for (const int64_t m : {5, 8}) {
+    for (const int64_t k : {512, 1024, 4096}) {
+      EXPECT_EQ(path_for(m, k), LLMK_MATMUL_PATH_GEMV) << "m " << m << ", k " << k;
+    }
+    // Below one group, more than a sixteenth left over (K = 600: 88), or N > K / 2.
+    for (const int64_t k : {64, 120, 504, 600}) {
+      EXPECT_EQ(path_for(m, k), LLMK_MATMUL_PATH_CUBLASLT) << "m " << m << ", k " << k;
+    }
+  }
+  n_ = 257;
+  EXPECT_EQ(path_for(8, 512), LLMK_MATMUL_PATH_CUBLASLT);
+  config_.path = LLMK_MATMUL_PATH_GEMV;
+  EXPECT_EQ(path_for(8, 512), LLMK_MATMUL_PATH_GEMV);
 }
 
 // Where the GEMV cannot run, asking for it is refused (and AUTO could not take it).

@@ -300,12 +300,12 @@ TEST(MlpSweep, GatedMlpAgainstTheCpu) {
 }
 
 TEST(MlpSweep, GatedGemvWithRowsLongerThanABatch) {
-  // One to four tokens on gated_mlp's GEMV with d_model = 2344: its warps take groups of k in turn
-  // (1024 elements at one and two tokens, 256 at three and four), and one warp per row also the
-  // 296 (40) left after the last whole group. d_ff = 264 rows leave SMs idle at two warps per row,
-  // so more share a row (never more than it has groups); 1704 takes two.
+  // One to eight tokens on gated_mlp's GEMV with d_model = 2344: its warps take groups of k in
+  // turn (1024 elements at one and two tokens, 256 at three and four, 128 at eight), and one warp
+  // per row also the 296 (40) left after the last whole group. d_ff = 264 rows leave SMs idle at
+  // two warps per row, so more share a row (never more than it has groups); 1704 takes two.
   for (int32_t dtype : kDtypes) {
-    for (int64_t tokens : {1, 2, 3, 4}) {
+    for (int64_t tokens : {1, 2, 3, 4, 8}) {
       for (int64_t d_ff : {264, 1704}) {
         MlpSpec s;
         s.gated = true;

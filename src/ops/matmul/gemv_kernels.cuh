@@ -28,13 +28,14 @@
 //       RunWarp is its form for rows that leave much of k over.
 //     - PairWarp (m = 2): a warp streams two rows of W, 256 contiguous bytes of each per load,
 //       and one set of diagonal mmas pairs both with both rows of x.
-//     - QuadWarp (m = 3-4): a warp streams eight rows of W, 128 contiguous bytes of each per
-//       load, and each mma pairs four of them with four rows of x, half its products useful.
-//     - MmaWarp (m = 5-16): a warp streams 16 rows of W as the 16-row A operand, x^T as the
-//       8-column B operand (two B tiles for m > 8), every product useful. The fragment layout
-//       has each quad of lanes read 64 bytes of one row per load: 16 rows per load, 5-10% slower
-//       as a pure read, but from m = 5 QuadWarp would need a second B tile (two loads of x and
-//       four mmas per step), and measured no faster than MmaWarp at m = 8.
+//     - QuadWarp (m = 3-8): a warp streams 8 rows of W (16 for m > 4), 128 contiguous bytes of
+//       each per load, and each mma pairs eight of them with four rows of x, half its products
+//       useful.
+//     - MmaWarp (m = 9-16): a warp streams 16 rows of W as the 16-row A operand, x^T as two
+//       8-column B operands, every product useful. The fragment layout has each quad of lanes
+//       read 64 bytes of one row per load: 16 rows per load, 5-10% slower as a pure read, but
+//       QuadWarp's one pair of W row sets with four B tiles (four loads of x per two of W) ran
+//       slower at 13 of 14 weight shapes at m = 16, by up to 1.5x.
 //     The mma's fragment layout wants each thread to hold elements {2t, 2t+1, 2t+8, 2t+9} of a
 //     16-wide k slab, not 16 contiguous bytes; but a dot product does not care in which order k
 //     is summed, as long as W and x are permuted alike. So a thread loads 16 contiguous bytes of
@@ -42,7 +43,7 @@
 //     next. f32 must be multiplied in full f32, so it takes the FMA pipe (FmaWarp below) and
 //     reduces across lanes once, at the end.
 //
-//  3. Waves. MmaWarp's 16-column tiles are few (688 at N = 11008; QuadWarp's 8-column ones 1376):
+//  3. Waves. MmaWarp's and QuadWarp's 8- or 16-column tiles are few (688 or 1376 at N = 11008):
 //     the launcher picks the split that keeps every block resident at once, as a block that
 //     starts late doubles the time.
 //     RowWarp's one-row tiles are many, and many short blocks keep the SMs fed as well: a
@@ -395,80 +396,128 @@ struct PairWarp {
   }
 };
 
-// f16/bf16 for three or four rows of x: PairWarp's pairing one level further, with both halves of
-// the mma's A operand in use. A warp's tile is 8 W rows: quarter q of the warp (lanes 8q .. 8q + 7)
-// reads W rows j0 + q (A rows g = 2q, 2q + 1) and j0 + 4 + q (A rows g + 8), 128 contiguous bytes
-// of each per load; gated, row j0 + q of Wg and of Wu. Lane l = 4g + t holds elements 8 (l % 8)
-// .. 8 (l % 8) + 7 of a 64-element segment, and x row q's elements at the same positions, so B
-// column n holds x row n / 2 at the positions of quad n % 2 of its quarter: D[g][n] is a useful
-// partial dot product wherever g % 2 == n % 2, 64 of each mma's 128 products. Per step: two
-// 16-byte loads of W, one of x, two mmas. MmaWarp reads 64 bytes of a row per load, and its 16
-// rows per load stream 5-10% slower than these 128-byte runs (bench/NOTES.md, issue 4's
-// sixteenth pass).
-template <class T, int MATS>
+// f16/bf16 for three to eight rows of x: PairWarp's pairing one level further, with both halves of
+// the mma's A operand in use. Quarter q of the warp (lanes 8q .. 8q + 7) reads W rows j0 + q
+// (A rows g = 2q, 2q + 1) and j0 + 4 + q (A rows g + 8), 128 contiguous bytes of each per load.
+// Lane l = 4g + t holds elements 8 (l % 8) .. 8 (l % 8) + 7 of a 64-element segment, and x row q's
+// elements at the same positions, so B column n holds x row n / 2 at the positions of quad n % 2
+// of its quarter: D[g][n] is a useful partial dot product wherever g % 2 == n % 2, 64 of each mma's
+// 128 products. A B tile holds four rows of x: at ROWS = 4, a warp's tile is one such pair of W
+// row sets, 8 rows (gated: rows j0 .. j0 + 3 of Wg and of Wu), and a step is two 16-byte loads of
+// W, one of x and two mmas. At ROWS = 8 it is two pairs, 16 W rows (gated: 8 of Wg, 8 of Wu), whose
+// mmas share two B tiles: four loads of W, two of x, eight mmas, the ratio of x to W of MmaWarp
+// at m = 8. MmaWarp reads 64 bytes of a row per load, and its 16 rows per load stream 5-10% slower
+// than these 128-byte runs: at m = 5-8 this tile measured 1.01-1.15x faster at 14 weight shapes
+// (bench/NOTES.md, issue 4's sixteenth pass).
+template <class T, int ROWS, int MATS>
 struct QuadWarp {
-  static constexpr int kCols = 8 / MATS;  // per weight
-  static constexpr int kSegment = 64;     // elements of each W row per load of the warp
-  // 80 registers (24 warps per SM): 8 loads of W per lane in flight, two rows' 4 each. At 64, ptxas
-  // spilled.
-  static constexpr int kMinBlocksPerSm = 3;
-  static constexpr int kSteps = 4;
+  static_assert(ROWS == 4 || ROWS == 8);
+  static constexpr int kTiles = ROWS / 4;          // B tiles: x rows 4b .. 4b + 3
+  static constexpr int kPairs = ROWS / 4;          // W row sets (A rows g, g + 8) per quarter
+  static constexpr int kCols = 8 * kPairs / MATS;  // per weight
+  static constexpr int kSegment = 64;              // elements of each W row per load of the warp
+  // 8 loads of W per lane in flight. ROWS = 4 fits them in 80 registers (24 warps per SM), and
+  // spilled at 64; ROWS = 8 needs 106 (16 warps), and spilled in its loop at 80.
+  static constexpr int kMinBlocksPerSm = ROWS == 4 ? 3 : 2;
+  static constexpr int kSteps = 4 / kPairs;
   static constexpr int kGroup = kSteps * kSegment;
 
-  // As MmaWarp's, into partial[8 W rows][4 x rows]; W row c is column c % kCols of weight c /
-  // kCols.
+  // As MmaWarp's, into partial[kCols * MATS W rows][ROWS]; W row c is column c % kCols of weight
+  // c / kCols, and W row set (pair, half) holds W rows 8 pair + 4 half + q.
   __device__ static void accumulate(const GemvArgs& p, int64_t j0, int slice, int split,
                                     float* partial) {
     const int lane = threadIdx.x % 32, quarter = lane / 8, column = 8 * (lane % 8);
-    const T* w[2];  // A rows g and g + 8
+    const T* w[kPairs][2];
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int mat = MATS == 2 ? half : 0;
-      const int64_t j = min(j0 + quarter + (MATS == 2 ? 0 : 4 * half), p.n - 1);
-      w[half] = static_cast<const T*>(p.w[mat]) + j * p.ldw[mat] + column;
+    for (int pair = 0; pair < kPairs; ++pair) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int c = 8 * pair + 4 * half;  // the set's first W row; a multiple of 4, as kCols
+        const bool up = c / kCols == 1;     // a select: p.w[c / kCols] would copy p to memory
+        const int64_t j = min(j0 + c % kCols + quarter, p.n - 1);
+        w[pair][half] =
+            static_cast<const T*>(up ? p.w[1] : p.w[0]) + j * (up ? p.ldw[1] : p.ldw[0]) + column;
+      }
     }
-    const T* x = static_cast<const T*>(p.a) + min(quarter, p.m - 1) * p.lda + column;
-    float acc[4] = {};
-    auto step = [&](uint4 lo, uint4 hi, uint4 xv) {
-      mma_16816<T>(acc, lo.x, hi.x, lo.y, hi.y, xv.x, xv.y);
-      mma_16816<T>(acc, lo.z, hi.z, lo.w, hi.w, xv.z, xv.w);
+    const T* x[kTiles];
+#pragma unroll
+    for (int b = 0; b < kTiles; ++b) {
+      x[b] = static_cast<const T*>(p.a) + min(4 * b + quarter, p.m - 1) * p.lda + column;
+    }
+    float acc[kPairs][kTiles][4] = {};
+    auto step = [&](const uint4(&wv)[kPairs][2], const uint4(&xv)[kTiles]) {
+#pragma unroll
+      for (int pair = 0; pair < kPairs; ++pair) {
+        const uint4 lo = wv[pair][0], hi = wv[pair][1];
+#pragma unroll
+        for (int b = 0; b < kTiles; ++b) {
+          mma_16816<T>(acc[pair][b], lo.x, hi.x, lo.y, hi.y, xv[b].x, xv[b].y);
+          mma_16816<T>(acc[pair][b], lo.z, hi.z, lo.w, hi.w, xv[b].z, xv[b].w);
+        }
+      }
+    };
+    auto advance = [&](int64_t elements) {
+#pragma unroll
+      for (int pair = 0; pair < kPairs; ++pair) {
+        w[pair][0] += elements;
+        w[pair][1] += elements;
+      }
+#pragma unroll
+      for (int b = 0; b < kTiles; ++b) x[b] += elements;
     };
 
     const int groups = static_cast<int>(p.k / kGroup);
-    w[0] += int64_t{slice} * kGroup;
-    w[1] += int64_t{slice} * kGroup;
-    x += slice * kGroup;
+    advance(int64_t{slice} * kGroup);
     for (int group = slice; group < groups; group += split) {
-      uint4 wv[kSteps][2];
+      uint4 wv[kSteps][kPairs][2];
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
-        wv[s][0] = load_streaming<false>(w[0] + kSegment * s);
-        wv[s][1] = load_streaming<false>(w[1] + kSegment * s);
+#pragma unroll
+        for (int pair = 0; pair < kPairs; ++pair) {
+          wv[s][pair][0] = load_streaming<false>(w[pair][0] + kSegment * s);
+          wv[s][pair][1] = load_streaming<false>(w[pair][1] + kSegment * s);
+        }
       }
 #pragma unroll
-      for (int s = 0; s < kSteps; ++s) step(wv[s][0], wv[s][1], load_cached(x + kSegment * s));
-      w[0] += int64_t{split} * kGroup;
-      w[1] += int64_t{split} * kGroup;
-      x += split * kGroup;
+      for (int s = 0; s < kSteps; ++s) {
+        uint4 xv[kTiles];
+#pragma unroll
+        for (int b = 0; b < kTiles; ++b) xv[b] = load_cached(x[b] + kSegment * s);
+        step(wv[s], xv);
+      }
+      advance(int64_t{split} * kGroup);
     }
     if (owns_tail(groups, slice, split)) {  // w and x stand at the leftover
       const int rest = static_cast<int>(p.k - int64_t{groups} * kGroup);
       for (int k0 = 0; k0 < rest; k0 += kSegment) {
         const int valid = rest - k0 - column;
-        step(load_partial(w[0] + k0, valid), load_partial(w[1] + k0, valid),
-             load_partial(x + k0, valid));
+        uint4 wv[kPairs][2], xv[kTiles];
+#pragma unroll
+        for (int pair = 0; pair < kPairs; ++pair) {
+          wv[pair][0] = load_partial(w[pair][0] + k0, valid);
+          wv[pair][1] = load_partial(w[pair][1] + k0, valid);
+        }
+#pragma unroll
+        for (int b = 0; b < kTiles; ++b) xv[b] = load_partial(x[b] + k0, valid);
+        step(wv, xv);
       }
     }
 
     // Lane 4g + t holds D[g][2t .. 2t + 1] in acc[0 .. 1] and D[g + 8][..] in acc[2 .. 3]; the
-    // useful one is acc[g % 2] (acc[2 + g % 2]), W row quarter (4 + quarter) with x row t. Its
-    // other half is in the lane of the quarter's other quad: lane bit 2.
+    // useful one is acc[g % 2] (acc[2 + g % 2]): the set's W row q with x row 4b + t. Its other
+    // half is in the lane of the quarter's other quad: lane bit 2.
     const int g = lane / 4, t = lane % 4;
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      float sum = g % 2 == 0 ? acc[2 * half] : acc[2 * half + 1];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 4);
-      if ((lane & 4) == 0) partial[(4 * half + quarter) * 4 + t] = sum;
+    for (int pair = 0; pair < kPairs; ++pair) {
+#pragma unroll
+      for (int b = 0; b < kTiles; ++b) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          float sum = g % 2 == 0 ? acc[pair][b][2 * half] : acc[pair][b][2 * half + 1];
+          sum += __shfl_xor_sync(0xffffffffu, sum, 4);
+          if ((lane & 4) == 0) partial[(8 * pair + 4 * half + quarter) * ROWS + 4 * b + t] = sum;
+        }
+      }
     }
   }
 };
@@ -723,9 +772,9 @@ template <class T, int ROWS, int MATS, bool RUNS>
 using WarpTile = std::conditional_t<
     std::is_same_v<T, float>, FmaWarp<ROWS, MATS>,
     std::conditional_t<
-        (ROWS > 4), MmaWarp<T, ROWS, MATS>,
+        (ROWS > 8), MmaWarp<T, ROWS, MATS>,
         std::conditional_t<
-            ROWS == 4, QuadWarp<T, MATS>,
+            (ROWS >= 4), QuadWarp<T, ROWS, MATS>,
             std::conditional_t<ROWS == 2, PairWarp<T, MATS>,
                                std::conditional_t<RUNS, RunWarp<T>, RowWarp<T, MATS>>>>>>;
 

@@ -31,16 +31,17 @@ static_assert(gemv_kernels::RowWarp<__half, 1>::kGroup == kGemvRowGroup);
 static_assert(gemv_kernels::RowWarp<__half, 2>::kGroup == kGatedGemvRowGroup);
 static_assert(gemv_kernels::RunWarp<__half>::kSegment == kGemvRowSegment);
 static_assert(gemv_kernels::PairWarp<__half, 1>::kGroup == kGemvPairGroup);
-static_assert(gemv_kernels::QuadWarp<__half, 1>::kGroup == kGemvQuadGroup);
+static_assert(gemv_kernels::QuadWarp<__half, 4, 1>::kGroup == kGemvQuadGroup);
+static_assert(gemv_kernels::QuadWarp<__half, 8, 1>::kGroup == kGemvOctGroup);
 
 // Warps per column tile (1, 2, 4 or 8 of a block's kWarps), never more than there are groups of
 // k to share.
 //
-// MmaWarp's 16-column tiles and QuadWarp's 8-column ones: the most that keeps every block
-// resident at once (one wave: a block that starts late doubles the time); when even one warp per
-// tile needs several waves, the most there is (short blocks, a short last wave). At four rows this
-// took the fastest of 1, 2, 4 and 8 warps per tile, or came within 2.5% of it, at 14 weight shapes
-// (bench/NOTES.md, issue 4's sixteenth pass).
+// MmaWarp's and QuadWarp's 8- or 16-column tiles: the most that keeps every block resident at once
+// (one wave: a block that starts late doubles the time); when even one warp per tile needs several
+// waves, the most there is (short blocks, a short last wave). For QuadWarp this took the fastest
+// of 1, 2, 4 and 8 warps per tile, or came within 2.5% of it, at 14 weight shapes at four and at
+// eight rows (bench/NOTES.md, issue 4's sixteenth pass).
 //
 // RowWarp's one-row tiles come by the thousand, many waves of short blocks, and there two warps
 // per row measured best or within 2% of it at every shape tried (bench/NOTES.md); more only
@@ -189,8 +190,8 @@ void launch_gemv(const char* op, const MatmulParams& p, const MatrixView* up, in
     if (gated) return with_activation(rows, std::true_type{});
     return with_activation(rows, std::false_type{});
   };
-  // f16/bf16: 1 row of x on RowWarp (or RunWarp), 2 on PairWarp, 4 on QuadWarp, 8 (one mma B
-  // tile) or 16 on MmaWarp; f32: the FMA lanes' 8 or 16. Rows past m cost little.
+  // f16/bf16: 1 row of x on RowWarp (or RunWarp), 2 on PairWarp, 4 or 8 on QuadWarp, 16 on
+  // MmaWarp; f32: the FMA lanes' 8 or 16. Rows past m cost little.
   if constexpr (!std::is_same_v<T, float>) {
     if (args.m == 1) return with_gated(std::integral_constant<int, 1>{});
     if (args.m == 2) return with_gated(std::integral_constant<int, 2>{});

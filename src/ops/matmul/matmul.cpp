@@ -50,14 +50,23 @@ bool auto_takes_one_row_gemv(int64_t k, bool gated) {
 //   weight shapes with K >= 256, in f16 and bf16 (4 x 4096 x 11008: 25.1-25.2 us against
 //   27.4-27.5; the closest, 4 x 5120 x 13824 bf16, 37.2 against 38.4), and gated_mlp's block on
 //   its fused gate/up kernel 1.03x faster than with gate and up on cuBLASLt at d_model 3584, 4096
-//   and 5120 (70.0 against 72.2 us at 4096), a tie at 8192 (issue 4's sixteenth pass). It reads k
-//   in groups of 256 and leaves the rest to one warp.
-// - Five to sixteen rows: MmaWarp ties or loses by up to 3% at the Llama shapes, and wins by 3-5%
-//   at M = 8, too little to call a crossover (issue 4's GEMV rework).
-bool auto_takes_gemv(int64_t m, int64_t k, bool gated) {
+//   and 5120 (70.0 against 72.2 us at 4096), a tie at 8192. It reads k in groups of 256 and leaves
+//   the rest to one warp, element by element: with 5.9% of k left (K = 2176) it was 1.05x faster,
+//   with 7.6% (K = 2216) 0.98-1.03x, and with more 0.75-0.91x (K = 200-1000), so AUTO takes it
+//   where at most a sixteenth is left over (issue 4's sixteenth pass).
+// - Five to eight rows: the eight-row kernel (16 W rows per warp) was 1.05-1.19x faster than
+//   cuBLASLt at all six weight shapes of 14 with N <= K / 2 (down projections, GQA's key and
+//   value projections: 8 x 11008 x 4096, 25.2-25.6 us against 29.2-29.7), in f16 and bf16. With
+//   more outputs it won at most shapes but lost at 8192 x 28672 (0.97-0.98x) and tied in bf16 at
+//   5120 x 5120 (0.99-1.00x), where cuBLASLt's bf16 kernel is 10% faster than its f16 one. Its
+//   groups are 128 elements; none of the 14 shapes left any over.
+// - Nine to sixteen rows: MmaWarp ties or loses by up to 3% at the Llama shapes, and wins by 3-5%
+//   where N is small against K, too little to call a crossover (issue 4's GEMV rework).
+bool auto_takes_gemv(int64_t m, int64_t n, int64_t k, bool gated) {
   if (m == 1) return auto_takes_one_row_gemv(k, gated);
   if (m == 2) return gemv_leftover_is_small(k, kGemvPairGroup);
-  return m <= 4 && gemv_leftover_is_small(k, kGemvQuadGroup);
+  if (m <= 4) return gemv_leftover_is_small(k, kGemvQuadGroup, 16);
+  return m <= 8 && !gated && 2 * n <= k && gemv_leftover_is_small(k, kGemvOctGroup, 16);
 }
 
 // The row-major or column-major reading of the matrix in the last two dimensions of t, trying
@@ -264,7 +273,7 @@ llmk_matmul_path choose_matmul_path(const char* op, const MatmulParams& p, llmk_
       }
       return LLMK_MATMUL_PATH_GEMV;
     default:
-      return gemv_can_run(p) && p.dtype != LLMK_DTYPE_F32 && auto_takes_gemv(p.m, p.k, gated)
+      return gemv_can_run(p) && p.dtype != LLMK_DTYPE_F32 && auto_takes_gemv(p.m, p.n, p.k, gated)
                  ? LLMK_MATMUL_PATH_GEMV
                  : LLMK_MATMUL_PATH_CUBLASLT;
   }

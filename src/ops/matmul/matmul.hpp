@@ -54,16 +54,18 @@ constexpr int64_t kGemvRowGroup = 2048, kGatedGemvRowGroup = 1024;
 // warps read each row in groups of 1024 elements and leave the rest to one warp, element by
 // element.
 constexpr int64_t kGemvPairGroup = 1024;
-// The same for the three- and four-row kernel (gemv_kernels.cuh, QuadWarp).
-constexpr int64_t kGemvQuadGroup = 256;
+// The same for the three- to eight-row kernel (gemv_kernels.cuh, QuadWarp): 256 elements up to four
+// rows, 128 up to eight.
+constexpr int64_t kGemvQuadGroup = 256, kGemvOctGroup = 128;
 // The elements of a row that one load of such a warp reads: under one, all of k is leftover.
 constexpr int64_t kGemvRowSegment = 256;
 
-// Whether the one-row GEMV's leftover k (see kGemvRowGroup) is at most a tenth of k. Where it is
-// more, matmul's kernel reads each row in contiguous runs per warp instead (gemv_kernels.cuh,
-// RunWarp); gated_mlp's gate and up kernel has no such form, and there AUTO takes cuBLASLt.
-inline bool gemv_leftover_is_small(int64_t k, int64_t group) {
-  return k >= group && k % group * 10 <= k;
+// Whether k holds at least one of a GEMV kernel's groups and what is left over (see kGemvRowGroup)
+// is at most 1 / parts of k. Where the one-row GEMV's leftover is more than a tenth, matmul's
+// kernel reads each row in contiguous runs per warp instead (gemv_kernels.cuh, RunWarp); the other
+// kernels have no such form, and there AUTO takes cuBLASLt.
+inline bool gemv_leftover_is_small(int64_t k, int64_t group, int64_t parts = 10) {
+  return k >= group && k % group * parts <= k;
 }
 
 // The engine for a CUDA call, resolving LLMK_MATMUL_PATH_AUTO; fails with LLMK_ERROR_UNSUPPORTED
