@@ -525,19 +525,20 @@ struct QuadWarp {
 // f16/bf16 on the tensor cores (see the top of the file). A warp's tile is the mma's 16 A rows,
 // 16 W rows: columns j0 .. j0 + 15 of W, or, gated, columns j0 .. j0 + 7 of Wg (A rows 0-7) and
 // of Wu (A rows 8-15), so that a thread's accumulator holds gate and up of the same outputs and
-// the gated kernel costs the registers of the plain one. By ROWS (8 or 16: one or two B tiles)
-// rows of x. A step is 32 elements of k; a group is the kSteps steps whose 8 loads of W a thread
-// issues before its first mma.
-template <class T, int ROWS, int MATS>
+// the gated kernel costs the registers of the plain one. By 16 rows of x, two B tiles (up to
+// eight rows QuadWarp streams W faster). A step is 32 elements of k; a group is the kSteps steps
+// whose 8 loads of W a thread issues before its first mma.
+template <class T, int MATS>
 struct MmaWarp {
+  static constexpr int kRows = 16;           // of x
   static constexpr int kCols = 16 / MATS;    // per weight
   static constexpr int kMinBlocksPerSm = 3;  // 80 registers, 24 warps, ~96 KB of W in flight
-  static constexpr int kTiles = ROWS / 8;
+  static constexpr int kTiles = kRows / 8;
   static constexpr int kSteps = 4;
   static constexpr int kGroup = kSteps * 32;
 
   // Adds slice `slice` of `split` (groups slice, slice + split, ...) of the tile's sums, and
-  // stores them in partial[16 A rows][ROWS]; A row r is column r % kCols of weight r / kCols.
+  // stores them in partial[16 A rows][kRows]; A row r is column r % kCols of weight r / kCols.
   __device__ static void accumulate(const GemvArgs& p, int64_t j0, int slice, int split,
                                     float* partial) {
     const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
@@ -613,7 +614,7 @@ struct MmaWarp {
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         const int a_row = g + 8 * (r / 2), row = 8 * tile + 2 * t + r % 2;
-        partial[a_row * ROWS + row] = acc[tile][r];
+        partial[a_row * kRows + row] = acc[tile][r];
       }
     }
   }
@@ -772,7 +773,7 @@ template <class T, int ROWS, int MATS, bool RUNS>
 using WarpTile = std::conditional_t<
     std::is_same_v<T, float>, FmaWarp<ROWS, MATS>,
     std::conditional_t<
-        (ROWS > 8), MmaWarp<T, ROWS, MATS>,
+        (ROWS > 8), MmaWarp<T, MATS>,
         std::conditional_t<
             (ROWS >= 4), QuadWarp<T, ROWS, MATS>,
             std::conditional_t<ROWS == 2, PairWarp<T, MATS>,
