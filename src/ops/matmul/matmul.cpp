@@ -46,20 +46,21 @@ bool auto_takes_one_row_gemv(int64_t k, bool gated) {
 //   d_model 4096 and 108.1-108.2 at 5120 against 74.6-74.7 and 110.3 with gate and up on
 //   cuBLASLt (the down projection on the GEMV both times), and tied at 8192 (issue 4's fifteenth
 //   pass). Both group k by 1024.
-// - Three and four rows: the four-row kernel was 1.04-1.24x faster than cuBLASLt at all 20 of 21
-//   weight shapes with K >= 256, in f16 and bf16 (4 x 4096 x 11008: 25.1-25.2 us against
-//   27.4-27.5; the closest, 4 x 5120 x 13824 bf16, 37.2 against 38.4), and gated_mlp's block on
-//   its fused gate/up kernel 1.03x faster than with gate and up on cuBLASLt at d_model 3584, 4096
-//   and 5120 (70.0 against 72.2 us at 4096), a tie at 8192. It reads k in groups of 256 and leaves
-//   the rest to one warp, element by element: with 5.9% of k left (K = 2176) it was 1.05x faster,
-//   with 7.6% (K = 2216) 0.98-1.03x, and with more 0.75-0.91x (K = 200-1000), so AUTO takes it
-//   where at most a sixteenth is left over (issue 4's sixteenth pass).
+// - Three and four rows: the four-row kernel was 1.025-1.26x faster than cuBLASLt at all 20 of 21
+//   weight shapes with K >= 256, in f16 and bf16, in two runs (4 x 4096 x 11008: 25.0-25.2 us
+//   against 26.4-27.5; the closest, 4 x 5120 x 13824 bf16, 37.2 against 38.4), and gated_mlp's
+//   block on its fused gate/up kernel 1.03x faster than with gate and up on cuBLASLt at d_model
+//   3584, 4096 and 5120 (70.0 against 72.2 us at 4096), a tie at 8192. It reads k in groups of 256
+//   and leaves the rest to one warp, element by element: with 5.9% of k left (K = 2176) it
+//   was 1.05x faster, with 7.6% (K = 2216) 0.98-1.03x, and with more 0.75-0.91x (K = 200-1000), so
+//   AUTO takes it where at most a sixteenth is left over (issue 4's sixteenth pass).
 // - Five to eight rows: the eight-row kernel (16 W rows per warp) was 1.05-1.19x faster than
 //   cuBLASLt at all six weight shapes of 14 with N <= K / 2 (down projections, GQA's key and
 //   value projections: 8 x 11008 x 4096, 25.2-25.6 us against 29.2-29.7), in f16 and bf16. With
 //   more outputs it won at most shapes but lost at 8192 x 28672 (0.97-0.98x) and tied in bf16 at
 //   5120 x 5120 (0.99-1.00x), where cuBLASLt's bf16 kernel is 10% faster than its f16 one. Its
-//   groups are 128 elements; none of the 14 shapes left any over.
+//   groups are 128 elements; none of the 14 shapes left any over. gated_mlp's gate and up (N > K
+//   in every model measured) stay on cuBLASLt.
 // - Nine to sixteen rows: MmaWarp ties or loses by up to 3% at the Llama shapes, and wins by 3-5%
 //   where N is small against K, too little to call a crossover (issue 4's GEMV rework).
 bool auto_takes_gemv(int64_t m, int64_t n, int64_t k, bool gated) {
